@@ -1,0 +1,275 @@
+"""The emulation runner: run a backend's native code under Unicorn, get an Outcome.
+
+One :class:`Engine` per target per worker process, created once and reused: it maps
+the shared memory layout (see :mod:`harness.layout`), installs the hooks that end a
+run (the sentinel return address), run helpers (the stub page) and turn faults into
+outcomes, and is reset between runs by rewriting only the regions a program sees.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import unicorn
+from unicorn import Uc, UcError
+
+from arches.base import Backend, NativeCode
+from harness import layout
+from harness.helpers import HELPERS, MemoryFault, call_helper
+from harness.outcome import FAULT, LIMIT, RETURNED, Outcome
+
+DEFAULT_TIMEOUT_SECONDS = 10.0
+MEASURE_CAP = 200_000  # count executed instructions up to this many, then stop counting (cost bound)
+U64 = (1 << 64) - 1
+
+
+class _UcMemory:
+    """Helper-facing view of the emulator's memory: faults become MemoryFault."""
+
+    def __init__(self, uc: Uc, byte_order: str) -> None:
+        self.uc = uc
+        self.byte_order = byte_order
+
+    def _check(self, address: int, size: int, write: bool) -> None:
+        for region in layout.program_regions(0):
+            if region.name == "mem":
+                continue
+            if region.base <= address and address + size <= region.end:
+                return
+        if layout.MEM_BASE <= address and address + size <= layout.MEM_BASE + self.mem_size:
+            return
+        raise MemoryFault(address, size, write)
+
+    mem_size = layout.REGION_ALIGN
+
+    def read(self, address: int, size: int) -> bytes:
+        self._check(address, size, False)
+        return bytes(self.uc.mem_read(address, size))
+
+    def write(self, address: int, data: bytes) -> None:
+        self._check(address, len(data), True)
+        self.uc.mem_write(address, bytes(data))
+
+
+@dataclass
+class _RunState:
+    finished: bool = False
+    fault: MemoryFault | None = None
+    fault_detail: str = ""
+    executed: int = 0
+    measuring: bool = True
+    over_budget: bool = False
+    paused: bool = False  # stopped to take the measuring hook out; resume
+
+
+class Engine:
+    """A Unicorn engine set up for one backend, reused for many runs."""
+
+    def __init__(self, backend: Backend) -> None:
+        started = time.perf_counter()
+        self.backend = backend
+        uc = Uc(backend.uc_arch, backend.uc_mode)
+        if backend.uc_cpu is not None:
+            uc.ctl_set_cpu_model(backend.uc_cpu)
+        backend.configure_engine(uc)
+        self.uc = uc
+        self.memory = _UcMemory(uc, backend.byte_order)
+        self.mem_size = layout.REGION_ALIGN
+        for base, size in ((layout.CODE_BASE, layout.CODE_SIZE),
+                           (layout.STUB_BASE, layout.STUB_SIZE),
+                           (layout.SENTINEL_BASE, layout.SENTINEL_SIZE),
+                           (layout.NATIVE_STACK_BASE, layout.NATIVE_STACK_SIZE)):
+            uc.mem_map(base, size)
+        for region in layout.program_regions(0):
+            uc.mem_map(region.base, region.size)
+        stub = backend.helper_stub.ljust(layout.STUB_STRIDE, b"\0")
+        uc.mem_write(layout.STUB_BASE, stub * (layout.STUB_SIZE // layout.STUB_STRIDE))
+        fill = backend.sentinel_fill
+        uc.mem_write(layout.SENTINEL_BASE, fill * (layout.SENTINEL_SIZE // len(fill)))
+        self.state = _RunState()
+        self.block_insns: dict[tuple[int, int], int] = {}
+        self.budget = 0
+        self.loaded_code: bytes | None = None
+        self.code_length = 0
+        uc.hook_add(unicorn.UC_HOOK_CODE, self._on_sentinel, begin=layout.SENTINEL_BASE,
+                    end=layout.SENTINEL_BASE + layout.SENTINEL_SIZE - 1)
+        uc.hook_add(unicorn.UC_HOOK_CODE, self._on_stub, begin=layout.STUB_BASE,
+                    end=layout.STUB_BASE + layout.STUB_SIZE - 1)
+        uc.hook_add(unicorn.UC_HOOK_MEM_UNMAPPED | unicorn.UC_HOOK_MEM_PROT, self._on_unmapped)
+        self.block_hook: int | None = None
+        self._add_block_hook()
+        self._disassembler = backend.disassembler()
+        self.setup_seconds = time.perf_counter() - started
+
+    def _add_block_hook(self) -> None:
+        """Count executed native instructions per block (and enforce the budget where
+        Unicorn's ``count`` is unreliable). A Python call per block is costly, so on
+        targets with a reliable ``count`` the hook is taken out after MEASURE_CAP."""
+        self.block_hook = self.uc.hook_add(unicorn.UC_HOOK_BLOCK, self._on_block,
+                                           begin=layout.CODE_BASE,
+                                           end=layout.CODE_BASE + layout.CODE_SIZE - 1)
+        self.uc.ctl_flush_tb()
+
+    def _remove_block_hook(self) -> None:
+        if self.block_hook is not None:
+            self.uc.hook_del(self.block_hook)
+            self.block_hook = None
+            self.uc.ctl_flush_tb()  # translated blocks still carry the hook's call
+
+    # --- hooks -----------------------------------------------------------------
+
+    def _on_sentinel(self, uc: Uc, address: int, size: int, _: Any) -> None:
+        self.state.finished = True
+        uc.emu_stop()
+
+    def _on_stub(self, uc: Uc, address: int, size: int, _: Any) -> None:
+        offset = address - layout.STUB_BASE
+        if offset % layout.STUB_STRIDE:
+            return  # a later instruction of the stub (e.g. a delay slot)
+        number = offset // layout.STUB_STRIDE
+        if number not in HELPERS:
+            self.state.fault_detail = f"call to unknown helper stub {number}"
+            self.state.fault = MemoryFault(address, 0)
+            uc.emu_stop()
+            return
+        args = tuple(uc.reg_read(reg) & U64 for reg in self.backend.argument_registers)
+        try:
+            result = call_helper(number, self.memory, args)  # type: ignore[arg-type]
+        except MemoryFault as fault:
+            self.state.fault = fault
+            self.state.fault_detail = f"helper {HELPERS[number].name}: {fault}"
+            uc.emu_stop()
+            return
+        uc.reg_write(self.backend.return_register, result)
+
+    def _on_unmapped(self, uc: Uc, access: int, address: int, size: int, value: int,
+                     _: Any) -> bool:
+        kind = {unicorn.UC_MEM_READ_UNMAPPED: "read", unicorn.UC_MEM_WRITE_UNMAPPED: "write",
+                unicorn.UC_MEM_FETCH_UNMAPPED: "fetch"}.get(access, "access")
+        self.state.fault = MemoryFault(address, size, kind == "write")
+        self.state.fault_detail = f"{kind} of {size} byte(s) at {address:#x}"
+        return False
+
+    def _on_block(self, uc: Uc, address: int, size: int, _: Any) -> None:
+        state = self.state
+        if not state.measuring:
+            return
+        key = (address, size)
+        count = self.block_insns.get(key)
+        if count is None:
+            offset = address - layout.CODE_BASE
+            code = self.loaded_code[offset:offset + size] if self.loaded_code else b""
+            count = sum(1 for _ in self._disassembler.disasm_lite(code, address)) or 1
+            self.block_insns[key] = count
+        state.executed += count
+        if not self.backend.supports_count and state.executed > self.budget:
+            state.over_budget = True
+            uc.emu_stop()
+        elif self.backend.supports_count and state.executed > MEASURE_CAP:
+            state.measuring = False
+            state.paused = True
+            uc.emu_stop()  # resumed without this hook by Engine.run
+
+    # --- running -------------------------------------------------------------------
+
+    def _load(self, native: NativeCode) -> None:
+        if self.loaded_code is native.code:
+            return
+        if len(native.code) > layout.CODE_SIZE:
+            raise ValueError(f"native code of {len(native.code)} bytes exceeds the code region")
+        if self.code_length > len(native.code):
+            self.uc.mem_write(layout.CODE_BASE + len(native.code),
+                              bytes(self.code_length - len(native.code)))
+        self.uc.mem_write(layout.CODE_BASE, native.code)
+        self.loaded_code = native.code
+        self.code_length = len(native.code)
+        self.block_insns.clear()
+
+    def _reset_memory(self, input_memory: bytes) -> None:
+        uc = self.uc
+        size = layout.mem_region_size(len(input_memory))
+        if size != self.mem_size:
+            uc.mem_unmap(layout.MEM_BASE, self.mem_size)
+            uc.mem_map(layout.MEM_BASE, size)
+            self.mem_size = size
+        self.memory.mem_size = size
+        uc.mem_write(layout.MEM_BASE, bytes(input_memory) + bytes(size - len(input_memory)))
+        uc.mem_write(layout.STACK_BASE, bytes(layout.STACK_SIZE))
+        uc.mem_write(layout.HELPER_DATA_BASE, bytes(layout.HELPER_DATA_SIZE))
+        order = self.backend.byte_order
+        context = (len(input_memory).to_bytes(8, order) + layout.MEM_BASE.to_bytes(8, order))
+        uc.mem_write(layout.CONTEXT_BASE, context.ljust(layout.CONTEXT_SIZE, b"\0"))
+
+    def run(self, native: NativeCode, input_memory: bytes = b"",
+            budget: int = layout.DEFAULT_INSN_BUDGET,
+            timeout: float = DEFAULT_TIMEOUT_SECONDS) -> Outcome:
+        """Run ``native`` once on fresh program memory and return its outcome."""
+        backend, uc = self.backend, self.uc
+        self._load(native)
+        self._reset_memory(input_memory)
+        for register in backend.general_registers:
+            uc.reg_write(register, 0)
+        uc.reg_write(backend.argument_registers[0], layout.MEM_BASE)
+        uc.reg_write(backend.argument_registers[1], len(input_memory))
+        uc.reg_write(backend.stack_pointer, layout.NATIVE_STACK_TOP)
+        backend.set_return_address(uc, layout.SENTINEL_BASE)
+        self.state = state = _RunState()
+        native_budget = budget * layout.NATIVE_BUDGET_FACTOR
+        self.budget = native_budget
+        if self.block_hook is None:
+            self._add_block_hook()
+        error: UcError | None = None
+        deadline = time.perf_counter() + timeout
+        start = layout.CODE_BASE + native.entry
+        try:
+            while True:
+                count = native_budget - state.executed if backend.supports_count else 0
+                # until=0 (never reached): the sentinel hook ends a normal run on every
+                # target, because s390x raises an exception when it returns to ``until``.
+                remaining = max(1, int((deadline - time.perf_counter()) * 1_000_000))
+                uc.emu_start(start, 0, timeout=remaining, count=max(count, 1))
+                if not state.paused:
+                    break
+                state.paused = False
+                self._remove_block_hook()
+                start = uc.reg_read(backend.program_counter)
+        except UcError as caught:
+            error = caught
+        executed = state.executed if state.measuring else -1
+        if state.fault is not None:
+            return self._outcome(FAULT, 0, state.fault_detail or str(state.fault),
+                                 state.fault.address, executed)
+        if error is not None:
+            pc = uc.reg_read(backend.program_counter)
+            return self._outcome(FAULT, 0, f"CPU exception at {pc:#x}: {error}", None, executed)
+        if state.finished:
+            r0 = uc.reg_read(backend.return_register) & U64
+            return self._outcome(RETURNED, r0, "", None, executed)
+        why = (f"native instruction budget of {native_budget} exhausted"
+               if state.over_budget or backend.supports_count else "time limit")
+        return self._outcome(LIMIT, 0, why, None, executed)
+
+    def _outcome(self, kind: str, r0: int, detail: str, fault_address: int | None,
+                 executed: int) -> Outcome:
+        uc = self.uc
+        memory = bytes(uc.mem_read(layout.MEM_BASE, self.mem_size))
+        stack = bytes(uc.mem_read(layout.STACK_BASE, layout.STACK_SIZE))
+        return Outcome(kind, r0, memory, stack, detail, fault_address, executed)
+
+
+_ENGINES: dict[str, Engine] = {}
+
+
+def engine_for(backend: Backend) -> Engine:
+    """The engine of this worker process for ``backend`` (created on first use)."""
+    engine = _ENGINES.get(backend.name)
+    if engine is None:
+        engine = Engine(backend)
+        _ENGINES[backend.name] = engine
+    return engine
+
+
+def discard_engine(backend: Backend) -> None:
+    """Forget an engine (after a run left it in doubt); the next run builds a fresh one."""
+    _ENGINES.pop(backend.name, None)

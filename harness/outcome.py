@@ -1,0 +1,72 @@
+"""How a run ended: the record the interpreter and every emulator produce alike."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+RETURNED = "return"  # the program executed exit in the main frame
+FAULT = "fault"  # a load, store or helper touched unmapped memory, or the CPU trapped
+LIMIT = "limit"  # the instruction budget or time bound ran out
+REJECTED = "rejected"  # parser, assembler or validator refused the program
+UNSUPPORTED = "unsupported"  # a backend has no translation for an instruction
+
+NORMAL_KINDS = (RETURNED,)
+ERROR_KINDS = (FAULT, LIMIT, REJECTED)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The observable end state of one run.
+
+    ``memory`` and ``stack`` are the final bytes of the input-memory and stack
+    regions, so a JIT that stores to the wrong place is caught even when r0 is right.
+    """
+
+    kind: str
+    r0: int = 0
+    memory: bytes = b""
+    stack: bytes = b""
+    detail: str = ""
+    fault_address: int | None = None
+    insns_executed: int = 0
+    extra: dict = field(default_factory=dict, compare=False, hash=False)
+
+    def summary(self) -> str:
+        """One line for reports: the kind and the value that matters for it."""
+        if self.kind == RETURNED:
+            return f"return r0={self.r0:#x}"
+        if self.kind == FAULT and self.fault_address is not None:
+            return f"fault at {self.fault_address:#x}" + (f" ({self.detail})" if self.detail else "")
+        return f"{self.kind}" + (f": {self.detail}" if self.detail else "")
+
+
+@dataclass(frozen=True)
+class Difference:
+    """The first way in which two outcomes differ, for a readable failure."""
+
+    what: str  # "kind", "r0", "memory" or "stack"
+    expected: str
+    actual: str
+    offset: int | None = None
+
+
+def first_difference(expected: Outcome, actual: Outcome, *, base_mem: int = 0,
+                     base_stack: int = 0) -> Difference | None:
+    """None when ``actual`` matches ``expected``; otherwise the first mismatch.
+
+    Non-returning outcomes match on kind alone: a fault or a limit leaves
+    partial state that no two implementations need agree on.
+    """
+    if expected.kind != actual.kind:
+        return Difference("kind", expected.summary(), actual.summary())
+    if expected.kind != RETURNED:
+        return None
+    if expected.r0 != actual.r0:
+        return Difference("r0", f"{expected.r0:#x}", f"{actual.r0:#x}")
+    for what, left, right, base in (("memory", expected.memory, actual.memory, base_mem),
+                                    ("stack", expected.stack, actual.stack, base_stack)):
+        if left != right:
+            offset = next((i for i, (a, b) in enumerate(zip(left, right)) if a != b),
+                          min(len(left), len(right)))
+            return Difference(what, left[offset:offset + 8].hex(" "),
+                              right[offset:offset + 8].hex(" "), base + offset)
+    return None
