@@ -241,12 +241,12 @@ def _assemble_one(mnemonic: str, ops: list[str], line: int, slot: int,
         _need(ops, 2, mnemonic, line)
         klass = isa.ALU if width == "32" else isa.ALU64
         return [Insn(klass | isa.MOV | isa.X, _reg(ops[0], line), _reg(ops[1], line), bits)]
-    match = re.match(r"^(s?)([a-z]+?)(32|64)?$", mnemonic)
-    if match and (match.group(2) in _ALU_NAMES) and (
-            not match.group(1) or match.group(2) in ("div", "mod")):
-        op = _ALU_NAMES[match.group(2)]
-        klass = isa.ALU if match.group(3) == "32" else isa.ALU64
-        off = 1 if match.group(1) else 0
+    base = mnemonic[:-2] if mnemonic.endswith(("32", "64")) else mnemonic
+    signed = base in ("sdiv", "smod")
+    if base in _ALU_NAMES or signed:
+        op = _ALU_NAMES[base[1:] if signed else base]
+        klass = isa.ALU if mnemonic.endswith("32") else isa.ALU64
+        off = 1 if signed else 0
         if op == isa.NEG:
             _need(ops, 1, mnemonic, line)
             return [Insn(klass | op | isa.K, _reg(ops[0], line))]
@@ -315,7 +315,7 @@ def disassemble_insn(insn: Insn, next_insn: Insn | None = None) -> str:
     as ``.raw`` so that reassembly is exact.
     """
     info = isa.describe(insn)
-    if info is None:
+    if info is None or insn.dst > 10 or insn.src > 10:
         return _raw(insn)
     text = _disassemble_valid(insn, next_insn, info.mnemonic)
     if text is None:

@@ -222,7 +222,7 @@ def _build_opcode_table() -> dict[tuple[int, int], OpcodeInfo]:
                     add(opcode, 1, "s" + name + suffix, divmul, 4)
                 if op == MOV and source == X:
                     for bits in ((8, 16) if width == 32 else (8, 16, 32)):
-                        add(opcode, bits, f"movsx{bits}{suffix}", base, 4)
+                        add(opcode, bits, f"movsx{bits}{width}", base, 4)
         # Byte swaps: le/be (ALU class) and bswap (ALU64 class); the variant is the width.
         for bits in (16, 32, 64):
             if klass == ALU:

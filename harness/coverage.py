@@ -1,0 +1,53 @@
+"""Which instruction forms of the ISA a set of corpus cases exercises."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness import isa
+from harness.corpus import CorpusError, load_case
+
+
+@dataclass
+class Coverage:
+    total: int
+    covered: set[tuple[int, int]] = field(default_factory=set)
+    by_case: dict[str, set[tuple[int, int]]] = field(default_factory=dict)
+
+    @property
+    def covered_count(self) -> int:
+        return len(self.covered)
+
+    @property
+    def missing(self) -> list[tuple[int, int]]:
+        return sorted(set(isa.OPCODES) - self.covered)
+
+    @property
+    def missing_names(self) -> list[str]:
+        return [isa.OPCODES[key].mnemonic for key in self.missing]
+
+
+def program_forms(program: isa.Program) -> set[tuple[int, int]]:
+    """The OPCODES keys of the instructions in ``program`` (invalid ones are left out)."""
+    forms = set()
+    for index in program.instruction_starts():
+        key = isa.opcode_key(program.insns[index])
+        if key in isa.OPCODES:
+            forms.add(key)
+    return forms
+
+
+def opcode_coverage(case_paths: list[str], root: Path | None = None) -> Coverage:
+    """Coverage of the cases at ``case_paths`` (relative paths resolve against ``root``)."""
+    coverage = Coverage(total=len(isa.OPCODES))
+    for name in case_paths:
+        path = Path(name)
+        if not path.is_absolute() and root is not None:
+            path = root / path
+        try:
+            forms = program_forms(load_case(path).program)
+        except CorpusError:
+            continue
+        coverage.by_case[name] = forms
+        coverage.covered |= forms
+    return coverage

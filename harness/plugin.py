@@ -1,0 +1,193 @@
+"""The pytest plugin: corpus ``.data`` files become test items, one per (case, target).
+
+Works under pytest-xdist: each item's :class:`~harness.conformance.Result` rides back
+to the controller in ``report.user_properties`` (xdist does not carry
+``config.stash``), where it is collected for the JSON results and the summary.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from harness import conformance
+from harness.conformance import ERROR, FAIL, INTERP, PASS, SKIP, STATUSES, UNSUPPORTED, Result
+from harness.coverage import opcode_coverage
+
+RESULT_KEY = "ebpf_harness_result"
+
+
+def all_targets() -> list[str]:
+    import arches
+
+    return [INTERP] + arches.names()
+
+
+def parse_targets(text: str) -> list[str]:
+    """``all`` or a comma-separated list of target names (checked)."""
+    known = all_targets()
+    if text.strip() == "all":
+        return known
+    chosen = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in chosen if name not in known]
+    if unknown:
+        raise pytest.UsageError(f"unknown target(s) {', '.join(unknown)}; known: {', '.join(known)}")
+    return chosen
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("ebpf-harness", "eBPF JIT harness")
+    group.addoption("--targets", "--arch", dest="harness_targets", default="all",
+                    help="targets to run corpus cases on: 'all' (default) or a comma list "
+                         "of interp and architecture names, e.g. interp,x86_64")
+    group.addoption("--harness-json", dest="harness_json", default=None, metavar="FILE",
+                    help="write every (case, target) result and a per-target summary as JSON")
+    group.addoption("--allow-unsupported", dest="harness_allow_unsupported",
+                    action="store_true",
+                    help="do not fail the run when a backend reports an unsupported instruction")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "ebpf_case: a corpus case run on one target")
+    if not hasattr(config, "workerinput"):  # xdist workers report to the controller
+        config.pluginmanager.register(ResultCollector(config), "ebpf-harness-results")
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    if file_path.suffix == ".data":
+        return CaseFile.from_parent(parent, path=file_path)
+    return None
+
+
+def _case_key(path: Path, config: pytest.Config) -> str:
+    """The case's name in results: its path relative to the root directory when inside it."""
+    try:
+        return str(path.resolve().relative_to(config.rootpath.resolve()))
+    except ValueError:
+        return str(path)
+
+
+class CaseFile(pytest.File):
+    """One corpus file: yields an item per selected target."""
+
+    def collect(self) -> Iterator[pytest.Item]:
+        targets = parse_targets(self.config.getoption("harness_targets"))
+        key = _case_key(self.path, self.config)
+        for target in targets:
+            yield CaseItem.from_parent(self, name=target, case_path=key, target=target,
+                                       file_path=str(self.path))
+
+
+class CaseFailure(Exception):
+    """Raised by a failing item; carries the result for the failure report."""
+
+    def __init__(self, result: Result) -> None:
+        super().__init__(result.detail)
+        self.result = result
+
+
+class CaseItem(pytest.Item):
+    def __init__(self, *, case_path: str, target: str, file_path: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.case_path = case_path
+        self.target = target
+        self.file_path = file_path
+        self.add_marker("ebpf_case")
+
+    def runtest(self) -> None:
+        # Run by the short (root-relative) name when it resolves, so messages stay readable.
+        path = self.case_path if Path(self.case_path).is_file() else self.file_path
+        result = conformance.run_item(path, self.target)
+        result.case = self.case_path
+        self.user_properties.append((RESULT_KEY, json.dumps(result.to_json())))
+        if result.status in (FAIL, ERROR):
+            raise CaseFailure(result)
+        if result.status == SKIP:
+            pytest.skip(result.detail or "skipped")
+        if result.status == UNSUPPORTED:
+            pytest.skip(f"unsupported: {result.detail}")
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException],
+                     style: Any = None) -> str:
+        if isinstance(excinfo.value, CaseFailure):
+            from harness.explain import explain_failure
+
+            return explain_failure(self.file_path, excinfo.value.result)
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, None, f"{self.case_path} [{self.target}]"
+
+
+def summarize(results: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
+    """Counts of each status per target."""
+    summary: dict[str, dict[str, int]] = {}
+    for result in results:
+        counts = summary.setdefault(result["target"], {status: 0 for status in STATUSES})
+        counts[result["status"]] = counts.get(result["status"], 0) + 1
+    return summary
+
+
+class ResultCollector:
+    """Gathers the results that reach this process (the controller under xdist)."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.results: list[dict[str, Any]] = []
+        self.started = time.perf_counter()
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when != "call":
+            return
+        for name, value in report.user_properties:
+            if name == RESULT_KEY:
+                self.results.append(json.loads(value))
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        config = self.config
+        if not self.results:
+            return
+        results = sorted(self.results, key=lambda item: (item["case"], item["target"]))
+        summary = summarize(results)
+        path = config.getoption("harness_json")
+        if path:
+            coverage = opcode_coverage(sorted({item["case"] for item in results}), config.rootpath)
+            document = {"results": results, "summary": summary,
+                        "coverage": {"covered": coverage.covered_count, "total": coverage.total,
+                                     "missing": coverage.missing_names},
+                        "wall_seconds": round(time.perf_counter() - self.started, 3)}
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            Path(path).write_text(json.dumps(document, indent=1) + "\n")
+        unsupported = sum(counts.get(UNSUPPORTED, 0) for counts in summary.values())
+        if unsupported and not config.getoption("harness_allow_unsupported") \
+                and session.exitstatus == 0:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    def pytest_terminal_summary(self, terminalreporter: Any, exitstatus: int,
+                                config: pytest.Config) -> None:
+        if not self.results:
+            return
+        summary = summarize(self.results)
+        write = terminalreporter.write_line
+        terminalreporter.section("eBPF harness summary")
+        write(f"{'target':<10}" + "".join(f"{status:>13}" for status in STATUSES))
+        for target in sorted(summary, key=lambda name: (name != INTERP, name)):
+            counts = summary[target]
+            write(f"{target:<10}" + "".join(f"{counts.get(status, 0):>13}" for status in STATUSES))
+        cases = sorted({item["case"] for item in self.results})
+        coverage = opcode_coverage(cases, config.rootpath)
+        write(f"opcode coverage: {coverage.covered_count} of {coverage.total} instruction forms "
+              f"used by the {len(cases)} case(s) run")
+        unsupported = sum(counts.get(UNSUPPORTED, 0) for counts in summary.values())
+        if unsupported and not config.getoption("harness_allow_unsupported"):
+            write(f"{unsupported} unsupported result(s) count as failures "
+                  "(--allow-unsupported to accept them)")
+        json_path = config.getoption("harness_json")
+        if json_path:
+            write(f"results written to {json_path}")
+
+
+__all__ = ["CaseFile", "CaseItem", "PASS", "all_targets", "parse_targets", "summarize"]

@@ -1,0 +1,71 @@
+"""The .data format: what parses, and that every problem names file and line."""
+import pytest
+
+from harness.corpus import CorpusError, find_case_files, load_case, parse_case
+
+
+def test_bpf_conformance_style_file_parses():
+    case = parse_case("x.data", "# Copyright someone\n-- asm\nmov %r0, 1 # one\nexit\n"
+                                "-- mem\n00 11\n22 33\n-- result\n0x1\n")
+    assert case.memory == bytes.fromhex("00112233")
+    assert case.result == 1 and not case.expect_error
+    assert len(case.program) == 2
+
+
+def test_raw_accepts_bytes_and_words():
+    case = parse_case("x.data", "-- raw\nb7 00 00 00 05 00 00 00\n0x0000000000000095\n"
+                                "-- result\n5\n")
+    assert case.program.encode().hex() == "b700000005000000" "9500000000000000"
+
+
+def test_result_be_description_and_error_sections():
+    case = parse_case("x.data", "-- asm\nexit\n-- result\n1\n-- result-be\n2\n"
+                                "-- description\nwhy it matters\n")
+    assert (case.expected_result("little"), case.expected_result("big")) == (1, 2)
+    assert case.description == "why it matters"
+    error_case = parse_case("y.data", "-- asm\nja -1\n-- error\nloops forever\n")
+    assert error_case.expect_error and error_case.error_text == "loops forever"
+
+
+def test_negative_result_is_taken_as_u64():
+    assert parse_case("x.data", "-- asm\nexit\n-- result\n-1\n").result == 2**64 - 1
+
+
+@pytest.mark.parametrize("text, line, message", [
+    ("-- asm\nexit\n-- results\n1\n", 3, "unknown section"),
+    ("-- asm\nexit\n-- mem\n00 zz\n", 4, "bad hex byte"),
+    ("-- asm\nmov %r0, 1\nmove %r0\n", 3, "unknown mnemonic"),
+    ("-- raw\nb7 00 00\n", 2, "8 hex bytes"),
+    ("-- asm\nexit\n-- result\nabc\n", 4, "expected a number"),
+    ("-- asm\nexit\n-- result\n1\n2\n", 3, "exactly one value"),
+    ("stray text\n-- asm\nexit\n", 1, "before the first"),
+    ("-- asm\nexit\n-- asm\nexit\n", 3, "appears twice"),
+    ("-- asm\nexit\n-- result\n1\n-- error\n", 5, "not both"),
+])
+def test_malformed_files_name_file_and_line(text, line, message):
+    with pytest.raises(CorpusError, match=message) as error:
+        parse_case("bad.data", text)
+    assert error.value.line == line
+    assert str(error.value).startswith(f"bad.data:{line}: ")
+
+
+@pytest.mark.parametrize("text", ["", "# only a comment\n", "-- mem\n00\n-- result\n0\n",
+                                  "-- asm\n# nothing\n"])
+def test_file_without_program_is_an_error(text):
+    with pytest.raises(CorpusError, match="no program"):
+        parse_case("empty.data", text)
+
+
+def test_unreadable_file_is_a_corpus_error(tmp_path):
+    path = tmp_path / "binary.data"
+    path.write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(CorpusError, match="cannot read"):
+        load_case(path)
+
+
+def test_find_case_files_walks_directories(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "one.data").write_text("-- asm\nexit\n")
+    (tmp_path / "two.data").write_text("-- asm\nexit\n")
+    (tmp_path / "notes.txt").write_text("ignored")
+    assert [p.name for p in find_case_files([tmp_path])] == ["one.data", "two.data"]
