@@ -70,6 +70,9 @@ class Backend(ABC):
     # Disassembly (capstone) settings.
     cs_arch: ClassVar[int]
     cs_mode: ClassVar[int]
+    # Assembler (keystone) settings; None for a backend that encodes directly.
+    ks_arch: ClassVar[int | None] = None
+    ks_mode: ClassVar[int | None] = None
 
     # eBPF register number -> native register name (documentation and listings).
     register_map: ClassVar[dict[int, str]]
@@ -115,6 +118,22 @@ class Backend(ABC):
     @abstractmethod
     def set_return_address(self, uc: Any, address: int) -> None:
         """Arrange that the entry function returns to ``address`` (push it, or set the link register)."""
+
+    def keystone_assemble(self, text: str, address: int) -> bytes:
+        """Assemble ``text`` in one keystone call; a silent failure (count 0) raises too."""
+        import keystone
+
+        engine = getattr(self, "_keystone", None)
+        if engine is None:
+            engine = keystone.Ks(self.ks_arch, self.ks_mode)
+            self._keystone = engine
+        try:
+            encoding, count = engine.asm(text, address)
+        except keystone.KsError as error:
+            raise AssemblyError(f"{self.name}: keystone: {error}") from None
+        if not encoding or not count:
+            raise AssemblyError(f"{self.name}: keystone assembled nothing")
+        return bytes(encoding)
 
     # --- disassembly -----------------------------------------------------------
 

@@ -20,6 +20,14 @@ def _run(args: argparse.Namespace) -> int:
     if missing:
         print(f"harness run: no such file or directory: {', '.join(missing)}", file=sys.stderr)
         return 2
+    from harness.plugin import all_targets
+
+    chosen = [name.strip() for name in args.arch.split(",") if name.strip()]
+    unknown = [name for name in chosen if name != "all" and name not in all_targets()]
+    if unknown or not chosen:
+        print(f"harness run: unknown target(s) {', '.join(unknown) or '(none)'}; "
+              f"known: all, {', '.join(all_targets())}", file=sys.stderr)
+        return 2
     pytest_args = [*paths, "-p", "harness.plugin", "--targets", args.arch,
                    "-p", "no:cacheprovider", "-o", "python_files=", "--rootdir", str(Path.cwd())]
     if args.json:
@@ -34,7 +42,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.keyword:
         pytest_args += ["-k", args.keyword]
     code = pytest.main(pytest_args)
-    return 0 if code == 0 else 1 if code in (1, 5) else int(code)
+    # pytest: 1 tests failed, 5 nothing collected, 4 usage error, 2/3 interrupted/internal
+    return {0: 0, 1: 1, 5: 1, 4: 2}.get(int(code), int(code))
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -217,6 +217,8 @@ def _build_opcode_table() -> dict[tuple[int, int], OpcodeInfo]:
             for source in sources:
                 opcode = klass | op | source
                 group = divmul if op in (MUL, DIV, MOD) else base
+                if opcode == ALU64 | NEG:
+                    group = "base32"  # as the IANA opcode registry of RFC 9669 lists 0x87
                 add(opcode, 0, name + suffix, group, 1)
                 if op in (DIV, MOD):
                     add(opcode, 1, "s" + name + suffix, divmul, 4)
@@ -225,11 +227,12 @@ def _build_opcode_table() -> dict[tuple[int, int], OpcodeInfo]:
                         add(opcode, bits, f"movsx{bits}{width}", base, 4)
         # Byte swaps: le/be (ALU class) and bswap (ALU64 class); the variant is the width.
         for bits in (16, 32, 64):
+            swap_group = "base64" if bits == 64 else "base32"
             if klass == ALU:
-                add(ALU | END | TO_LE, bits, f"le{bits}", "base32", 1)
-                add(ALU | END | TO_BE, bits, f"be{bits}", "base32", 1)
+                add(ALU | END | TO_LE, bits, f"le{bits}", swap_group, 1)
+                add(ALU | END | TO_BE, bits, f"be{bits}", swap_group, 1)
             else:
-                add(ALU64 | END | TO_LE, bits, f"bswap{bits}", "base32", 4)
+                add(ALU64 | END | TO_LE, bits, f"bswap{bits}", swap_group, 4)
 
     for klass, suffix, group in ((JMP, "", "base64"), (JMP32, "32", "base32")):
         version = 1 if klass == JMP else 3

@@ -1,0 +1,150 @@
+"""The shared checks every JIT backend must pass: one entry point, no per-arch copies.
+
+Each check takes a backend instance; ``tests/test_backends.py`` runs every check on
+every registered backend.
+"""
+from __future__ import annotations
+
+from arches.base import Backend
+from harness import isa, layout
+from harness.coverage import opcode_coverage
+from harness.isa import Insn, Program
+
+
+def program_with_every_form() -> Program:
+    """A valid program holding one instruction of every form the interpreter implements.
+
+    Jumps go to the next instruction, calls go to helper 100 or a trailing local
+    function, so the program is also runnable (its result is not the point).
+    """
+    slots: list[Insn] = []
+    for (opcode, variant), info in sorted(isa.OPCODES.items()):
+        klass, op = opcode & 0x07, opcode & 0xF0
+        if opcode == isa.LDDW:
+            if variant == isa.LDDW_PLAIN:
+                slots.extend(isa.lddw_pair(3, 0x1122334455667788))
+            continue
+        if opcode == isa.JMP | isa.EXIT:
+            continue
+        if opcode == isa.JMP | isa.CALL:
+            if variant == isa.CALL_HELPER:
+                slots.append(Insn(opcode, 0, 0, 0, 100))
+            else:
+                slots.append(Insn(opcode, 0, isa.CALL_LOCAL, 0, -1))  # patched below
+            continue
+        if klass in (isa.ALU, isa.ALU64):
+            off = variant if op in (isa.DIV, isa.MOD) or (op == isa.MOV and opcode & isa.X) else 0
+            if op == isa.END:  # the source bit means "to big endian" here
+                slots.append(Insn(opcode, 2, 0, 0, variant))
+                continue
+            imm = 0 if opcode & isa.X or op == isa.NEG else 3
+            src = 4 if opcode & isa.X else 0
+            slots.append(Insn(opcode, 2, src, off, imm))
+        elif klass in (isa.JMP, isa.JMP32):
+            if op == isa.JA:
+                slots.append(Insn(opcode, 0, 0, 0, 0))
+            else:
+                slots.append(Insn(opcode, 2, 4 if opcode & isa.X else 0, 0,
+                                  0 if opcode & isa.X else 7))
+        elif klass == isa.LD:
+            slots.append(Insn(opcode, 0, 4 if opcode & 0xE0 == isa.IND else 0, 0, 1))
+        elif klass == isa.LDX:
+            slots.append(Insn(opcode, 2, 10, -16, 0))
+        elif klass == isa.ST:
+            slots.append(Insn(opcode, 10, 0, -16, 5))
+        else:  # STX and atomics
+            slots.append(Insn(opcode, 10, 5, -16, variant if opcode & 0xE0 == isa.ATOMIC else 0))
+    exit_ = Insn(isa.JMP | isa.EXIT)
+    body = [Insn(0xB7, 4, 0, 0, 1), Insn(0xB7, 5, 0, 0, 2)] + slots + [exit_]
+    function_start = len(body)
+    body += [Insn(0xB7, 0, 0, 0, 9), exit_]
+    patched = []
+    for index, insn in enumerate(body):
+        if insn.opcode == isa.JMP | isa.CALL and insn.src == isa.CALL_LOCAL:
+            insn = Insn(insn.opcode, 0, isa.CALL_LOCAL, 0, function_start - index - 1)
+        patched.append(insn)
+    return Program(tuple(patched))
+
+
+def check_translates_every_form(backend: Backend) -> None:
+    """No UnsupportedInstruction for any form of the ISA, and some code for each."""
+    from harness.validator import validate
+
+    program = program_with_every_form()
+    validate(program)
+    native = backend.compile(program)
+    assert len(native.code) > 4 * len(program.instruction_starts()) // 2
+
+
+def check_capstone_decodes_everything(backend: Backend) -> None:
+    """Capstone decodes the whole output: no stray bytes in the instruction stream."""
+    native = backend.compile(program_with_every_form())
+    listing = backend.disassemble(native.code, layout.CODE_BASE)
+    undecodable = [line for line in listing if "not decodable" in line]
+    assert not undecodable, f"{backend.name}: capstone cannot decode {undecodable[:3]}"
+
+
+def check_reassembly_is_byte_identical(backend: Backend) -> None:
+    """Assembling capstone's listing with keystone gives the same bytes (keystone backends)."""
+    import keystone
+
+    if backend.ks_arch is None:
+        return  # a direct encoder: the capstone check above is its cross-check
+    native = backend.compile(program_with_every_form())
+    engine = backend.disassembler()
+    lines = [f"{insn.mnemonic} {insn.op_str}" for insn in engine.disasm(native.code, layout.CODE_BASE)]
+    assembler = keystone.Ks(backend.ks_arch, backend.ks_mode)
+    mismatches = []
+    address = layout.CODE_BASE
+    for insn in engine.disasm(native.code, layout.CODE_BASE):
+        text = f"{insn.mnemonic} {insn.op_str}"
+        try:
+            encoding, _ = assembler.asm(text, insn.address)
+        except keystone.KsError:
+            encoding = None
+        if encoding is None or bytes(encoding) != bytes(insn.bytes):
+            mismatches.append(f"{insn.address:#x}: {text} -> "
+                              f"{bytes(encoding).hex() if encoding else 'rejected'} "
+                              f"(was {bytes(insn.bytes).hex()})")
+        address = insn.address + insn.size
+    assert lines, "no instructions decoded"
+    assert not mismatches, f"{backend.name}: {len(mismatches)} instruction(s) do not " \
+                           f"round-trip, e.g. {mismatches[:3]}"
+
+
+def check_corpus_forms_are_translated(backend: Backend, case_paths: list[str]) -> None:
+    """Every instruction form the corpus uses has a translation on this backend."""
+    from arches.base import UnsupportedInstruction
+
+    coverage = opcode_coverage(case_paths)
+    for form in sorted(coverage.covered):
+        opcode, variant = form
+        single = next((path for path, forms in coverage.by_case.items() if form in forms), None)
+        assert single is not None
+        from harness.corpus import load_case
+
+        try:
+            backend.compile(load_case(single).program)
+        except UnsupportedInstruction as error:
+            raise AssertionError(f"{backend.name}: {isa.OPCODES[form].mnemonic} used by "
+                                 f"{single} is unsupported: {error}") from None
+
+
+def check_every_form_runs_like_the_interpreter(backend: Backend) -> None:
+    """The every-form program ends in the same state (r0, memory, stack) as the oracle."""
+    from harness.emulator import engine_for
+    from harness.interpreter import interpret
+    from harness.outcome import RETURNED, first_difference
+
+    program = program_with_every_form()
+    memory = bytes(range(1, 33))
+    expected = interpret(program, memory, backend.byte_order)
+    assert expected.kind == RETURNED, expected.summary()
+    actual = engine_for(backend).run(backend.compile(program), memory)
+    difference = first_difference(expected, actual, base_mem=layout.MEM_BASE,
+                                  base_stack=layout.STACK_BASE)
+    assert difference is None, f"{backend.name}: {difference}"
+
+
+SHARED_CHECKS = (check_translates_every_form, check_capstone_decodes_everything,
+                 check_reassembly_is_byte_identical, check_every_form_runs_like_the_interpreter)
