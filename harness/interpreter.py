@@ -7,6 +7,7 @@ decoding fields on every step.
 """
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -145,6 +146,42 @@ def _condition(op: int, width: int, left: int, right: int) -> bool:
     raise AssertionError(f"not a condition: {op:#x}")
 
 
+def _fast_alu(combine: Callable[[int, int, int], int]):
+    """A handler factory for ``dst = combine(dst, operand, mask)``; operand is a register
+    (``src``) or a constant (``imm``, already cut to the width)."""
+    def factory(dst: int, src: int | None, imm: int | None, mask: int, following: int) -> Handler:
+        if src is not None:
+            def reg_handler(state: _State) -> int:
+                regs = state.regs
+                regs[dst] = combine(regs[dst], regs[src], mask)
+                return following
+            return reg_handler
+
+        def imm_handler(state: _State) -> int:
+            regs = state.regs
+            regs[dst] = combine(regs[dst], imm, mask)  # type: ignore[arg-type]
+            return following
+        return imm_handler
+    return factory
+
+
+_FAST_ALU = {
+    isa.ADD: _fast_alu(lambda a, b, m: (a + b) & m),
+    isa.SUB: _fast_alu(lambda a, b, m: (a - b) & m),
+    isa.OR: _fast_alu(lambda a, b, m: (a | b) & m),
+    isa.AND: _fast_alu(lambda a, b, m: a & b & m),
+    isa.XOR: _fast_alu(lambda a, b, m: (a ^ b) & m),
+    isa.MOV: _fast_alu(lambda a, b, m: b & m),
+    isa.MUL: _fast_alu(lambda a, b, m: (a * b) & m),
+}
+
+
+_UNSIGNED_TESTS: dict[int, Callable[[int, int], bool]] = {
+    isa.JEQ: operator.eq, isa.JNE: operator.ne, isa.JGT: operator.gt, isa.JGE: operator.ge,
+    isa.JLT: operator.lt, isa.JLE: operator.le, isa.JSET: lambda a, b: bool(a & b),
+}
+
+
 def _bswap(value: int, bits: int) -> int:
     return int.from_bytes((value & ((1 << bits) - 1)).to_bytes(bits // 8, "little"), "big")
 
@@ -236,6 +273,11 @@ class Interpreter:
                 return following
             return movsx
         signed = op in (isa.DIV, isa.MOD) and insn.off == 1
+        fast = _FAST_ALU.get(op)
+        if fast is not None:  # the common operations, without the generic dispatch
+            if insn.source == isa.X:
+                return fast(dst, src, None, mask, following)
+            return fast(dst, None, insn.imm & mask, mask, following)
         if insn.source == isa.X:
             def alu_reg(state: _State) -> int:
                 regs = state.regs
@@ -288,6 +330,19 @@ class Interpreter:
         width = 32 if insn.klass == isa.JMP32 else 64
         op, dst, src = insn.op, insn.dst, insn.src
         imm = insn.imm & U64  # sign-extended to 64 bits
+        unsigned_test = _UNSIGNED_TESTS.get(op)
+        if unsigned_test is not None:  # no sign handling needed: compare the cut values
+            mask = (1 << width) - 1
+            if insn.source == isa.X:
+                def unsigned_reg(state: _State) -> int:
+                    regs = state.regs
+                    return target if unsigned_test(regs[dst] & mask, regs[src] & mask) else following
+                return unsigned_reg
+            constant = imm & mask
+
+            def unsigned_imm(state: _State) -> int:
+                return target if unsigned_test(state.regs[dst] & mask, constant) else following
+            return unsigned_imm
         if insn.source == isa.X:
             def jump_reg(state: _State) -> int:
                 regs = state.regs

@@ -120,8 +120,7 @@ def validate(program: Program, config: ValidatorConfig = ValidatorConfig()) -> N
         if bad:
             raise ValidationError(index, f"reserved field {bad} is not zero in {info.mnemonic}")
         if insn.dst > 10 or insn.src > 10:
-            if not (insn.opcode in (isa.JMP | isa.CALL, isa.LDDW) and insn.dst <= 10):
-                raise ValidationError(index, f"register number {max(insn.dst, insn.src)} > 10")
+            raise ValidationError(index, f"register number {max(insn.dst, insn.src)} > 10")
         written = _written_register(insn)
         if written == isa.FRAME_POINTER:
             raise ValidationError(index, f"{info.mnemonic} writes r10, the read-only frame pointer")
@@ -151,10 +150,18 @@ def validate(program: Program, config: ValidatorConfig = ValidatorConfig()) -> N
 
 
 def _variant_hint(insn: Insn) -> str:
-    key = isa.opcode_key(insn)
-    if any(other[0] == key[0] for other in isa.OPCODES):
-        return f" with {'offset' if key[1] == insn.off else 'imm/src'} {key[1]}"
-    return ""
+    """For a known opcode byte with an unknown variant, name the field that selects it."""
+    opcode, variant = isa.opcode_key(insn)
+    if not any(key[0] == opcode for key in isa.OPCODES):
+        return ""
+    klass, op = opcode & 0x07, opcode & 0xF0
+    if klass in (isa.ALU, isa.ALU64) and op != isa.END:
+        field = "offset"
+    elif opcode in (isa.JMP | isa.CALL, isa.LDDW):
+        field = "src"
+    else:
+        field = "imm"
+    return f" with {field} {variant}"
 
 
 def _check_target(index: int, target: int, length: int, second_halves: set[int],
