@@ -9,7 +9,9 @@ Two conveniences of bpf_conformance are kept: an immediate wider than 32 bits is
 truncated to its low 32 bits, and a jump to the undefined label ``exit`` goes to
 the program's last ``exit`` instruction. Our own addition is ``.raw 0x<16 hex
 digits>`` for a slot no mnemonic describes, so that the disassembly of any byte
-string assembles back to the same bytes.
+string assembles back to the same bytes, and ``.rept N`` ... ``.endr`` (as in GNU
+as) to repeat a block of lines, so a case that needs a 20000-instruction body to
+push a branch past a JIT's short-branch range stays a few lines long.
 """
 from __future__ import annotations
 
@@ -111,8 +113,7 @@ def assemble(source: str) -> Program:
     labels: dict[str, int] = {}
     pending: list[_Pending] = []
     last_exit: int | None = None
-    for number, raw_line in enumerate(source.splitlines(), start=1):
-        text = raw_line.split("#", 1)[0].strip()
+    for number, text in _expand_repeats(source):
         while text:
             label_match = re.match(r"^([A-Za-z_.][\w.]*)\s*:(.*)$", text)
             if not label_match:
@@ -157,6 +158,37 @@ def assemble(source: str) -> Program:
         else:
             slots[item.slot] = Insn(insn.opcode, insn.dst, insn.src, insn.off, delta)
     return Program(tuple(slots))
+
+
+MAX_REPEATED_LINES = 1 << 20
+
+
+def _expand_repeats(source: str) -> list[tuple[int, str]]:
+    """Comment-free, stripped (line number, text) pairs with ``.rept`` blocks expanded."""
+    # Each open block: (line of its .rept, repeat count, lines collected so far).
+    stack: list[tuple[int, int, list[tuple[int, str]]]] = [(0, 1, [])]
+    for number, raw_line in enumerate(source.splitlines(), start=1):
+        text = raw_line.split("#", 1)[0].strip()
+        words = text.split()
+        if words and words[0].lower() == ".rept":
+            if len(words) != 2:
+                raise AsmError(number, ".rept needs exactly one count")
+            count = _number(words[1], number)
+            if count < 0:
+                raise AsmError(number, f".rept count must not be negative, got {count}")
+            stack.append((number, count, []))
+        elif words and words[0].lower() == ".endr":
+            if len(stack) == 1:
+                raise AsmError(number, ".endr without .rept")
+            _, count, body = stack.pop()
+            stack[-1][2].extend(body * count)
+            if len(stack[-1][2]) > MAX_REPEATED_LINES:
+                raise AsmError(number, f"repeated block expands past {MAX_REPEATED_LINES} lines")
+        elif text:
+            stack[-1][2].append((number, text))
+    if len(stack) > 1:
+        raise AsmError(stack[-1][0], ".rept without .endr")
+    return stack[0][2]
 
 
 def _need(operands: list[str], count: int, mnemonic: str, line: int) -> None:

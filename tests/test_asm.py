@@ -83,3 +83,15 @@ def test_disassembly_of_valid_forms_is_readable():
                     else 0, variant if opcode & 0xC7 in (0xC3,) or (opcode & 0xF0) == 0xD0 else 0)
         text = disassemble_text(Program((insn,)))
         assert assemble(text).encode() == insn.encode()
+
+
+def test_rept_repeats_a_block_and_nests():
+    program = assemble("mov %r0, 0\n.rept 3\nadd %r0, 1\n.rept 2\nadd %r0, 10\n.endr\n.endr\nexit")
+    assert len(program.insns) == 1 + 3 * 3 + 1
+
+
+@pytest.mark.parametrize("source, line", [(".rept 2\nexit", 1), ("exit\n.endr", 2), ("exit\n.rept x\n.endr", 2)])
+def test_rept_errors_name_the_line(source, line):
+    with pytest.raises(AsmError) as error:
+        assemble(source)
+    assert error.value.line == line

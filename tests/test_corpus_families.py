@@ -1,0 +1,61 @@
+"""The generated corpus families: the generator's own arithmetic, and no drift."""
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+CORPUS = Path(__file__).resolve().parent.parent / "corpus"
+_spec = importlib.util.spec_from_file_location("generate_families", CORPUS / "generate_families.py")
+families = importlib.util.module_from_spec(_spec)
+sys.modules["generate_families"] = families  # dataclasses look their module up
+_spec.loader.exec_module(families)
+
+M64 = (1 << 64) - 1
+
+
+@pytest.mark.parametrize("op, a, b, bits, expected", [
+    ("sdiv", -7 & M64, 2, 64, -3 & M64),                    # truncates toward zero
+    ("smod", -7 & M64, 2, 64, -1 & M64),                    # sign follows the dividend
+    ("sdiv", 1 << 63, M64, 64, 1 << 63),                    # INT_MIN / -1 = INT_MIN
+    ("smod", 1 << 63, M64, 64, 0),                          # INT_MIN % -1 = 0
+    ("sdiv", 0x80000000, 0xFFFFFFFF, 32, 0x80000000),
+    ("div", 5, 0, 64, 0),                                   # division by zero gives 0
+    ("mod", 5, 0, 32, 5),                                   # modulo by zero keeps dst
+    ("lsh", 1, 65, 64, 2),                                  # count masked to 6 bits
+    ("lsh", 1, 33, 32, 2),                                  # count masked to 5 bits
+    ("arsh", 0x80000000, 31, 32, 0xFFFFFFFF),
+    ("rsh", M64, 63, 64, 1),
+    ("sub", 0, 1, 32, 0xFFFFFFFF),
+    ("mul", 0xFFFFFFFF, 0xFFFFFFFF, 32, 1),
+])
+def test_alu_reference_matches_the_rfc_by_hand(op, a, b, bits, expected):
+    assert families.alu_reference(op, a, b, bits) == expected
+
+
+def test_jump_and_endian_references_by_hand():
+    assert families.jump_reference("jsgt", 1, M64, 64)           # 1 > -1 signed
+    assert not families.jump_reference("jgt", 1, M64, 64)        # 1 < 2**64-1 unsigned
+    assert families.jump_reference("jeq", 0x1_0000_0005, 5, 32)  # upper half ignored
+    assert families.endian_reference("be16", 0x0123456789ABCDEF, "little") == 0xEFCD
+    assert families.endian_reference("be16", 0x0123456789ABCDEF, "big") == 0xCDEF
+    assert families.endian_reference("le32", 0x0123456789ABCDEF, "big") == 0xEFCDAB89
+    assert families.endian_reference("bswap64", 0x0123456789ABCDEF, "big") == 0xEFCDAB8967452301
+
+
+def test_committed_family_files_match_the_generator(tmp_path):
+    written = families.write(tmp_path)
+    assert len(written) <= 600
+    for path in written:
+        committed = families.OUT_DIR / path.relative_to(tmp_path)
+        assert committed.exists(), f"{committed} is missing: run python corpus/generate_families.py"
+        assert committed.read_text() == path.read_text(), (
+            f"{committed} is stale: run python corpus/generate_families.py")
+    committed_files = {p.relative_to(families.OUT_DIR) for p in families.OUT_DIR.rglob("*.data")}
+    assert committed_files == {p.relative_to(tmp_path) for p in written}
+
+
+def test_far_jump_cases_are_really_far():
+    from harness.corpus import load_case
+    case = load_case(str(families.OUT_DIR / "jmp" / "far_jeq_forward_taken.data"))
+    assert len(case.program.insns) > 20000
