@@ -113,6 +113,7 @@ def assemble(source: str) -> Program:
     labels: dict[str, int] = {}
     pending: list[_Pending] = []
     last_exit: int | None = None
+    repeated: dict[str, list[Insn]] = {}
     for number, text in _expand_repeats(source):
         while text:
             label_match = re.match(r"^([A-Za-z_.][\w.]*)\s*:(.*)$", text)
@@ -128,6 +129,11 @@ def assemble(source: str) -> Program:
         parts = text.split(None, 1)
         mnemonic = parts[0].lower()
         rest = parts[1] if len(parts) > 1 else ""
+        if text in repeated:  # an identical line seen before (e.g. a .rept body)
+            if mnemonic == "exit":
+                last_exit = len(slots)
+            slots.extend(repeated[text])
+            continue
         if mnemonic == "lock":
             words = rest.split(None, 2 if rest.startswith("fetch") else 1)
             if len(words) < 2:
@@ -139,9 +145,12 @@ def assemble(source: str) -> Program:
         elif mnemonic == "call" and rest.startswith("local"):
             mnemonic, rest = "call local", rest[5:].strip()
         operands = _split_operands(rest)
+        waiting = len(pending)
         insns = _assemble_one(mnemonic, operands, number, len(slots), pending)
         if mnemonic == "exit":
             last_exit = len(slots)
+        if len(pending) == waiting:  # no label to resolve: the encoding depends on the text only
+            repeated[text] = insns
         slots.extend(insns)
     for item in pending:
         target = labels.get(item.label)

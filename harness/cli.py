@@ -1,7 +1,8 @@
-"""The command line: ``python -m harness run`` and friends.
+"""The command line: ``python -m harness run|report|show|new|list``.
 
 ``run`` drives the same pytest plugin a plain ``pytest`` uses, so the CLI, CI and
-an IDE all see the same items, results and JSON.
+an IDE all see the same items, results and JSON. Exit status everywhere: 0 success,
+1 a case failed (or a report compared worse), 2 bad usage or unreadable input.
 """
 from __future__ import annotations
 
@@ -12,6 +13,19 @@ from pathlib import Path
 DEFAULT_CORPUS = "corpus"
 
 
+def _targets(text: str, command: str) -> list[str] | None:
+    """The chosen targets, or None after printing why the choice is bad."""
+    from harness.conformance import all_targets
+
+    chosen = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in chosen if name != "all" and name not in all_targets()]
+    if unknown or not chosen:
+        print(f"harness {command}: unknown target(s) {', '.join(unknown) or '(none)'}; "
+              f"known: all, {', '.join(all_targets())}", file=sys.stderr)
+        return None
+    return all_targets() if "all" in chosen else chosen
+
+
 def _run(args: argparse.Namespace) -> int:
     import pytest
 
@@ -20,18 +34,15 @@ def _run(args: argparse.Namespace) -> int:
     if missing:
         print(f"harness run: no such file or directory: {', '.join(missing)}", file=sys.stderr)
         return 2
-    from harness.plugin import all_targets
-
-    chosen = [name.strip() for name in args.arch.split(",") if name.strip()]
-    unknown = [name for name in chosen if name != "all" and name not in all_targets()]
-    if unknown or not chosen:
-        print(f"harness run: unknown target(s) {', '.join(unknown) or '(none)'}; "
-              f"known: all, {', '.join(all_targets())}", file=sys.stderr)
+    if _targets(args.arch, "run") is None:
         return 2
     pytest_args = [*paths, "-p", "harness.plugin", "--targets", args.arch,
                    "-p", "no:cacheprovider", "-o", "python_files=", "--rootdir", str(Path.cwd())]
-    if args.json:
-        pytest_args += ["--harness-json", args.json]
+    json_path = args.json or (str(Path(args.report) / "results.json") if args.report else None)
+    if json_path:
+        pytest_args += ["--harness-json", json_path]
+    if not args.verbose:
+        pytest_args += ["--harness-progress", "auto"]
     if args.allow_unsupported:
         pytest_args.append("--allow-unsupported")
     if args.workers not in ("0", "1"):
@@ -43,7 +54,75 @@ def _run(args: argparse.Namespace) -> int:
         pytest_args += ["-k", args.keyword]
     code = pytest.main(pytest_args)
     # pytest: 1 tests failed, 5 nothing collected, 4 usage error, 2/3 interrupted/internal
-    return {0: 0, 1: 1, 5: 1, 4: 2}.get(int(code), int(code))
+    status = {0: 0, 1: 1, 5: 1, 4: 2}.get(int(code), int(code))
+    if args.report and json_path and Path(json_path).exists():
+        _write_reports(json_path, args.report, None)
+    return status
+
+
+def _write_reports(results: str, out: str, baseline: str | None) -> int:
+    from harness.report import ReportError, write_reports
+
+    try:
+        written = write_reports(results, out, baseline)
+    except ReportError as error:
+        print(f"harness report: {error}", file=sys.stderr)
+        return 2
+    print(f"report: {written.html}\nsummary: {written.markdown}\njunit: {written.junit}")
+    changes = written.data.changes
+    if changes is not None:
+        from harness.report import _change_counts
+
+        print(f"against {baseline}: {_change_counts(changes)}")
+        for change in changes:
+            if change.kind in ("broken", "fixed"):
+                print(f"  {change.kind:<7} {change.case} [{change.target}] {change.old} -> {change.new}")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    return _write_reports(args.results, args.out, args.baseline)
+
+
+def _show(args: argparse.Namespace) -> int:
+    from harness.casetools import show
+
+    if not Path(args.case).is_file():
+        print(f"harness show: no such case file: {args.case}", file=sys.stderr)
+        return 2
+    targets = _targets(args.arch, "show")
+    if targets is None:
+        return 2
+    print(show(args.case, targets))
+    return 0
+
+
+def _new(args: argparse.Namespace) -> int:
+    from harness.casetools import new_case
+
+    try:
+        path = new_case(args.path, args.description or "")
+    except FileExistsError as error:
+        print(f"harness new: {error}; pick another name", file=sys.stderr)
+        return 2
+    print(f"created {path}: fill in the program and the expected result, then run\n"
+          f"  python -m harness run {path}")
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    from harness.casetools import corpus_listing
+
+    paths = args.paths or [DEFAULT_CORPUS]
+    missing = [path for path in paths if not Path(path).exists()]
+    if missing:
+        print(f"harness list: no such file or directory: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    targets = _targets(args.arch, "list")
+    if targets is None:
+        return 2
+    print(corpus_listing(paths, targets, verbose=args.verbose))
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -66,13 +145,46 @@ def build_parser() -> argparse.ArgumentParser:
                      help="parallel worker processes (pytest-xdist); 0 runs in-process; "
                           "default auto (one per core)")
     run.add_argument("--json", metavar="FILE", help="write results and summary as JSON")
+    run.add_argument("--report", metavar="DIR",
+                     help="also write report.html, summary.md and junit.xml (and results.json "
+                          "unless --json is given) into DIR")
     run.add_argument("--allow-unsupported", action="store_true",
                      help="exit 0 even when a backend reports unsupported instructions")
     run.add_argument("-k", dest="keyword", metavar="EXPR",
                      help="only cases whose name matches this pytest -k expression")
     run.add_argument("-x", dest="exitfirst", action="store_true", help="stop at the first failure")
-    run.add_argument("-v", dest="verbose", action="store_true", help="one line per item")
+    run.add_argument("-v", dest="verbose", action="store_true",
+                     help="one line per item (default: a progress bar on a terminal)")
     run.set_defaults(handler=_run)
+
+    report = commands.add_parser(
+        "report", help="write HTML, Markdown and JUnit reports from a results JSON",
+        description="Write report.html (matrix, per-cell details, charts), summary.md and "
+                    "junit.xml from the JSON that 'run --json' wrote.")
+    report.add_argument("results", metavar="RESULTS.json")
+    report.add_argument("--out", default="reports", metavar="DIR", help="output folder (default: reports/)")
+    report.add_argument("--baseline", metavar="OLD.json",
+                        help="an earlier results file: list every cell whose status changed")
+    report.set_defaults(handler=_report)
+
+    show_parser = commands.add_parser(
+        "show", help="one case: eBPF and native disassembly, and its outcome on each target")
+    show_parser.add_argument("case", metavar="CASE", help="a .data file")
+    show_parser.add_argument("--arch", default="all", metavar="NAME[,NAME]|all",
+                             help="targets to run and disassemble for (default: all)")
+    show_parser.set_defaults(handler=_show)
+
+    new = commands.add_parser("new", help="scaffold a new corpus case with every section explained")
+    new.add_argument("path", metavar="PATH", help="where to create it, e.g. corpus/alu64/my_case.data")
+    new.add_argument("--description", metavar="TEXT", help="the case's description line")
+    new.set_defaults(handler=_new)
+
+    list_parser = commands.add_parser(
+        "list", help="cases per folder, targets, and opcode coverage per target")
+    list_parser.add_argument("paths", nargs="*", metavar="PATH", help="default: corpus/")
+    list_parser.add_argument("--arch", default="all", metavar="NAME[,NAME]|all")
+    list_parser.add_argument("-v", dest="verbose", action="store_true", help="name every case")
+    list_parser.set_defaults(handler=_list)
     return parser
 
 

@@ -23,6 +23,13 @@ PASS, FAIL, ERROR, SKIP, UNSUPPORTED = "pass", "fail", "error", "skip", "unsuppo
 STATUSES = (PASS, FAIL, ERROR, SKIP, UNSUPPORTED)
 
 
+def all_targets() -> list[str]:
+    """Every target name: the interpreter, then the registered architectures."""
+    import arches
+
+    return [INTERP] + arches.names()
+
+
 @dataclass
 class Result:
     """The verdict of one case on one target, as written to the JSON results."""

@@ -7,6 +7,7 @@ to the controller in ``report.user_properties`` (xdist does not carry
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any, Iterator
@@ -14,16 +15,11 @@ from typing import Any, Iterator
 import pytest
 
 from harness import conformance
-from harness.conformance import ERROR, FAIL, INTERP, PASS, SKIP, STATUSES, UNSUPPORTED, Result
+from harness.conformance import (ERROR, FAIL, INTERP, PASS, SKIP, STATUSES, UNSUPPORTED, Result,
+                                 all_targets)
 from harness.coverage import opcode_coverage
 
 RESULT_KEY = "ebpf_harness_result"
-
-
-def all_targets() -> list[str]:
-    import arches
-
-    return [INTERP] + arches.names()
 
 
 def parse_targets(text: str) -> list[str]:
@@ -45,6 +41,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "of interp and architecture names, e.g. interp,x86_64")
     group.addoption("--harness-json", dest="harness_json", default=None, metavar="FILE",
                     help="write every (case, target) result and a per-target summary as JSON")
+    group.addoption("--harness-progress", dest="harness_progress", default="none",
+                    choices=("auto", "bar", "none"),
+                    help="'bar': a progress bar with counts and elapsed time instead of one "
+                         "character per item; 'auto': the bar on a terminal, nothing otherwise; "
+                         "'none' (default): pytest's usual output")
     group.addoption("--allow-unsupported", dest="harness_allow_unsupported",
                     action="store_true",
                     help="do not fail the run when a backend reports an unsupported instruction")
@@ -54,6 +55,12 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "ebpf_case: a corpus case run on one target")
     if not hasattr(config, "workerinput"):  # xdist workers report to the controller
         config.pluginmanager.register(ResultCollector(config), "ebpf-harness-results")
+        mode = config.getoption("harness_progress")
+        if mode != "none":
+            from harness.progress import ProgressBar
+
+            interactive = sys.stdout.isatty() if mode == "auto" else True
+            config.pluginmanager.register(ProgressBar(config, show=interactive), "ebpf-harness-progress")
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:

@@ -1,0 +1,76 @@
+"""A one-line progress display for long runs: done/total, percent, rate, elapsed time.
+
+Registered on the controller by the plugin when ``--harness-progress`` asks for it
+(``python -m harness run`` does). It replaces pytest's one character per item; when
+output is not a terminal it shows nothing at all until the summary.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+BAR_WIDTH = 28
+REFRESH_SECONDS = 0.1
+
+
+class ProgressBar:
+    def __init__(self, config: pytest.Config, show: bool) -> None:
+        self.config = config
+        self.show = show
+        self.total = 0
+        self.done = 0
+        self.bad = 0
+        self.started = time.perf_counter()
+        self.last_drawn = 0.0
+
+    # Item count: in-process collection, or the first xdist worker's collection.
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self.total = self.total or len(session.items)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
+        self.total = max(self.total, len(ids))
+
+    def pytest_report_teststatus(self, report: pytest.TestReport, config: pytest.Config) -> Any:
+        """The usual categories (for the summary line) without the per-item character."""
+        if report.when == "call":
+            return report.outcome, "", report.outcome.upper()
+        if report.skipped:
+            return "skipped", "", "SKIPPED"
+        if report.failed:
+            return "error", "", "ERROR"
+        return None
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when == "call" or (report.when == "setup" and not report.passed):
+            self.done += 1
+            self.bad += report.failed
+            self.draw()
+
+    def draw(self, force: bool = False) -> None:
+        now = time.perf_counter()
+        if not self.show or (not force and now - self.last_drawn < REFRESH_SECONDS and self.done < self.total):
+            return
+        self.last_drawn = now
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is None:
+            return
+        reporter.rewrite(self.line(now), erase=True)
+
+    def line(self, now: float) -> str:
+        elapsed = now - self.started
+        fraction = self.done / self.total if self.total else 0.0
+        filled = int(BAR_WIDTH * fraction)
+        rate = self.done / elapsed if elapsed > 0 else 0.0
+        failing = f", {self.bad} failing" if self.bad else ""
+        return (f"[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {self.done}/{self.total or '?'} "
+                f"{100 * fraction:3.0f}%  {rate:,.0f} items/s  {elapsed:5.1f}s{failing}")
+
+    def pytest_sessionfinish(self) -> None:
+        if self.show and self.done:
+            self.draw(force=True)
+            reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+            if reporter is not None:
+                reporter.write_line("")

@@ -1,0 +1,140 @@
+"""Reports from a results file: summary, ISA conformance, JUnit, baseline, HTML, the commands."""
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from xml.etree import ElementTree
+
+import pytest
+
+from harness.report import ReportError, build, junit_xml, load_results, summary_markdown, write_reports
+from test_cli import run_cli, write
+
+# Two hand-made cases: one uses only base64 (mov, exit), one also an atomic32 form.
+BASE = "-- asm\nmov %r0, 7\nexit\n-- result\n7\n"
+ATOMIC = "-- asm\nstdw [%r10-8], 1\nmov %r1, 2\nlock add32 [%r10-8], %r1\nldxw %r0, [%r10-8]\nexit\n-- result\n3\n"
+
+
+def results_document(tmp_path: Path, atomic_status: str = "fail") -> dict:
+    (tmp_path / "corpus" / "g").mkdir(parents=True)
+    write(tmp_path / "corpus" / "g", "base.data", BASE)
+    write(tmp_path / "corpus" / "g", "atomic.data", ATOMIC)
+    cell = {"expected": "return r0=0x3", "actual": "return r0=0x2", "detail": "r0 differs",
+            "timings": {"emulate": 0.001}, "code_size": 40, "bpf_insns": 6, "bpf_executed": 5,
+            "native_executed": 12}
+    return {"results": [
+        {"case": "corpus/g/base.data", "target": "interp", "status": "pass", **cell},
+        {"case": "corpus/g/base.data", "target": "x86_64", "status": "pass", **cell},
+        {"case": "corpus/g/atomic.data", "target": "interp", "status": "pass", **cell},
+        {"case": "corpus/g/atomic.data", "target": "x86_64", "status": atomic_status, **cell},
+    ], "wall_seconds": 1.5}
+
+
+def test_summary_counts_and_isa_groups_name_the_failing_target(tmp_path):
+    data = build(results_document(tmp_path), tmp_path)
+    assert data.targets == ["interp", "x86_64"]
+    assert data.summary["x86_64"]["pass"] == 1 and data.summary["x86_64"]["fail"] == 1
+    assert data.groups["interp"]["atomic32"].passes
+    assert not data.groups["x86_64"]["atomic32"].passes
+    assert data.groups["x86_64"]["atomic32"].failing == ["corpus/g/atomic.data"]
+    assert not data.groups["x86_64"]["base64"].passes  # the atomic case uses base64 forms too
+    assert data.groups["x86_64"]["packet"].cases == 0
+    markdown = summary_markdown(data)
+    assert "| x86_64 | 1 | 1 | 0 | 0 | 0 |" in markdown
+    assert "`corpus/g/atomic.data` on x86_64: fail" in markdown
+
+
+def test_junit_has_one_testcase_per_cell_and_marks_the_failure(tmp_path):
+    root = ElementTree.fromstring(junit_xml(build(results_document(tmp_path), tmp_path)))
+    suites = {suite.get("name"): suite for suite in root.iter("testsuite")}
+    assert set(suites) == {"interp", "x86_64"}
+    assert suites["x86_64"].get("tests") == "2" and suites["x86_64"].get("failures") == "1"
+    failures = [case.get("name") for case in suites["x86_64"].iter("testcase") if case.find("failure") is not None]
+    assert failures == ["atomic"]
+
+
+def test_baseline_lists_fixed_and_broken_cells(tmp_path):
+    old = results_document(tmp_path, atomic_status="pass")
+    new = json.loads(json.dumps(old))
+    new["results"][3]["status"] = "fail"
+    new["results"][1]["status"] = "error"
+    data = build(new, tmp_path, baseline=old)
+    assert sorted((c.case, c.kind) for c in data.changes) == [
+        ("corpus/g/atomic.data", "broken"), ("corpus/g/base.data", "broken")]
+    back = build(old, tmp_path, baseline=new)
+    assert {c.kind for c in back.changes} == {"fixed"}
+    assert "2 fixed" in summary_markdown(back)
+
+
+def test_unreadable_results_are_one_line_errors(tmp_path):
+    (tmp_path / "bad.json").write_text("{\n  \"results\": [1,\n")
+    with pytest.raises(ReportError, match=r"bad.json:\d+: not valid JSON"):
+        load_results(tmp_path / "bad.json")
+    (tmp_path / "other.json").write_text("{\"rows\": []}")
+    with pytest.raises(ReportError, match="not a harness results file"):
+        load_results(tmp_path / "other.json")
+    completed = run_cli("report", str(tmp_path / "bad.json"), "--out", str(tmp_path / "out"))
+    assert completed.returncode == 2 and "not valid JSON" in completed.stderr
+
+
+def test_html_is_self_contained_and_holds_every_cell(tmp_path):
+    document = results_document(tmp_path)
+    (tmp_path / "r.json").write_text(json.dumps(document))
+    written = write_reports(tmp_path / "r.json", tmp_path / "out", root=tmp_path, with_native=False)
+    page = written.html.read_text()
+    assert "http://" not in page.replace("http://www.w3.org/2000/svg", "") and "https://" not in page
+    assert page.count("class='case'") == 2 and "#cell=corpus/g/atomic.data|x86_64" in page
+    assert "<svg" in page  # the per-group chart
+    assert written.markdown.exists() and written.junit.exists()
+
+
+def test_run_with_report_writes_all_four_artefacts(tmp_path):
+    write(tmp_path, "one.data", BASE)
+    out = tmp_path / "rep"
+    completed = run_cli("run", str(tmp_path / "one.data"), "--arch", "interp", "-n", "0", "--report", str(out))
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["junit.xml", "report.html", "results.json", "summary.md"]
+    again = run_cli("report", str(out / "results.json"), "--out", str(out), "--baseline", str(out / "results.json"))
+    assert again.returncode == 0 and "no cell changed status" in again.stdout
+
+
+def test_new_show_and_list_commands(tmp_path):
+    path = tmp_path / "cases" / "fresh_case.data"
+    assert run_cli("new", str(path)).returncode == 0
+    assert "-- asm" in path.read_text() and "-- result" in path.read_text()
+    assert run_cli("new", str(path)).returncode == 2  # never overwrites
+    shown = run_cli("show", str(path), "--arch", "interp")
+    assert shown.returncode == 0 and "0: mov %r0, 0" in shown.stdout and "PASS" in shown.stdout
+    listed = run_cli("list", str(tmp_path / "cases"), "--arch", "interp")
+    assert listed.returncode == 0 and "1 case files" in listed.stdout
+    assert "interp   2 of" in listed.stdout  # mov and exit
+    assert run_cli("show", str(tmp_path / "nope.data")).returncode == 2
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium on this machine (Debian package 'chromium'; "
+                                              ".ci/run installs it where it can)")
+def test_report_renders_in_headless_chromium_and_a_cell_opens(tmp_path):
+    import arches
+
+    arch = arches.names()[0] if arches.names() else None
+    targets = "interp" + (f",{arch}" if arch else "")
+    write(tmp_path, "case.data", ATOMIC)
+    out = tmp_path / "rep"
+    completed = run_cli("run", str(tmp_path / "case.data"), "--arch", targets, "-n", "0", "--report", str(out))
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    case = json.loads((out / "results.json").read_text())["results"][0]["case"]
+    target = arch or "interp"
+    url = f"file://{out / 'report.html'}#cell={case}|{target}"
+    browser = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--window-size=1400,1000"]
+    dom = subprocess.run([*browser, "--dump-dom", url], capture_output=True, text=True, timeout=120).stdout
+    assert "class=\"matrix\"" in dom and "case.data" in dom
+    details = dom.split("id=\"details\"", 1)[1]
+    assert f"on {target}" in details and "lock add32" in details  # the script filled the panel
+    if arch:
+        assert f"{arch} native" in details and "native-listing" in details
+    shot = out / "shot.png"
+    subprocess.run([*browser, f"--screenshot={shot}", url], capture_output=True, timeout=120)
+    assert shot.exists() and shot.stat().st_size > 10_000
