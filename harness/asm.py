@@ -107,8 +107,12 @@ class _Pending:
     field: str  # "off" or "imm"
 
 
-def assemble(source: str) -> Program:
-    """Assemble ``source`` into a program; raises AsmError naming the line."""
+def assemble(source: str, map_names: dict[str, int] | None = None) -> Program:
+    """Assemble ``source`` into a program; raises AsmError naming the line.
+
+    ``lddw %rN, map:NAME`` (or ``map:INDEX``) loads a map (src=1, imm = its index);
+    ``map_names`` gives the index of each name a case declares.
+    """
     slots: list[Insn] = []
     labels: dict[str, int] = {}
     pending: list[_Pending] = []
@@ -146,7 +150,10 @@ def assemble(source: str) -> Program:
             mnemonic, rest = "call local", rest[5:].strip()
         operands = _split_operands(rest)
         waiting = len(pending)
-        insns = _assemble_one(mnemonic, operands, number, len(slots), pending)
+        if mnemonic == "lddw" and len(operands) == 2 and operands[1].startswith("map:"):
+            insns = _assemble_map_load(operands, number, map_names or {})
+        else:
+            insns = _assemble_one(mnemonic, operands, number, len(slots), pending)
         if mnemonic == "exit":
             last_exit = len(slots)
         if len(pending) == waiting:  # no label to resolve: the encoding depends on the text only
@@ -198,6 +205,18 @@ def _expand_repeats(source: str) -> list[tuple[int, str]]:
     if len(stack) > 1:
         raise AsmError(stack[-1][0], ".rept without .endr")
     return stack[0][2]
+
+
+def _assemble_map_load(operands: list[str], line: int, map_names: dict[str, int]) -> list[Insn]:
+    name = operands[1][4:].strip()
+    if name in map_names:
+        index = map_names[name]
+    elif name.isdigit():
+        index = int(name)
+    else:
+        known = ", ".join(map_names) or "none"
+        raise AsmError(line, f"unknown map {name!r} (declared: {known})")
+    return list(isa.lddw_pair(_reg(operands[0], line), index, isa.LDDW_MAP_FD))
 
 
 def _need(operands: list[str], count: int, mnemonic: str, line: int) -> None:
@@ -397,8 +416,10 @@ def _disassemble_valid(insn: Insn, next_insn: Insn | None, mnemonic: str) -> str
         return None if src else f"{mnemonic} %r{dst}, {_imm_text(imm)}, {_signed(off)}"
     if opcode == isa.LDDW:
         if next_insn is None or off or next_insn.opcode or next_insn.dst or next_insn.src \
-                or next_insn.off or src != isa.LDDW_PLAIN:
+                or next_insn.off or src not in (isa.LDDW_PLAIN, isa.LDDW_MAP_FD):
             return None
+        if src == isa.LDDW_MAP_FD:
+            return None if next_insn.imm or imm < 0 else f"lddw %r{dst}, map:{imm}"
         value = (imm & 0xFFFFFFFF) | ((next_insn.imm & 0xFFFFFFFF) << 32)
         return f"lddw %r{dst}, {hex(value)}"
     mode = insn.mode

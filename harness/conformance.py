@@ -16,7 +16,9 @@ from harness import layout
 from harness.corpus import Case, CorpusError, load_case
 from harness.interpreter import interpret
 from harness.outcome import ERROR_KINDS, RETURNED, Outcome, first_difference
-from harness.validator import ValidationError, validate
+from harness.isa import Program
+from harness.maps import MapError, MapSet, describe_snapshot, resolve_map_loads
+from harness.validator import ValidationError, ValidatorConfig, validate
 
 INTERP = "interp"
 PASS, FAIL, ERROR, SKIP, UNSUPPORTED = "pass", "fail", "error", "skip", "unsupported"
@@ -58,6 +60,7 @@ class _Loaded:
     rejection: str = ""  # validator message
     parse_seconds: float = 0.0
     validate_seconds: float = 0.0
+    runnable: Program | None = None  # the program as loaded: map loads resolved to handles
 
 
 @lru_cache(maxsize=4096)
@@ -69,21 +72,31 @@ def _load(path: str) -> _Loaded:
         return _Loaded(None, error=str(error))
     parsed = time.perf_counter()
     rejection = ""
+    runnable = None
     try:
-        validate(case.program)
-    except ValidationError as error:
+        validate(case.program, ValidatorConfig(map_count=len(case.maps)))
+        runnable = resolve_map_loads(case.program, MapSet(case.maps, "little") if case.maps else None)
+    except (ValidationError, MapError) as error:
         rejection = f"{path}: {error}"
     return _Loaded(case, rejection=rejection, parse_seconds=parsed - started,
-                   validate_seconds=time.perf_counter() - parsed)
+                   validate_seconds=time.perf_counter() - parsed, runnable=runnable)
+
+
+def new_maps(case: Case, byte_order: str) -> MapSet | None:
+    """Fresh, empty maps for one run of a case on one target (None without maps)."""
+    return MapSet(case.maps, byte_order) if case.maps else None
 
 
 @lru_cache(maxsize=4096)
-def _oracle(path: str, byte_order: str) -> tuple[Outcome, float]:
+def _oracle(path: str, byte_order: str) -> tuple[tuple[Outcome, ...], float]:
+    """The interpreter's outcome of every event of a case (maps persist between them)."""
     loaded = _load(path)
-    assert loaded.case is not None
+    assert loaded.case is not None and loaded.runnable is not None
     started = time.perf_counter()
-    outcome = interpret(loaded.case.program, loaded.case.memory, byte_order)
-    return outcome, time.perf_counter() - started
+    maps = new_maps(loaded.case, byte_order)
+    outcomes = tuple(interpret(loaded.runnable, memory, byte_order, maps=maps)
+                     for memory in loaded.case.inputs)
+    return outcomes, time.perf_counter() - started
 
 
 def load(path: str) -> Case:
@@ -97,17 +110,38 @@ def load(path: str) -> Case:
 def _declared(case: Case, byte_order: str) -> str:
     if case.expect_error:
         return "error" + (f" ({case.error_text.splitlines()[0]})" if case.error_text else "")
-    value = case.expected_result(byte_order)
-    return "unspecified" if value is None else f"return r0={value:#x}"
+    values = case.expected_results(byte_order)
+    if all(value is None for value in values):
+        return "unspecified"
+    if len(values) == 1:
+        return f"return r0={values[0]:#x}"
+    return "returns r0=" + ", ".join("?" if value is None else f"{value:#x}" for value in values)
 
 
-def _meets_declaration(case: Case, byte_order: str, outcome: Outcome) -> bool:
+def _meets_declaration(case: Case, byte_order: str, outcomes: tuple[Outcome, ...]) -> bool:
     if case.expect_error:
-        return outcome.kind in ERROR_KINDS
-    value = case.expected_result(byte_order)
-    if value is None:
-        return outcome.kind == RETURNED or byte_order == "big"
-    return outcome.kind == RETURNED and outcome.r0 == value
+        return any(outcome.kind in ERROR_KINDS for outcome in outcomes)
+    for value, outcome in zip(case.expected_results(byte_order), outcomes):
+        if value is None:
+            if outcome.kind != RETURNED and byte_order != "big":
+                return False
+        elif outcome.kind != RETURNED or outcome.r0 != value:
+            return False
+    return True
+
+
+def summarize_outcomes(outcomes: tuple[Outcome, ...]) -> str:
+    """One line for all the events of a run (plus the final maps, when there are maps)."""
+    if len(outcomes) == 1:
+        text = outcomes[0].summary()
+    elif all(outcome.kind == RETURNED for outcome in outcomes):
+        text = "returns r0=" + ", ".join(f"{outcome.r0:#x}" for outcome in outcomes)
+    else:
+        text = "; ".join(f"event {number}: {outcome.summary()}"
+                         for number, outcome in enumerate(outcomes, start=1))
+    if outcomes and outcomes[-1].maps:
+        text += f"; maps {describe_snapshot(outcomes[-1].maps)}"
+    return text
 
 
 def run_item(path: str, target: str) -> Result:
@@ -137,21 +171,21 @@ def _run_interp(path: str) -> Result:
         return result
     little, seconds = _oracle(path, "little")
     timings["interpret"] = seconds
-    result.bpf_executed = little.insns_executed
+    result.bpf_executed = sum(outcome.insns_executed for outcome in little)
     result.expected = _declared(case, "little")
-    result.actual = little.summary()
+    result.actual = summarize_outcomes(little)
     if not _meets_declaration(case, "little", little):
         result.status = FAIL
-        result.detail = f"little-endian: expected {result.expected}, got {little.summary()}"
+        result.detail = f"little-endian: expected {result.expected}, got {result.actual}"
         return result
-    if case.result_be is not None or case.expect_error:
+    if case.result_be is not None or case.results_be is not None or case.expect_error:
         big, seconds = _oracle(path, "big")
         timings["interpret_be"] = seconds
         if not _meets_declaration(case, "big", big):
             result.status = FAIL
             result.expected += f"; big-endian {_declared(case, 'big')}"
-            result.actual += f"; big-endian {big.summary()}"
-            result.detail = f"big-endian: expected {_declared(case, 'big')}, got {big.summary()}"
+            result.actual += f"; big-endian {summarize_outcomes(big)}"
+            result.detail = f"big-endian: expected {_declared(case, 'big')}, got {summarize_outcomes(big)}"
     return result
 
 
@@ -176,10 +210,11 @@ def _run_native(path: str, target: str) -> Result:
     order = backend.byte_order
     expected, seconds = _oracle(path, order)
     timings["interpret"] = seconds
-    result.bpf_executed = expected.insns_executed
-    result.expected = expected.summary()
+    result.bpf_executed = sum(outcome.insns_executed for outcome in expected)
+    result.expected = summarize_outcomes(expected)
+    assert loaded.runnable is not None
     try:
-        native = backend.compile(case.program)
+        native = backend.compile(loaded.runnable)
     except UnsupportedInstruction as error:
         result.status = UNSUPPORTED
         result.detail = str(error)
@@ -191,25 +226,29 @@ def _run_native(path: str, target: str) -> Result:
     engine = engine_for(backend)
     timings["setup"] = time.perf_counter() - started
     started = time.perf_counter()
+    maps = new_maps(case, order)
     try:
-        actual = engine.run(native, case.memory)
+        actual = tuple(engine.run(native, memory, maps=maps) for memory in case.inputs)
     except Exception:
         discard_engine(backend)
         raise
     timings["emulate"] = time.perf_counter() - started
     started = time.perf_counter()
-    result.native_executed = actual.insns_executed
-    result.actual = actual.summary()
-    difference = first_difference(expected, actual, base_mem=layout.MEM_BASE,
-                                  base_stack=layout.STACK_BASE)
+    executed = [outcome.insns_executed for outcome in actual]
+    result.native_executed = -1 if -1 in executed else sum(executed)
+    result.actual = summarize_outcomes(actual)
     problems = []
-    if difference is not None:
-        result.first_difference = asdict(difference)
-        where = f" at {difference.offset:#x}" if difference.offset is not None else ""
-        problems.append(f"differs from the {order}-endian interpreter in {difference.what}"
-                        f"{where}: expected {difference.expected}, got {difference.actual}")
+    for number, (want, got) in enumerate(zip(expected, actual), start=1):
+        difference = first_difference(want, got, base_mem=layout.MEM_BASE, base_stack=layout.STACK_BASE)
+        if difference is not None:
+            result.first_difference = asdict(difference)
+            where = f" at {difference.offset:#x}" if difference.offset is not None else ""
+            event = f"event {number}: " if len(expected) > 1 else ""
+            problems.append(f"{event}differs from the {order}-endian interpreter in {difference.what}"
+                            f"{where}: expected {difference.expected}, got {difference.actual}")
+            break
     if not _meets_declaration(case, order, actual):
-        problems.append(f"the case declares {_declared(case, order)}, got {actual.summary()}")
+        problems.append(f"the case declares {_declared(case, order)}, got {result.actual}")
     if problems:
         result.status = FAIL
         result.detail = "; ".join(problems)

@@ -9,6 +9,12 @@ A file is a sequence of sections, each opened by a ``-- name`` line::
     -- result-be      expected r0 on big-endian targets, where it differs
     -- error          the program must not return normally; following text is shown only
     -- description    free text shown in reports
+    -- map            NAME array|hash key=K value=V entries=N (repeatable; lddw %rN, map:NAME)
+    -- events         FILE: one input per event (a .pcap capture, or hex text one per line)
+
+Several ``-- mem`` sections (or ``-- events``) make a multi-event case: the program
+runs once per event with its maps persisting, and ``-- result`` then lists one r0
+per event (or a single value, checked against the last event).
 
 ``#`` starts a comment everywhere except inside ``-- description`` and ``-- error``
 text. Every problem is a :class:`CorpusError` naming the file and line.
@@ -22,8 +28,10 @@ from pathlib import Path
 
 from harness.asm import AsmError, assemble
 from harness.isa import Program
+from harness.maps import MapError, MapSpec
 
-KNOWN_SECTIONS = ("asm", "raw", "mem", "result", "result-be", "error", "description")
+KNOWN_SECTIONS = ("asm", "raw", "mem", "result", "result-be", "error", "description", "map", "events")
+REPEATABLE = ("mem", "map")
 _HEX_BYTE = re.compile(r"^[0-9a-fA-F]{2}$")
 
 
@@ -53,6 +61,23 @@ class Case:
     error_text: str = ""
     description: str = ""
     program_line: int = 1  # file line where the program section starts
+    maps: list[MapSpec] = field(default_factory=list)
+    events: list[bytes] = field(default_factory=list)  # inputs of a multi-event case
+    results: list[int] | None = None  # one declared r0 per event, when several are given
+    results_be: list[int] | None = None
+
+    @property
+    def inputs(self) -> list[bytes]:
+        """The input memory of every run: one for an ordinary case."""
+        return self.events or [self.memory]
+
+    def expected_results(self, byte_order: str) -> list[int | None]:
+        """The declared r0 of every event (None where nothing is declared)."""
+        count = len(self.inputs)
+        every = self.results_be if byte_order == "big" else self.results
+        if every is not None:
+            return list(every)
+        return [None] * (count - 1) + [self.expected_result(byte_order)]
 
     @property
     def name(self) -> str:
@@ -116,13 +141,59 @@ def _parse_raw(path: str, section: _Section) -> Program:
     return Program.decode(bytes(raw))
 
 
-def _single_value(path: str, section: _Section) -> int:
-    values = [(line, _strip_comment(text)) for line, text in section.lines if _strip_comment(text)]
-    if len(values) != 1:
-        raise CorpusError(path, section.line, f"-- {section.name}: expected exactly one value, "
-                                              f"found {len(values)}")
-    line, text = values[0]
-    return _parse_integer(path, line, text, f"-- {section.name}")
+def _values(path: str, section: _Section) -> list[int]:
+    """Whitespace-separated numbers (one per event of a multi-event case)."""
+    values = [_parse_integer(path, line, token, f"-- {section.name}")
+              for line, text in section.lines for token in _strip_comment(text).split()]
+    if not values:
+        raise CorpusError(path, section.line, f"-- {section.name}: expected a value")
+    return values
+
+
+def _read_events(path: str, section: _Section) -> list[bytes]:
+    """``-- events FILE``: a pcap capture or a text file with one hex input per line."""
+    names = [_strip_comment(text) for _, text in section.lines if _strip_comment(text)]
+    if len(names) != 1:
+        raise CorpusError(path, section.line, "-- events: expected one file name")
+    file = Path(path).parent / names[0]
+    try:
+        data = file.read_bytes()
+    except OSError as error:
+        raise CorpusError(path, section.line, f"-- events: cannot read {file}: {error.strerror}") from None
+    if data[:4] in (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d"):
+        try:
+            return read_pcap(data)
+        except ValueError as error:
+            raise CorpusError(path, section.line, f"-- events: {file}: {error}") from None
+    events = []
+    for number, line in enumerate(data.decode("utf-8", "replace").splitlines(), start=1):
+        text = _strip_comment(line).replace(" ", "")
+        if not text:
+            continue
+        try:
+            events.append(bytes.fromhex(text))
+        except ValueError:
+            raise CorpusError(str(file), number, "not a line of hex bytes") from None
+    if not events:
+        raise CorpusError(path, section.line, f"-- events: {file} holds no event")
+    return events
+
+
+def read_pcap(data: bytes) -> list[bytes]:
+    """The packets of a classic libpcap capture (either byte order, us or ns stamps)."""
+    order = "<" if data[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
+    if len(data) < 24:
+        raise ValueError("truncated pcap header")
+    packets, offset = [], 24
+    while offset < len(data):
+        if offset + 16 > len(data):
+            raise ValueError(f"truncated record header at byte {offset}")
+        captured = struct.unpack_from(order + "I", data, offset + 8)[0]
+        if offset + 16 + captured > len(data):
+            raise ValueError(f"record at byte {offset} runs past the end of the file")
+        packets.append(data[offset + 16:offset + 16 + captured])
+        offset += 16 + captured
+    return packets
 
 
 def split_sections(path: str, text: str) -> list[_Section]:
@@ -134,7 +205,7 @@ def split_sections(path: str, text: str) -> list[_Section]:
             if name not in KNOWN_SECTIONS:
                 raise CorpusError(path, number, f"unknown section '-- {name}' (known: "
                                                 f"{', '.join(KNOWN_SECTIONS)})")
-            if any(section.name == name for section in sections):
+            if name not in REPEATABLE and any(section.name == name for section in sections):
                 raise CorpusError(path, number, f"section '-- {name}' appears twice")
             section = _Section(name, number)
             if header.group(2).strip():
@@ -149,14 +220,25 @@ def split_sections(path: str, text: str) -> list[_Section]:
 
 def parse_case(path: str, text: str) -> Case:
     """Parse one corpus file's text; raises CorpusError naming the file and line."""
-    sections = {section.name: section for section in split_sections(path, text)}
+    every = split_sections(path, text)
+    sections = {section.name: section for section in every}
     if "asm" in sections and "raw" in sections:
         raise CorpusError(path, sections["raw"].line, "a case has either -- asm or -- raw, not both")
+    maps = []
+    for section in (s for s in every if s.name == "map"):
+        declaration = " ".join(_strip_comment(text) for _, text in section.lines).strip()
+        try:
+            spec = MapSpec.parse(declaration)
+        except MapError as error:
+            raise CorpusError(path, section.line, f"-- map: {error}") from None
+        if any(other.name == spec.name for other in maps):
+            raise CorpusError(path, section.line, f"-- map: {spec.name} declared twice")
+        maps.append(spec)
     if "asm" in sections:
         section = sections["asm"]
         source = "\n".join(text for _, text in section.lines)
         try:
-            program = assemble(source)
+            program = assemble(source, {spec.name: index for index, spec in enumerate(maps)})
         except AsmError as error:
             raise CorpusError(path, section.line + error.line, error.message) from None
         kind = "asm"
@@ -169,13 +251,27 @@ def parse_case(path: str, text: str) -> Case:
         raise CorpusError(path, None, "no program: the file has neither -- asm nor -- raw")
     if not program.insns:
         raise CorpusError(path, section.line, f"no program: the -- {kind} section is empty")
-    case = Case(path, program, source.strip("\n"), kind, program_line=section.line + 1)
-    if "mem" in sections:
-        case.memory = _parse_hex_bytes(path, sections["mem"])
-    if "result" in sections:
-        case.result = _single_value(path, sections["result"])
-    if "result-be" in sections:
-        case.result_be = _single_value(path, sections["result-be"])
+    case = Case(path, program, source.strip("\n"), kind, program_line=section.line + 1, maps=maps)
+    inputs = [_parse_hex_bytes(path, s) for s in every if s.name == "mem"]
+    if "events" in sections:
+        if inputs:
+            raise CorpusError(path, sections["events"].line, "a case has -- mem or -- events, not both")
+        inputs = _read_events(path, sections["events"])
+    if inputs:
+        case.memory = inputs[0]
+        if len(inputs) > 1:
+            case.events = inputs
+    for name in ("result", "result-be"):
+        if name in sections:
+            values = _values(path, sections[name])
+            if len(values) == 1:
+                setattr(case, name.replace("-", "_"), values[0])
+            elif len(values) == len(case.inputs):
+                setattr(case, name.replace("-", "_"), values[-1])
+                setattr(case, "results" if name == "result" else "results_be", values)
+            else:
+                raise CorpusError(path, sections[name].line, f"-- {name}: {len(values)} values for "
+                                                              f"{len(case.inputs)} events (give one, or one per event)")
     if "error" in sections:
         if "result" in sections:
             raise CorpusError(path, sections["error"].line, "a case has -- result or -- error, not both")

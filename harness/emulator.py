@@ -17,6 +17,7 @@ from unicorn import Uc, UcError
 from arches.base import Backend, NativeCode
 from harness import layout
 from harness.helpers import HELPERS, MemoryFault, call_helper
+from harness.maps import MapSet
 from harness.outcome import FAULT, LIMIT, RETURNED, Outcome
 
 DEFAULT_TIMEOUT_SECONDS = 10.0
@@ -30,6 +31,7 @@ class _UcMemory:
     def __init__(self, uc: Uc, byte_order: str) -> None:
         self.uc = uc
         self.byte_order = byte_order
+        self.maps: MapSet | None = None  # the map helpers reach the case's maps through here
 
     def _check(self, address: int, size: int, write: bool) -> None:
         for region in layout.program_regions(0):
@@ -76,6 +78,7 @@ class Engine:
         self.uc = uc
         self.memory = _UcMemory(uc, backend.byte_order)
         self.mem_size = layout.REGION_ALIGN
+        self.maps_dirty = 0  # bytes of the map region the last run with maps may have written
         for base, size in ((layout.CODE_BASE, layout.CODE_SIZE),
                            (layout.STUB_BASE, layout.STUB_SIZE),
                            (layout.SENTINEL_BASE, layout.SENTINEL_SIZE),
@@ -197,17 +200,27 @@ class Engine:
         uc.mem_write(layout.MEM_BASE, bytes(input_memory) + bytes(size - len(input_memory)))
         uc.mem_write(layout.STACK_BASE, bytes(layout.STACK_SIZE))
         uc.mem_write(layout.HELPER_DATA_BASE, bytes(layout.HELPER_DATA_SIZE))
+        if self.maps_dirty:  # a previous case's map values must not leak into this one
+            uc.mem_write(layout.MAP_BASE, bytes(self.maps_dirty))
+            self.maps_dirty = 0
         order = self.backend.byte_order
         context = (len(input_memory).to_bytes(8, order) + layout.MEM_BASE.to_bytes(8, order))
         uc.mem_write(layout.CONTEXT_BASE, context.ljust(layout.CONTEXT_SIZE, b"\0"))
 
     def run(self, native: NativeCode, input_memory: bytes = b"",
             budget: int = layout.DEFAULT_INSN_BUDGET,
-            timeout: float = DEFAULT_TIMEOUT_SECONDS) -> Outcome:
-        """Run ``native`` once on fresh program memory and return its outcome."""
+            timeout: float = DEFAULT_TIMEOUT_SECONDS, maps: MapSet | None = None) -> Outcome:
+        """Run ``native`` once on fresh program memory and return its outcome.
+
+        ``maps`` (optional) carries map values in and out, so they persist between runs.
+        """
         backend, uc = self.backend, self.uc
         self._load(native)
         self._reset_memory(input_memory)
+        self.memory.maps = maps
+        if maps is not None:
+            uc.mem_write(layout.MAP_BASE, bytes(maps.storage[:maps.used]))
+            self.maps_dirty = maps.used
         for register in backend.general_registers:
             uc.reg_write(register, 0)
         uc.reg_write(backend.argument_registers[0], layout.MEM_BASE)
@@ -255,7 +268,12 @@ class Engine:
         uc = self.uc
         memory = bytes(uc.mem_read(layout.MEM_BASE, self.mem_size))
         stack = bytes(uc.mem_read(layout.STACK_BASE, layout.STACK_SIZE))
-        return Outcome(kind, r0, memory, stack, detail, fault_address, executed)
+        maps = self.memory.maps
+        snapshot: tuple = ()
+        if maps is not None:
+            maps.storage[:maps.used] = uc.mem_read(layout.MAP_BASE, maps.used)
+            snapshot = maps.snapshot()
+        return Outcome(kind, r0, memory, stack, detail, fault_address, executed, snapshot)
 
 
 _ENGINES: dict[str, Engine] = {}

@@ -4,8 +4,9 @@ A helper sees the five argument registers and the program's memory through a
 :class:`MemoryAccess`, so the same Python code runs for the oracle and, from a
 Unicorn hook on the helper's stub address, for every JIT target.
 
-Numbers 1-3 are reserved for the kernel's map helpers; the test helpers use
-numbers from 100 up so they never collide with kernel helper numbers.
+Numbers 1-3 are the kernel's map helpers (their maps: harness/maps.py, reached
+as ``memory.maps``); the test helpers use numbers from 100 up so they never
+collide with kernel helper numbers.
 """
 from __future__ import annotations
 
@@ -86,8 +87,29 @@ def mix(memory: MemoryAccess, a: int, b: int, c: int, d: int, e: int) -> int:
     return (a + 3 * b + 5 * c + 7 * d + 11 * e) & U64
 
 
+def map_lookup_elem(memory: MemoryAccess, handle: int, key: int, *_: int) -> int:
+    """Kernel helper 1: pointer to the value stored under ``*key``, or 0."""
+    maps = getattr(memory, "maps", None)
+    return 0 if maps is None else maps.lookup(memory, handle, key)
+
+
+def map_update_elem(memory: MemoryAccess, handle: int, key: int, value: int, flags: int, *_: int) -> int:
+    """Kernel helper 2: store ``*value`` under ``*key``; 0 or a negative errno."""
+    maps = getattr(memory, "maps", None)
+    return (-22) & U64 if maps is None else maps.update(memory, handle, key, value, flags)
+
+
+def map_delete_elem(memory: MemoryAccess, handle: int, key: int, *_: int) -> int:
+    """Kernel helper 3: remove ``*key``; 0 or a negative errno."""
+    maps = getattr(memory, "maps", None)
+    return (-22) & U64 if maps is None else maps.delete(memory, handle, key)
+
+
 HELPERS: dict[int, Helper] = {
     helper.number: helper for helper in (
+        Helper(1, "map_lookup_elem", map_lookup_elem, "pointer to the value under *r2 in map r1, or 0"),
+        Helper(2, "map_update_elem", map_update_elem, "map r1: store *r3 under *r2 (flags r4); 0 or -errno"),
+        Helper(3, "map_delete_elem", map_delete_elem, "map r1: delete *r2; 0 or -errno"),
         Helper(100, "gather", gather, "low byte of each argument, a..e into bits 39..0"),
         Helper(101, "memfrob", memfrob, "xor each byte of (ptr, len) with 42, return 0"),
         Helper(102, "sqrti", sqrti, "integer square root"),

@@ -14,6 +14,7 @@ from typing import Callable
 from harness import isa, layout
 from harness.helpers import HELPERS, MemoryFault, call_helper
 from harness.isa import Insn, Program, sign_extend
+from harness.maps import MapSet
 from harness.outcome import FAULT, LIMIT, RETURNED, Outcome
 
 U64 = (1 << 64) - 1
@@ -24,12 +25,15 @@ EXIT_PROGRAM = -1  # handler result: the main frame executed exit
 class Memory:
     """The mapped regions of one run, addressable like the emulators' memory."""
 
-    def __init__(self, input_memory: bytes, byte_order: str) -> None:
+    def __init__(self, input_memory: bytes, byte_order: str, maps: MapSet | None = None) -> None:
         self.byte_order = byte_order
         self.input_length = len(input_memory)
+        self.maps = maps  # the map helpers reach the case's maps through here
         self.regions: list[tuple[int, int, bytearray]] = []
         for region in layout.program_regions(len(input_memory)):
-            self.regions.append((region.base, region.end, bytearray(region.size)))
+            # The map region *is* the MapSet's storage, so values persist between events.
+            buffer = maps.storage if maps is not None and region.name == "maps" else bytearray(region.size)
+            self.regions.append((region.base, region.end, buffer))
         self.mem = self._buffer(layout.MEM_BASE)
         self.mem[:len(input_memory)] = input_memory
         self.stack = self._buffer(layout.STACK_BASE)
@@ -198,8 +202,9 @@ class Interpreter:
         for index in program.instruction_starts():
             self.handlers[index] = self._compile(index, program.insns[index])
 
-    def run(self, input_memory: bytes = b"", budget: int = layout.DEFAULT_INSN_BUDGET) -> Outcome:
-        memory = Memory(input_memory, self.byte_order)
+    def run(self, input_memory: bytes = b"", budget: int = layout.DEFAULT_INSN_BUDGET,
+            maps: MapSet | None = None) -> Outcome:
+        memory = Memory(input_memory, self.byte_order, maps)
         regs = [0] * isa.REG_COUNT
         regs[1] = layout.MEM_BASE
         regs[2] = len(input_memory)
@@ -224,8 +229,10 @@ class Interpreter:
 
     def _finish(self, kind: str, state: _State, executed: int, detail: str = "",
                 fault_address: int | None = None) -> Outcome:
+        maps = state.memory.maps
         return Outcome(kind, state.regs[0] & U64, bytes(state.memory.mem),
-                       bytes(state.memory.stack), detail, fault_address, executed)
+                       bytes(state.memory.stack), detail, fault_address, executed,
+                       maps.snapshot() if maps is not None else ())
 
     # --- translation of one slot into a handler --------------------------------
 
@@ -425,6 +432,6 @@ class Interpreter:
 
 
 def interpret(program: Program, input_memory: bytes = b"", byte_order: str = "little",
-              budget: int = layout.DEFAULT_INSN_BUDGET) -> Outcome:
-    """Run a validated program once and return its outcome."""
-    return Interpreter(program, byte_order).run(input_memory, budget)
+              budget: int = layout.DEFAULT_INSN_BUDGET, maps: MapSet | None = None) -> Outcome:
+    """Run a validated program once and return its outcome (``maps`` persist across calls)."""
+    return Interpreter(program, byte_order).run(input_memory, budget, maps)

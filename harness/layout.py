@@ -37,6 +37,8 @@ FRAME_SIZE = 512  # each frame (main program and every local call) has 512 bytes
 MAX_CALL_DEPTH = 8  # frames below the main one; STACK_SIZE holds them with room to spare
 HELPER_DATA_BASE = 0x3000_0000  # memory owned by helpers and maps
 HELPER_DATA_SIZE = 0x0001_0000
+MAP_BASE = 0x4000_0000  # map values (harness/maps.py): they persist between a case's events
+MAP_SIZE = 0x0004_0000
 
 DEFAULT_INSN_BUDGET = 1_000_000  # eBPF instructions before a run ends with "limit"
 NATIVE_BUDGET_FACTOR = 16  # native instructions allowed per eBPF instruction of budget
@@ -68,4 +70,5 @@ def program_regions(mem_length: int) -> list[Region]:
         Region("mem", MEM_BASE, mem_region_size(mem_length)),
         Region("stack", STACK_BASE, STACK_SIZE),
         Region("helper", HELPER_DATA_BASE, HELPER_DATA_SIZE),
+        Region("maps", MAP_BASE, MAP_SIZE),
     ]

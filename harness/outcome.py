@@ -28,6 +28,7 @@ class Outcome:
     detail: str = ""
     fault_address: int | None = None
     insns_executed: int = 0
+    maps: tuple = ()  # MapSet.snapshot() after the run, for cases that declare maps
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
     def summary(self) -> str:
@@ -43,7 +44,7 @@ class Outcome:
 class Difference:
     """The first way in which two outcomes differ, for a readable failure."""
 
-    what: str  # "kind", "r0", "memory" or "stack"
+    what: str  # "kind", "r0", "memory", "stack" or "maps"
     expected: str
     actual: str
     offset: int | None = None
@@ -69,4 +70,12 @@ def first_difference(expected: Outcome, actual: Outcome, *, base_mem: int = 0,
                           min(len(left), len(right)))
             return Difference(what, left[offset:offset + 8].hex(" "),
                               right[offset:offset + 8].hex(" "), base + offset)
+    if expected.maps != actual.maps:
+        for (name, left), (_, right) in zip(expected.maps, actual.maps):
+            if left != right:
+                mine, theirs = dict(left), dict(right)
+                key = next(k for k in sorted(mine.keys() | theirs.keys()) if mine.get(k) != theirs.get(k))
+                return Difference("maps", f"{name}[{key}] = {mine.get(key, 'absent')}",
+                                  f"{name}[{key}] = {theirs.get(key, 'absent')}")
+        return Difference("maps", str(expected.maps), str(actual.maps))
     return None
