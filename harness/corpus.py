@@ -9,6 +9,7 @@ A file is a sequence of sections, each opened by a ``-- name`` line::
     -- result-be      expected r0 on big-endian targets, where it differs
     -- error          the program must not return normally; following text is shown only
     -- description    free text shown in reports
+    -- cbpf           a classic BPF filter as ``tcpdump -ddd`` prints it (instead of asm/raw)
     -- map            NAME array|hash key=K value=V entries=N (repeatable; lddw %rN, map:NAME)
     -- events         FILE: one input per event (a .pcap capture, or hex text one per line)
 
@@ -27,10 +28,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.asm import AsmError, assemble
+from harness.cbpf import CbpfError, compile_filter
 from harness.isa import Program
 from harness.maps import MapError, MapSpec
 
-KNOWN_SECTIONS = ("asm", "raw", "mem", "result", "result-be", "error", "description", "map", "events")
+KNOWN_SECTIONS = ("asm", "raw", "cbpf", "mem", "result", "result-be", "error", "description", "map",
+                  "events")
 REPEATABLE = ("mem", "map")
 _HEX_BYTE = re.compile(r"^[0-9a-fA-F]{2}$")
 
@@ -222,8 +225,10 @@ def parse_case(path: str, text: str) -> Case:
     """Parse one corpus file's text; raises CorpusError naming the file and line."""
     every = split_sections(path, text)
     sections = {section.name: section for section in every}
-    if "asm" in sections and "raw" in sections:
-        raise CorpusError(path, sections["raw"].line, "a case has either -- asm or -- raw, not both")
+    given = [name for name in ("asm", "raw", "cbpf") if name in sections]
+    if len(given) > 1:
+        raise CorpusError(path, sections[given[1]].line,
+                          f"a case has one program section, not -- {' and -- '.join(given)}")
     maps = []
     for section in (s for s in every if s.name == "map"):
         declaration = " ".join(_strip_comment(text) for _, text in section.lines).strip()
@@ -247,8 +252,16 @@ def parse_case(path: str, text: str) -> Case:
         source = "\n".join(text for _, text in section.lines)
         program = _parse_raw(path, section)
         kind = "raw"
+    elif "cbpf" in sections:
+        section = sections["cbpf"]
+        source = "\n".join(text for _, text in section.lines)
+        try:
+            program = compile_filter(source)
+        except CbpfError as error:
+            raise CorpusError(path, section.line + error.line, f"-- cbpf: {error.message}") from None
+        kind = "cbpf"
     else:
-        raise CorpusError(path, None, "no program: the file has neither -- asm nor -- raw")
+        raise CorpusError(path, None, "no program: the file has no -- asm, -- raw or -- cbpf section")
     if not program.insns:
         raise CorpusError(path, section.line, f"no program: the -- {kind} section is empty")
     case = Case(path, program, source.strip("\n"), kind, program_line=section.line + 1, maps=maps)

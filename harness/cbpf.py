@@ -1,0 +1,251 @@
+"""Classic BPF (the tcpdump filter bytecode): parse, validate, translate to eBPF.
+
+The text format is what ``tcpdump -ddd`` prints: the instruction count, then one
+``code jt jf k`` line (decimal) per instruction. Validation follows the kernel's
+``bpf_check_classic`` (net/core/filter.c): known opcodes only, jumps inside the
+program, division by a constant 0 and constant shifts of 32 or more refused,
+scratch memory indices below 16 and never read before written, and a return as
+the last instruction. Translation follows the kernel's ``bpf_convert_filter`` for
+socket filters: A is r0, X is r7, a temporary r8, the packet length saved in r9,
+the scratch words M[0..15] on the stack, packet loads as LD_ABS/LD_IND (an access
+outside the packet ends the filter returning 0), and a division by X == 0 returns 0.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from harness import isa
+from harness.isa import Insn, Program
+
+# Classes, sizes, modes, operations (include/uapi/linux/filter.h).
+LD, LDX, ST, STX, ALU, JMP, RET, MISC = range(8)
+W, H, B = 0x00, 0x08, 0x10
+IMM, ABS, IND, MEM, LEN, MSH = 0x00, 0x20, 0x40, 0x60, 0x80, 0xA0
+K_SRC, X_SRC, A_RVAL = 0x00, 0x08, 0x10
+JA, JEQ, JGT, JGE, JSET = 0x00, 0x10, 0x20, 0x30, 0x40
+TAX, TXA = 0x00, 0x80
+MEMWORDS = 16
+MAX_INSNS = 4096
+SKF_AD_OFF = -0x1000  # ancillary loads (k in [-0x1000, 0)) need an skb: not supported
+
+A_REG, X_REG, TMP_REG, LEN_REG = 0, 7, 8, 9
+SCRATCH_OFFSET = -4 * MEMWORDS  # M[i] lives at r10 - 64 + 4*i
+
+_ALU_OPS = {0x00: "add", 0x10: "sub", 0x20: "mul", 0x30: "div", 0x40: "or", 0x50: "and",
+            0x60: "lsh", 0x70: "rsh", 0x80: "neg", 0x90: "mod", 0xA0: "xor"}
+_VALID = (
+    {LD | W | ABS, LD | H | ABS, LD | B | ABS, LD | W | IND, LD | H | IND, LD | B | IND,
+     LD | W | LEN, LD | IMM, LD | MEM, LDX | W | IMM, LDX | W | MEM, LDX | W | LEN, LDX | B | MSH,
+     ST, STX, RET | K_SRC, RET | A_RVAL, MISC | TAX, MISC | TXA, JMP | JA}
+    | {ALU | op | src for op in _ALU_OPS if op != 0x80 for src in (K_SRC, X_SRC)} | {ALU | 0x80}
+    | {JMP | op | src for op in (JEQ, JGT, JGE, JSET) for src in (K_SRC, X_SRC)}
+)
+
+
+class CbpfError(ValueError):
+    """A classic BPF program that cannot be read or is refused; ``line`` is 1-based."""
+
+    def __init__(self, line: int, message: str) -> None:
+        super().__init__(f"line {line}: {message}")
+        self.line = line
+        self.message = message
+
+
+@dataclass(frozen=True)
+class CInsn:
+    code: int
+    jt: int
+    jf: int
+    k: int
+
+    @property
+    def klass(self) -> int:
+        return self.code & 0x07
+
+
+def parse(text: str) -> list[CInsn]:
+    """Read ``tcpdump -ddd`` output (``#`` comments allowed); errors name the line."""
+    rows = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        words = line.split("#", 1)[0].split()
+        if words:
+            rows.append((number, words))
+    if not rows:
+        raise CbpfError(1, "empty classic BPF program")
+    (count_line, first), *body = rows
+    if len(first) != 1 or not first[0].isdigit():
+        raise CbpfError(count_line, "the first line must be the instruction count")
+    if int(first[0]) != len(body):
+        raise CbpfError(count_line, f"count says {first[0]} instructions, {len(body)} follow")
+    program = []
+    for number, words in body:
+        try:
+            code, jt, jf, k = (int(word, 0) for word in words)
+        except ValueError:
+            raise CbpfError(number, "expected 'code jt jf k' (four numbers)") from None
+        if not (0 <= code <= 0xFFFF and 0 <= jt <= 255 and 0 <= jf <= 255 and -(1 << 31) <= k < (1 << 32)):
+            raise CbpfError(number, "code, jt, jf or k out of range")
+        program.append(CInsn(code, jt, jf, k & 0xFFFFFFFF))
+    return program
+
+
+def validate(program: list[CInsn], lines: list[int] | None = None) -> None:
+    """The kernel's static checks; raises CbpfError naming the instruction's line."""
+    lines = lines or [index + 2 for index in range(len(program))]
+    if not 1 <= len(program) <= MAX_INSNS:
+        raise CbpfError(1, f"a classic BPF program has 1 to {MAX_INSNS} instructions")
+    for pc, insn in enumerate(program):
+        where = lines[pc]
+        if insn.code not in _VALID:
+            raise CbpfError(where, f"instruction {pc}: unknown opcode {insn.code:#x}")
+        op = insn.code & 0xF0
+        k = insn.k
+        if insn.klass == ALU and insn.code & X_SRC == K_SRC:
+            if op in (0x30, 0x90) and k == 0:
+                raise CbpfError(where, f"instruction {pc}: division by constant 0")
+            if op in (0x60, 0x70) and k >= 32:
+                raise CbpfError(where, f"instruction {pc}: shift by {k} (32 or more)")
+        if insn.code in (LD | MEM, LDX | W | MEM, ST, STX) and k >= MEMWORDS:
+            raise CbpfError(where, f"instruction {pc}: scratch memory index {k} (0-15)")
+        if insn.code & 0xE0 in (ABS, IND) and insn.klass == LD or insn.code == LDX | B | MSH:
+            if SKF_AD_OFF <= _s32(k) < 0:
+                raise CbpfError(where, f"instruction {pc}: ancillary load (k={_s32(k)}) is not supported")
+        if insn.klass == JMP:
+            rest = len(program) - pc - 1
+            if op == JA:
+                if k >= rest:
+                    raise CbpfError(where, f"instruction {pc}: ja +{k} leaves the program")
+            elif insn.jt >= rest or insn.jf >= rest:
+                raise CbpfError(where, f"instruction {pc}: jump target outside the program")
+    if program[-1].klass != RET:
+        raise CbpfError(lines[-1], "the last instruction must be a return")
+    _check_scratch_reads(program, lines)
+
+
+def _check_scratch_reads(program: list[CInsn], lines: list[int]) -> None:
+    """Refuse a read of M[i] on a path where M[i] was never written (kernel: check_load_and_stores)."""
+    valid = [0xFFFF] * len(program)  # bit i: M[i] is written on every path reaching pc
+    valid[0] = 0
+    for pc, insn in enumerate(program):
+        known = valid[pc]
+        if insn.code in (ST, STX):
+            known |= 1 << insn.k
+        elif insn.code in (LD | MEM, LDX | W | MEM) and not known >> insn.k & 1:
+            raise CbpfError(lines[pc], f"instruction {pc}: reads M[{insn.k}] before any write")
+        if insn.klass == RET:
+            continue
+        if insn.klass == JMP:
+            targets = [pc + 1 + insn.k] if insn.code & 0xF0 == JA else [pc + 1 + insn.jt, pc + 1 + insn.jf]
+        else:
+            targets = [pc + 1]
+        for target in targets:
+            valid[target] &= known
+
+
+def _s32(value: int) -> int:
+    return value - (1 << 32) if value & 0x80000000 else value
+
+
+def translate(program: list[CInsn]) -> Program:
+    """The eBPF program a socket filter becomes (call :func:`validate` first)."""
+    blocks: list[list[tuple[Insn, int | None, str]]] = []  # (insn, target cBPF pc, field)
+    for pc, insn in enumerate(program):
+        blocks.append(_translate_one(pc, insn))
+    starts, slot = [], 3  # the prologue takes three slots
+    for block in blocks:
+        starts.append(slot)
+        slot += len(block)
+    out = [Insn(isa.ALU | isa.MOV | isa.K, A_REG, 0, 0, 0),   # A = 0
+           Insn(isa.ALU | isa.MOV | isa.K, X_REG, 0, 0, 0),   # X = 0
+           Insn(isa.ALU64 | isa.MOV | isa.X, LEN_REG, 2, 0, 0)]  # keep the packet length (r2)
+    for block in blocks:
+        for insn, target, _ in block:
+            if target is not None:
+                offset = starts[target] - (len(out) + 1)
+                insn = Insn(insn.opcode, insn.dst, insn.src, offset, insn.imm)
+            out.append(insn)
+    return Program(tuple(out))
+
+
+def _alu32(op: int, dst: int, src: int = 0, imm: int = 0, register: bool = False) -> Insn:
+    return Insn(isa.ALU | op | (isa.X if register else isa.K), dst, src, 0, isa.to_s32(imm))
+
+
+def _translate_one(pc: int, insn: CInsn) -> list[tuple[Insn, int | None, str]]:
+    code, k = insn.code, insn.k
+    plain = lambda *insns: [(i, None, "") for i in insns]  # noqa: E731
+    size = {W: isa.W, H: isa.H, B: isa.B}.get(code & 0x18, isa.W)
+    klass = insn.klass
+    exit_insn = Insn(isa.JMP | isa.EXIT, 0, 0, 0, 0)
+    if klass == LD:
+        mode = code & 0xE0
+        if mode == ABS:  # A = ntoh(P[k:size])
+            return plain(Insn(isa.LD | isa.ABS | size, 0, 0, 0, isa.to_s32(k)))
+        if mode == IND:  # A = ntoh(P[X + k:size])
+            return plain(Insn(isa.LD | isa.IND | size, 0, X_REG, 0, isa.to_s32(k)))
+        if mode == LEN:  # A = packet length
+            return plain(_alu32(isa.MOV, A_REG, LEN_REG, register=True))
+        if mode == IMM:  # A = k
+            return plain(_alu32(isa.MOV, A_REG, imm=k))
+        return plain(Insn(isa.LDX | isa.MEM | isa.W, A_REG, 10, SCRATCH_OFFSET + 4 * k, 0))  # A = M[k]
+    if klass == LDX:
+        mode = code & 0xE0
+        if mode == IMM:
+            return plain(_alu32(isa.MOV, X_REG, imm=k))
+        if mode == LEN:
+            return plain(_alu32(isa.MOV, X_REG, LEN_REG, register=True))
+        if mode == MEM:
+            return plain(Insn(isa.LDX | isa.MEM | isa.W, X_REG, 10, SCRATCH_OFFSET + 4 * k, 0))
+        # MSH: X = 4 * (P[k] & 0xf), keeping A in the temporary
+        return plain(Insn(isa.ALU64 | isa.MOV | isa.X, TMP_REG, A_REG, 0, 0),
+                     Insn(isa.LD | isa.ABS | isa.B, 0, 0, 0, isa.to_s32(k)),
+                     _alu32(isa.AND, A_REG, imm=0xF), _alu32(isa.LSH, A_REG, imm=2),
+                     Insn(isa.ALU64 | isa.MOV | isa.X, X_REG, A_REG, 0, 0),
+                     Insn(isa.ALU64 | isa.MOV | isa.X, A_REG, TMP_REG, 0, 0))
+    if klass in (ST, STX):  # M[k] = A or X
+        source = A_REG if klass == ST else X_REG
+        return plain(Insn(isa.STX | isa.MEM | isa.W, 10, source, SCRATCH_OFFSET + 4 * k, 0))
+    if klass == ALU:
+        op = code & 0xF0
+        if op == 0x80:
+            return plain(_alu32(isa.NEG, A_REG))
+        if code & X_SRC:
+            operation = _alu32(op, A_REG, X_REG, register=True)
+            if op in (0x30, 0x90):  # if (X == 0) return 0
+                return plain(Insn(isa.JMP | isa.JNE | isa.K, X_REG, 0, 2, 0),
+                             _alu32(isa.XOR, A_REG, A_REG, register=True), exit_insn, operation)
+            return plain(operation)
+        return plain(_alu32(op, A_REG, imm=k))
+    if klass == RET:
+        if code & A_RVAL:
+            return plain(exit_insn)
+        return plain(_alu32(isa.MOV, A_REG, imm=k), exit_insn)
+    if klass == MISC:
+        if code & 0xF8 == TXA:
+            return plain(_alu32(isa.MOV, A_REG, X_REG, register=True))
+        return plain(_alu32(isa.MOV, X_REG, A_REG, register=True))
+    # JMP
+    op = code & 0xF0
+    if op == JA:
+        return [(Insn(isa.JMP | isa.JA, 0, 0, 0, 0), pc + 1 + k, "off")]
+    block: list[tuple[Insn, int | None, str]] = []
+    if code & X_SRC:
+        compare = Insn(isa.JMP | op | isa.X, A_REG, X_REG, 0, 0)
+    elif k & 0x80000000:  # eBPF immediates sign-extend: compare with a zero-extended copy
+        block.append((_alu32(isa.MOV, TMP_REG, imm=k), None, ""))
+        compare = Insn(isa.JMP | op | isa.X, A_REG, TMP_REG, 0, 0)
+    else:
+        compare = Insn(isa.JMP | op | isa.K, A_REG, 0, 0, k)
+    block.append((compare, pc + 1 + insn.jt, "off"))
+    if insn.jf:
+        block.append((Insn(isa.JMP | isa.JA, 0, 0, 0, 0), pc + 1 + insn.jf, "off"))
+    return block
+
+
+def compile_filter(text: str) -> Program:
+    """Parse, validate and translate ``tcpdump -ddd`` text; raises CbpfError."""
+    lines = [number for number, line in enumerate(text.splitlines(), start=1)
+             if line.split("#", 1)[0].split()]
+    program = parse(text)
+    validate(program, lines[1:])
+    return translate(program)
