@@ -12,6 +12,7 @@ from arches.base import Backend
 
 # target name -> "module:Class"
 BACKENDS: dict[str, str] = {
+    "x86_64": "arches.x86_64:X86_64Backend",
 }
 
 

@@ -144,12 +144,16 @@ def summarize_outcomes(outcomes: tuple[Outcome, ...]) -> str:
     return text
 
 
-def run_item(path: str, target: str) -> Result:
-    """Run one case on one target; never raises."""
+def run_item(path: str, target: str, backend: Any = None) -> Result:
+    """Run one case on one target; never raises.
+
+    ``backend`` replaces the registered backend of ``target`` (mutation testing
+    and the broken-backend tests pass a modified copy).
+    """
     try:
         if target == INTERP:
             return _run_interp(path)
-        return _run_native(path, target)
+        return _run_native(path, target, backend)
     except Exception as error:  # a harness or backend bug must not end the run
         detail = "".join(traceback.format_exception_only(type(error), error)).strip()
         return Result(path, target, ERROR, detail=f"internal error: {detail}\n"
@@ -189,7 +193,7 @@ def _run_interp(path: str) -> Result:
     return result
 
 
-def _run_native(path: str, target: str) -> Result:
+def _run_native(path: str, target: str, backend: Any = None) -> Result:
     import arches
     from arches.base import UnsupportedInstruction
     from harness.emulator import discard_engine, engine_for
@@ -206,7 +210,7 @@ def _run_native(path: str, target: str) -> Result:
         result.actual = "rejected before JIT"
         result.detail = f"nothing to run: the validator rejects the program ({loaded.rejection})"
         return result
-    backend = arches.get(target)
+    backend = backend or arches.get(target)
     order = backend.byte_order
     expected, seconds = _oracle(path, order)
     timings["interpret"] = seconds

@@ -185,6 +185,8 @@ class Engine:
             self.uc.mem_write(layout.CODE_BASE + len(native.code),
                               bytes(self.code_length - len(native.code)))
         self.uc.mem_write(layout.CODE_BASE, native.code)
+        # Unicorn keeps translated blocks of the old code at the same addresses: drop them.
+        self.uc.ctl_remove_cache(layout.CODE_BASE, layout.CODE_BASE + max(self.code_length, len(native.code)))
         self.loaded_code = native.code
         self.code_length = len(native.code)
         self.block_insns.clear()
