@@ -36,7 +36,8 @@ EDGE_VALUES_64 = [
 EDGE_IMMEDIATES = [0, 1, -1, 2, 7, 0x7F, 0x80, 0xFF, 0x7FFF, 0x8000, 0xFFFF,
                    0x7FFFFFFF, -0x80000000, -2, 0x12345678, -0x12345678]
 SHIFT_COUNTS = [0, 1, 7, 8, 15, 16, 31, 32, 33, 63, 64, 65, 127, 255]
-UPPER_GARBAGE = 0xA5A5A5A5_00000000  # upper half a 32-bit operation must ignore
+UPPER_GARBAGE = 0xA5A5A5A5_00000000  # upper halves a 32-bit operation must ignore
+SOURCE_GARBAGE = 0x5A3C5A3C_00000000  # (a different one for the source operand)
 MAX_PAIRS = 48  # 8 bytes each, well inside the 512-byte frame
 
 
@@ -221,7 +222,7 @@ def alu_families() -> list[Family]:
                         acc.lines.append(f"{op}{suffix} {dst}, {b}")
                         b_operand = b & M64 if bits == 64 else b & M32  # imm sign-extends
                     else:
-                        b_value = b if bits == 64 else (b & M32) | (UPPER_GARBAGE >> 4)
+                        b_value = b if bits == 64 else (b & M32) | SOURCE_GARBAGE
                         acc.lines += [f"lddw {src}, 0x{b_value:x}", f"{op}{suffix} {dst}, {src}"]
                         b_operand = b_value
                     acc.record(dst, alu_reference(op, a, b_operand, bits))
@@ -231,6 +232,37 @@ def alu_families() -> list[Family]:
                     f"{op}{suffix} ({'immediate' if source == 'k' else 'register'} source, dst {dst}"
                     f"{'' if source == 'k' else ', src ' + src}) over {len(pairs)} boundary operand pairs."
                     f"\nResult i is stored at [r10 - 8*(i+1)]; r0 folds them all."))
+    return families
+
+
+def unary_reference(op: str, value: int) -> int:
+    """neg, and movsx (sign-extend the low N bits to 32 or 64 bits; the 32-bit result zero-extends)."""
+    if op in ("neg", "neg32"):
+        return (-value) & (M64 if op == "neg" else M32)
+    source_bits, result_bits = {"movsx832": (8, 32), "movsx1632": (16, 32), "movsx864": (8, 64),
+                                "movsx1664": (16, 64), "movsx3264": (32, 64)}[op]
+    extended = _sign_extend(value & ((1 << source_bits) - 1), source_bits)
+    return extended & ((1 << result_bits) - 1)
+
+
+def unary_families() -> list[Family]:
+    """neg and every movsx over all edge values, the destination's old value never leaking through."""
+    families = []
+    for index, op in enumerate(["neg", "neg32", "movsx832", "movsx1632", "movsx864", "movsx1664", "movsx3264"]):
+        dst, src = _registers(index + 5)
+        acc = Accumulator()
+        for value in EDGE_VALUES_64:
+            if op.startswith("neg"):
+                acc.lines += [f"lddw {dst}, 0x{value:x}", f"{op} {dst}"]
+            else:
+                acc.lines += [f"lddw {dst}, 0x{UPPER_GARBAGE | 0x5A5A:x}", f"lddw {src}, 0x{value:x}",
+                              f"{op} {dst}, {src}"]
+            acc.record(dst, unary_reference(op, value))
+        folder = "alu64" if op == "neg" else "alu32" if op == "neg32" else "v4"
+        families.append(acc.family(
+            f"{folder}/{op}_edge_values.data",
+            f"{op} over {len(EDGE_VALUES_64)} edge values.\nResult i is stored at [r10 - 8*(i+1)]; "
+            "r0 folds them all."))
     return families
 
 
@@ -260,7 +292,7 @@ def jump_families() -> list[Family]:
                     if source == "k":
                         operand, b_value = str(b), b & M64
                     else:
-                        b_value = b if bits == 64 else (b & M32) | (UPPER_GARBAGE >> 8)
+                        b_value = b if bits == 64 else (b & M32) | SOURCE_GARBAGE
                         lines.append(f"lddw {src}, 0x{b_value:x}")
                         operand = src
                     lines += ["lsh %r0, 1", f"{cond}{suffix} {dst}, {operand}, +1", "ja +1", "or %r0, 1"]
@@ -378,7 +410,7 @@ def far_jump_families() -> list[Family]:
 
 
 def all_families() -> list[Family]:
-    return alu_families() + jump_families() + endian_families() + memory_families() + far_jump_families()
+    return alu_families() + unary_families() + jump_families() + endian_families() + memory_families() + far_jump_families()
 
 
 def write(out_dir: Path = OUT_DIR) -> list[Path]:

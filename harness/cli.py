@@ -125,6 +125,88 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fuzz(args: argparse.Namespace) -> int:
+    from harness.fuzz import fuzz, write_finding
+
+    targets = _targets(args.arch, "fuzz")
+    if targets is None:
+        return 2
+    targets = [target for target in targets if target != "interp"]
+    if not targets:
+        print("harness fuzz: choose at least one architecture", file=sys.stderr)
+        return 2
+    if args.count is None and args.seconds is None:
+        args.seconds = 10.0
+    workers = _worker_count(args.workers)
+    interactive = sys.stderr.isatty()
+
+    def progress(stats) -> None:
+        if interactive:
+            rate = stats.programs / stats.seconds if stats.seconds else 0.0
+            print(f"\r{stats.programs} programs, {rate:,.0f}/s, {len(stats.mismatches)} mismatch(es), "
+                  f"{stats.seconds:5.1f}s", end="", file=sys.stderr, flush=True)
+
+    stats = fuzz(targets, seed=args.seed, count=args.count, seconds=args.seconds, workers=workers,
+                 size=args.size, progress=progress)
+    if interactive:
+        print(file=sys.stderr)
+    rate = stats.programs / stats.seconds if stats.seconds else 0.0
+    print(f"fuzz: {stats.programs} programs x {len(targets)} targets in {stats.seconds:.1f} s "
+          f"({rate:,.1f} programs/s, {stats.runs / stats.seconds if stats.seconds else 0:,.1f} runs/s), "
+          f"seeds {args.seed}..{args.seed + stats.programs - 1}, {workers} worker(s)")
+    for target, count in sorted(stats.unsupported.items()):
+        print(f"  {target}: {count} program(s) used an instruction the backend reports unsupported")
+    print(f"mismatches: {len(stats.mismatches)}")
+    for mismatch in stats.mismatches:
+        path = write_finding(mismatch, Path(args.out))
+        print(f"  {mismatch.target} seed {mismatch.seed}: {mismatch.original_size} -> "
+              f"{len(mismatch.program.insns)} slots: interpreter {mismatch.expected.summary()}, "
+              f"target {mismatch.actual.summary()}\n    written to {path}")
+    return 1 if stats.mismatches else 0
+
+
+def _mutate(args: argparse.Namespace) -> int:
+    import json
+    from dataclasses import asdict
+
+    from harness.corpus import find_case_files
+    from harness.mutate import EXPLAINED, run_catalogue, score_table
+
+    targets = _targets(args.arch, "mutate")
+    if targets is None:
+        return 2
+    arches_chosen = [target for target in targets if target != "interp"]
+    paths = args.paths or [DEFAULT_CORPUS]
+    missing = [path for path in paths if not Path(path).exists()]
+    if missing or not arches_chosen:
+        print(f"harness mutate: {'no such path: ' + ', '.join(missing) if missing else 'choose an architecture'}",
+              file=sys.stderr)
+        return 2
+    cases = [str(path) for path in find_case_files(paths)]
+    done = [0]
+    interactive = sys.stderr.isatty()
+
+    def progress(result) -> None:
+        done[0] += 1
+        if interactive:
+            print(f"\r{done[0]} mutants run", end="", file=sys.stderr, flush=True)
+
+    results = run_catalogue(arches_chosen, cases, _worker_count(args.workers), progress)
+    if interactive:
+        print(file=sys.stderr)
+    print(score_table(results))
+    if args.json:
+        Path(args.json).write_text(json.dumps([asdict(r) for r in results], indent=1) + "\n")
+        print(f"results written to {args.json}")
+    return 0 if all(r.killed or (r.mutant, r.arch) in EXPLAINED for r in results) else 1
+
+
+def _worker_count(text: str) -> int:
+    import os
+
+    return (os.cpu_count() or 1) if text == "auto" else max(1, int(text))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m harness",
@@ -185,6 +267,35 @@ def build_parser() -> argparse.ArgumentParser:
     list_parser.add_argument("--arch", default="all", metavar="NAME[,NAME]|all")
     list_parser.add_argument("-v", dest="verbose", action="store_true", help="name every case")
     list_parser.set_defaults(handler=_list)
+
+    fuzz_parser = commands.add_parser(
+        "fuzz", help="differential fuzzing: generated programs on the interpreter and the targets",
+        description="Run generated valid programs on the interpreter and each target, shrink every "
+                    "mismatch to a minimal .data case under --out. Exit 1 when a mismatch is found.")
+    fuzz_parser.add_argument("--arch", default="all", metavar="NAME[,NAME]|all",
+                             help="architectures to fuzz (default: all)")
+    budget = fuzz_parser.add_mutually_exclusive_group()
+    budget.add_argument("--seconds", type=float, metavar="N", help="run for N seconds (default 10)")
+    budget.add_argument("--count", type=int, metavar="N", help="run N programs")
+    fuzz_parser.add_argument("--seed", type=int, default=0, metavar="S",
+                             help="first seed (programs use S, S+1, ...; default 0)")
+    fuzz_parser.add_argument("-n", dest="workers", default="1", metavar="N|auto", help="worker processes")
+    fuzz_parser.add_argument("--size", type=int, default=24, metavar="N",
+                             help="body instructions per program (default 24)")
+    fuzz_parser.add_argument("--out", default="findings", metavar="DIR",
+                             help="where shrunk mismatches are written (default findings/)")
+    fuzz_parser.set_defaults(handler=_fuzz)
+
+    mutate = commands.add_parser(
+        "mutate", help="mutation score: does the corpus catch a catalogue of real JIT bugs?",
+        description="Inject each catalogued bug into a copy of each backend, run the corpus until a "
+                    "case fails (killed) or it ends (survived), and print the score per architecture. "
+                    "Exit 1 when a mutant survives without an explanation.")
+    mutate.add_argument("paths", nargs="*", metavar="PATH", help="corpus files or folders (default: corpus/)")
+    mutate.add_argument("--arch", default="all", metavar="NAME[,NAME]|all")
+    mutate.add_argument("-n", dest="workers", default="auto", metavar="N|auto", help="worker processes")
+    mutate.add_argument("--json", metavar="FILE", help="write every mutant's result as JSON")
+    mutate.set_defaults(handler=_mutate)
     return parser
 
 

@@ -59,3 +59,11 @@ def test_far_jump_cases_are_really_far():
     from harness.corpus import load_case
     case = load_case(str(families.OUT_DIR / "jmp" / "far_jeq_forward_taken.data"))
     assert len(case.program.insns) > 20000
+
+
+def test_unary_reference_by_hand():
+    assert families.unary_reference("neg32", 1) == 0xFFFFFFFF
+    assert families.unary_reference("neg", 1 << 63) == 1 << 63
+    assert families.unary_reference("movsx832", 0x1FF) == 0xFFFFFFFF       # low byte 0xff -> -1, 32-bit
+    assert families.unary_reference("movsx864", 0x180) == M64 - 0x7F        # 0x80 -> -128
+    assert families.unary_reference("movsx3264", 0x7FFFFFFF) == 0x7FFFFFFF

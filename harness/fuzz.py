@@ -1,0 +1,299 @@
+"""Differential fuzzing: generated programs on the interpreter and every target, mismatches shrunk.
+
+``python -m harness fuzz --arch all --seconds 60 -n 2`` runs programs from
+:mod:`harness.generate` (seed ``S``, ``S+1``, ...) on the interpreter in each
+target's byte order and on the target, compares the outcomes, and shrinks every
+mismatch by delta debugging (drop instructions with jump offsets repaired,
+simplify immediates and input bytes, keep the program valid) into a ready
+``.data`` case under ``findings/``. The same seed always gives the same programs.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from harness import isa, layout
+from harness.asm import disassemble_text
+from harness.generate import generate
+from harness.interpreter import interpret
+from harness.isa import Insn, Program
+from harness.outcome import Outcome, first_difference
+from harness.validator import ValidationError, validate
+
+FUZZ_BUDGET = 100_000  # eBPF instructions per run: generated loops are short
+SHRINK_ATTEMPTS = 1500
+
+
+@dataclass
+class Mismatch:
+    target: str
+    seed: int
+    program: Program
+    memory: bytes
+    expected: Outcome
+    actual: Outcome
+    original_size: int
+    detail: str = ""
+
+
+@dataclass
+class FuzzStats:
+    programs: int = 0
+    runs: int = 0
+    seconds: float = 0.0
+    mismatches: list[Mismatch] = field(default_factory=list)
+    unsupported: dict[str, int] = field(default_factory=dict)
+
+
+def run_on_target(program: Program, memory: bytes, target: str) -> tuple[Outcome, Outcome] | None:
+    """(interpreter outcome, target outcome), or None when the backend cannot translate it."""
+    import arches
+    from arches.base import UnsupportedInstruction
+    from harness.emulator import discard_engine, engine_for
+
+    backend = arches.get(target)
+    expected = interpret(program, memory, backend.byte_order, FUZZ_BUDGET)
+    try:
+        native = backend.compile(program)
+    except UnsupportedInstruction:
+        return None
+    engine = engine_for(backend)
+    try:
+        actual = engine.run(native, memory, FUZZ_BUDGET)
+    except Exception:
+        discard_engine(backend)
+        raise
+    return expected, actual
+
+
+def differs(program: Program, memory: bytes, target: str) -> tuple[Outcome, Outcome] | None:
+    """The two outcomes when they differ (a backend crash counts as a difference)."""
+    try:
+        pair = run_on_target(program, memory, target)
+    except Exception as error:  # a backend that raises on a valid program is a finding too
+        crashed = Outcome("fault", detail=f"backend raised {type(error).__name__}: {error}")
+        return interpret(program, memory, "little", FUZZ_BUDGET), crashed
+    if pair is None:
+        return None
+    expected, actual = pair
+    if first_difference(expected, actual, base_mem=layout.MEM_BASE, base_stack=layout.STACK_BASE):
+        return pair
+    return None
+
+
+# --- shrinking ------------------------------------------------------------------
+
+def _jump_target(insn: Insn, index: int) -> int | None:
+    """The slot a jump or local call goes to, or None for other instructions."""
+    if insn.klass == isa.JMP32 and insn.op == isa.JA:
+        return index + insn.imm + 1
+    if insn.klass in (isa.JMP, isa.JMP32) and insn.op not in (isa.EXIT, isa.CALL):
+        return index + insn.off + 1
+    if insn.klass == isa.JMP and insn.op == isa.CALL and insn.src == isa.CALL_LOCAL:
+        return index + insn.imm + 1
+    return None
+
+
+def remove_instruction(program: Program, index: int) -> Program | None:
+    """The program without the instruction starting at ``index``, jumps repaired."""
+    insns = program.insns
+    width = 2 if insns[index].opcode == isa.LDDW else 1
+    moved = lambda slot: slot - width if slot >= index + width else min(slot, index)  # noqa: E731
+    result = []
+    for old_index in program.instruction_starts():
+        if old_index == index:
+            continue
+        insn = insns[old_index]
+        target = _jump_target(insn, old_index)
+        if target is not None:
+            new_index, new_target = moved(old_index), moved(target)
+            delta = new_target - new_index - 1
+            if insn.klass == isa.JMP32 and insn.op == isa.JA or insn.op == isa.CALL:
+                insn = Insn(insn.opcode, insn.dst, insn.src, insn.off, delta)
+            elif -0x8000 <= delta <= 0x7FFF:
+                insn = Insn(insn.opcode, insn.dst, insn.src, delta, insn.imm)
+            else:
+                return None
+        result.append(insn)
+        if insn.opcode == isa.LDDW and old_index + 1 < len(insns):
+            result.append(insns[old_index + 1])
+    return Program(tuple(result))
+
+
+def _valid(program: Program) -> bool:
+    try:
+        validate(program)
+    except ValidationError:
+        return False
+    return True
+
+
+def _simplifiable_immediate(insn: Insn, index: int) -> bool:
+    """An immediate that is an operand (not a jump offset, helper number, width or atomic op)."""
+    if insn.imm in (0, 1) or _jump_target(insn, index) is not None:
+        return False
+    if insn.klass in (isa.ALU, isa.ALU64):
+        return insn.op != isa.END and insn.source == isa.K
+    if insn.klass == isa.ST:
+        return True
+    if insn.klass in (isa.JMP, isa.JMP32):
+        return insn.op not in (isa.CALL, isa.EXIT) and insn.source == isa.K
+    return False
+
+
+def shrink(program: Program, memory: bytes, still_fails: Callable[[Program, bytes], bool],
+           attempts: int = SHRINK_ATTEMPTS) -> tuple[Program, bytes]:
+    """A smaller program (and input) for which ``still_fails`` holds: ddmin-style passes."""
+    budget = [attempts]
+
+    def check(candidate: Program, data: bytes) -> bool:
+        if budget[0] <= 0 or not _valid(candidate):
+            return False
+        budget[0] -= 1
+        return still_fails(candidate, data)
+
+    changed = True
+    while changed and budget[0] > 0:
+        changed = False
+        # 1. drop instructions, last first (the folding tail goes early)
+        for index in reversed(program.instruction_starts()):
+            if index >= len(program.insns):
+                continue
+            candidate = remove_instruction(program, index)
+            if candidate is not None and check(candidate, memory):
+                program, changed = candidate, True
+        # 2. simplify immediates and 64-bit constants
+        for index in program.instruction_starts():
+            insn = program.insns[index]
+            if insn.opcode == isa.LDDW:
+                for value in (0, 1):
+                    if program.lddw_value(index) == value:
+                        break
+                    pair = isa.lddw_pair(insn.dst, value)
+                    candidate = Program(program.insns[:index] + pair + program.insns[index + 2:])
+                    if check(candidate, memory):
+                        program, changed = candidate, True
+                        break
+            elif _simplifiable_immediate(insn, index):
+                for value in (0, 1):
+                    simpler = Insn(insn.opcode, insn.dst, insn.src, insn.off, value)
+                    candidate = Program(program.insns[:index] + (simpler,) + program.insns[index + 1:])
+                    if check(candidate, memory):
+                        program, changed = candidate, True
+                        break
+        # 3. zero the input memory when it does not matter
+        if any(memory) and check(program, bytes(len(memory))):
+            memory, changed = bytes(len(memory)), True
+    return program, memory
+
+
+# --- findings -------------------------------------------------------------------
+
+def finding_text(mismatch: Mismatch) -> str:
+    """A ready corpus case for a shrunk mismatch (expected r0 from the interpreter: verify it)."""
+    expected = mismatch.expected
+    little = interpret(mismatch.program, mismatch.memory, "little", FUZZ_BUDGET)
+    big = interpret(mismatch.program, mismatch.memory, "big", FUZZ_BUDGET)
+    lines = ["-- description",
+             f"Fuzz finding on {mismatch.target}: seed {mismatch.seed}, shrunk from "
+             f"{mismatch.original_size} to {len(mismatch.program.insns)} slots.",
+             f"Interpreter: {expected.summary()}; {mismatch.target}: {mismatch.actual.summary()}.",
+             "The expected value below is the interpreter's: check it by hand before adding the case "
+             "to the corpus.", "-- asm", disassemble_text(mismatch.program).rstrip(), "-- mem"]
+    data = mismatch.memory
+    lines += [" ".join(f"{b:02x}" for b in data[i:i + 16]) for i in range(0, len(data), 16)]
+    if little.kind == "return":
+        lines += ["-- result", f"{little.r0:#x}"]
+        if big.kind == "return" and big.r0 != little.r0:
+            lines += ["-- result-be", f"{big.r0:#x}"]
+    else:
+        lines += ["-- error", little.summary()]
+    return "\n".join(lines) + "\n"
+
+
+def write_finding(mismatch: Mismatch, directory: Path) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{mismatch.target}-seed{mismatch.seed}.data"
+    path.write_text(finding_text(mismatch))
+    return path
+
+
+# --- the loop -------------------------------------------------------------------
+
+def fuzz_seed(seed: int, targets: list[str], size: int = 24) -> tuple[list[Mismatch], list[str]]:
+    """Run one generated program on every target; shrink what differs."""
+    generated = generate(seed, size)
+    mismatches, unsupported = [], []
+    for target in targets:
+        try:
+            pair = differs(generated.program, generated.memory, target)
+        except Exception:
+            pair = None
+        if pair is None:
+            if run_on_target_supported(generated.program, target) is False:
+                unsupported.append(target)
+            continue
+        program, memory = shrink(generated.program, generated.memory,
+                                 lambda p, m, t=target: differs(p, m, t) is not None)
+        expected, actual = differs(program, memory, target) or pair
+        mismatches.append(Mismatch(target, seed, program, memory, expected, actual,
+                                   len(generated.program.insns)))
+    return mismatches, unsupported
+
+
+def run_on_target_supported(program: Program, target: str) -> bool:
+    import arches
+    from arches.base import UnsupportedInstruction
+
+    try:
+        arches.get(target).compile(program)
+    except UnsupportedInstruction:
+        return False
+    except Exception:
+        return True
+    return True
+
+
+def _worker(job: tuple[int, list[str], int]) -> tuple[int, list[Mismatch], list[str]]:
+    seed, targets, size = job
+    mismatches, unsupported = fuzz_seed(seed, targets, size)
+    return seed, mismatches, unsupported
+
+
+def fuzz(targets: list[str], seed: int = 0, count: int | None = None, seconds: float | None = None,
+         workers: int = 1, size: int = 24, progress: Callable[[FuzzStats], None] | None = None) -> FuzzStats:
+    """Fuzz until ``count`` programs or ``seconds`` have passed (whichever is given)."""
+    stats = FuzzStats()
+    started = time.perf_counter()
+    limit = count if count is not None else 1 << 62
+
+    def jobs():
+        for index in range(limit):
+            if seconds is not None and time.perf_counter() - started > seconds:
+                return
+            yield seed + index, targets, size
+
+    def record(result: tuple[int, list[Mismatch], list[str]]) -> None:
+        _, mismatches, unsupported = result
+        stats.programs += 1
+        stats.runs += len(targets)
+        stats.mismatches.extend(mismatches)
+        for target in unsupported:
+            stats.unsupported[target] = stats.unsupported.get(target, 0) + 1
+        stats.seconds = time.perf_counter() - started
+        if progress:
+            progress(stats)
+
+    if workers <= 1:
+        for job in jobs():
+            record(_worker(job))
+    else:
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            for result in pool.imap(_worker, jobs(), chunksize=4):
+                record(result)
+    stats.seconds = time.perf_counter() - started
+    stats.mismatches.sort(key=lambda m: (m.seed, m.target))
+    return stats

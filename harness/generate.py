@@ -1,0 +1,250 @@
+"""Random but valid eBPF programs, for differential fuzzing.
+
+One generator, two faces: :func:`generate` takes a seed (plain, deterministic,
+fast) and :func:`programs` is a Hypothesis strategy drawing the same choices
+(so Hypothesis can shrink them). Programs use every instruction class, with
+registers and immediates biased to edge values, forward jumps, bounded loops,
+loads and stores inside the stack frame and the input memory, atomics, helper
+calls and local calls; each ends by folding every register into r0, so a wrong
+register anywhere shows in the result.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from harness import isa, layout
+from harness.isa import Insn, Program
+
+EDGE_IMMEDIATES = [0, 1, -1, 2, 7, 31, 32, 63, 64, 0x7F, 0x80, 0xFF, 0x7FFF, -0x8000, 0xFFFF,
+                   0x7FFFFFFF, -0x80000000, -2, 0x12345678]
+EDGE_VALUES = [0, 1, 2, 0x7F, 0x80, 0xFF, 0x7FFF, 0x8000, 0xFFFF, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF,
+               0x100000000, 0x7FFFFFFFFFFFFFFF, 0x8000000000000000, (1 << 64) - 1, 0x0123456789ABCDEF]
+INPUT_SIZE = 64  # bytes of input memory every generated program gets
+ALU_OPS = [isa.ADD, isa.SUB, isa.MUL, isa.DIV, isa.OR, isa.AND, isa.LSH, isa.RSH, isa.MOD, isa.XOR,
+           isa.MOV, isa.ARSH]
+JUMP_OPS = [isa.JEQ, isa.JGT, isa.JGE, isa.JSET, isa.JNE, isa.JSGT, isa.JSGE, isa.JLT, isa.JLE,
+            isa.JSLT, isa.JSLE]
+ATOMIC_OPS = [isa.ADD, isa.OR, isa.AND, isa.XOR]  # atomic imm = the ALU operation
+SIZES = [isa.B, isa.H, isa.W, isa.DW]
+WORK_REGISTERS = list(range(0, 8))  # r8 is the loop counter and r9 the memory base inside blocks
+
+
+class Chooser(Protocol):
+    """The source of every decision: a seeded Random or a Hypothesis ``draw``."""
+
+    def integer(self, low: int, high: int) -> int: ...
+
+    def pick(self, options: list[Any]) -> Any: ...
+
+
+class RandomChooser:
+    def __init__(self, seed: int) -> None:
+        self.random = random.Random(seed)
+
+    def integer(self, low: int, high: int) -> int:
+        return self.random.randint(low, high)
+
+    def pick(self, options: list[Any]) -> Any:
+        return self.random.choice(options)
+
+
+@dataclass
+class Generated:
+    """A generated program with its input memory and the seed that made it."""
+
+    program: Program
+    memory: bytes
+    seed: int | None = None
+
+
+class _Builder:
+    def __init__(self, choose: Chooser, size: int) -> None:
+        self.choose = choose
+        self.size = size
+        self.insns: list[Insn] = []
+
+    # --- operands ---------------------------------------------------------------
+
+    def immediate(self) -> int:
+        if self.choose.integer(0, 3):
+            return self.choose.pick(EDGE_IMMEDIATES)
+        return self.choose.integer(-(1 << 31), (1 << 31) - 1)
+
+    def value(self) -> int:
+        if self.choose.integer(0, 2):
+            return self.choose.pick(EDGE_VALUES)
+        return self.choose.integer(0, (1 << 64) - 1)
+
+    def register(self) -> int:
+        return self.choose.pick(WORK_REGISTERS)
+
+    # --- pieces -------------------------------------------------------------------
+
+    def emit(self, *insns: Insn) -> None:
+        self.insns.extend(insns)
+
+    def alu(self) -> None:
+        klass = self.choose.pick([isa.ALU, isa.ALU64])
+        dst = self.register()
+        kind = self.choose.integer(0, 19)
+        if kind == 0:  # neg
+            self.emit(Insn(klass | isa.NEG, dst, 0, 0, 0))
+        elif kind == 1:  # byte swaps and conversions
+            width = self.choose.pick([16, 32, 64])
+            if klass == isa.ALU64:
+                self.emit(Insn(isa.ALU64 | isa.END, dst, 0, 0, width))
+            else:
+                self.emit(Insn(isa.ALU | isa.END | self.choose.pick([isa.K, isa.X]), dst, 0, 0, width))
+        elif kind == 2:  # movsx
+            offset = self.choose.pick([8, 16] if klass == isa.ALU else [8, 16, 32])
+            self.emit(Insn(klass | isa.MOV | isa.X, dst, self.register(), offset, 0))
+        elif kind == 3:  # signed division / modulo
+            op = self.choose.pick([isa.DIV, isa.MOD])
+            if self.choose.integer(0, 1):
+                self.emit(Insn(klass | op | isa.X, dst, self.register(), 1, 0))
+            else:
+                self.emit(Insn(klass | op | isa.K, dst, 0, 1, self.immediate()))
+        else:
+            op = self.choose.pick(ALU_OPS)
+            if self.choose.integer(0, 1):
+                self.emit(Insn(klass | op | isa.X, dst, self.register(), 0, 0))
+            else:
+                self.emit(Insn(klass | op | isa.K, dst, 0, 0, self.immediate()))
+
+    def lddw(self) -> None:
+        self.emit(*isa.lddw_pair(self.register(), self.value()))
+
+    def memory(self) -> None:
+        """A load, store or atomic in the stack frame or the input memory."""
+        size = self.choose.pick(SIZES)
+        nbytes = isa.SIZE_BYTES[size]
+        on_stack = self.choose.integer(0, 1)
+        atomic = size in (isa.W, isa.DW) and not self.choose.integer(0, 3)
+        if on_stack:
+            base, slot = 10, self.choose.integer(1, 512 // 8) * 8
+            offset = -slot if atomic or self.choose.integer(0, 3) else -slot + self.choose.integer(0, 7)
+            offset = max(offset, -512)
+        else:
+            self.emit(*isa.lddw_pair(9, layout.MEM_BASE))
+            base = 9
+            offset = self.choose.integer(0, (INPUT_SIZE - nbytes) // nbytes) * nbytes
+            if not atomic and not self.choose.integer(0, 3):
+                offset = self.choose.integer(0, INPUT_SIZE - nbytes)
+        if atomic:
+            op = self.choose.pick(ATOMIC_OPS + [isa.ATOMIC_XCHG, isa.ATOMIC_CMPXCHG])
+            if op in ATOMIC_OPS and self.choose.integer(0, 1):
+                op |= isa.ATOMIC_FETCH
+            self.emit(Insn(isa.STX | isa.ATOMIC | size, base, self.register(), offset, op))
+            return
+        kind = self.choose.integer(0, 3)
+        if kind == 0:
+            self.emit(Insn(isa.ST | isa.MEM | size, base, 0, offset, self.immediate()))
+        elif kind == 1:
+            self.emit(Insn(isa.STX | isa.MEM | size, base, self.register(), offset, 0))
+        else:
+            signed = size != isa.DW and kind == 3
+            self.emit(Insn(isa.LDX | (isa.MEMSX if signed else isa.MEM) | size, self.register(), base, offset, 0))
+
+    def forward_jump(self, remaining: int) -> None:
+        """A conditional jump over the next few instructions (patched once they exist)."""
+        klass = self.choose.pick([isa.JMP, isa.JMP32])
+        op = self.choose.pick(JUMP_OPS)
+        dst = self.register()
+        if self.choose.integer(0, 1):
+            jump = Insn(klass | op | isa.X, dst, self.register(), 0, 0)
+        else:
+            jump = Insn(klass | op | isa.K, dst, 0, 0, self.immediate())
+        index = len(self.insns)
+        self.emit(jump)
+        for _ in range(self.choose.integer(1, max(1, min(4, remaining)))):
+            self.simple()
+        self.insns[index] = Insn(jump.opcode, jump.dst, jump.src, len(self.insns) - index - 1, jump.imm)
+
+    def loop(self) -> None:
+        """``r8 = n; top: body; r8 -= 1; if r8 != 0 goto top`` with a body that leaves r8 alone."""
+        count = self.choose.integer(1, 5)
+        self.emit(Insn(isa.ALU64 | isa.MOV | isa.K, 8, 0, 0, count))
+        top = len(self.insns)
+        for _ in range(self.choose.integer(1, 4)):
+            self.simple()
+        self.emit(Insn(isa.ALU64 | isa.SUB | isa.K, 8, 0, 0, 1))
+        self.emit(Insn(isa.JMP | isa.JNE | isa.K, 8, 0, top - len(self.insns) - 1, 0))
+
+    def helper_call(self) -> None:
+        self.emit(Insn(isa.JMP | isa.CALL, 0, 0, 0, self.choose.pick([100, 102, 104])))
+
+    def simple(self) -> None:
+        kind = self.choose.integer(0, 9)
+        if kind <= 5:
+            self.alu()
+        elif kind <= 7:
+            self.memory()
+        elif kind == 8:
+            self.lddw()
+        else:
+            self.emit(Insn(isa.ALU64 | isa.MOV | isa.X, self.register(), self.register(), 0, 0))
+
+    def body(self, count: int) -> None:
+        while count > 0:
+            kind = self.choose.integer(0, 15)
+            if kind == 0:
+                self.loop()
+            elif kind <= 2:
+                self.forward_jump(count)
+            elif kind == 3:
+                self.helper_call()
+            else:
+                self.simple()
+            count -= 1
+
+    def fold_and_exit(self) -> None:
+        for register in range(1, 9):
+            self.emit(Insn(isa.ALU64 | isa.XOR | isa.X, 0, register, 0, 0))
+        self.emit(Insn(isa.JMP | isa.EXIT, 0, 0, 0, 0))
+
+
+def _build(choose: Chooser, size: int) -> Generated:
+    builder = _Builder(choose, size)
+    for register in range(0, 9):  # defined values everywhere: registers start edge-valued
+        builder.emit(*isa.lddw_pair(register, builder.value()))
+    with_function = choose.integer(0, 3) == 0
+    call_site = None
+    if with_function:
+        call_site = len(builder.insns)
+        builder.emit(Insn(isa.JMP | isa.CALL, 0, isa.CALL_LOCAL, 0, 0))  # patched below
+    builder.body(size)
+    builder.fold_and_exit()
+    if with_function and call_site is not None:
+        start = len(builder.insns)
+        builder.body(max(1, size // 3))
+        builder.emit(Insn(isa.JMP | isa.EXIT, 0, 0, 0, 0))
+        builder.insns[call_site] = Insn(isa.JMP | isa.CALL, 0, isa.CALL_LOCAL, 0, start - call_site - 1)
+    memory = bytes(choose.integer(0, 255) for _ in range(INPUT_SIZE))
+    return Generated(Program(tuple(builder.insns)), memory)
+
+
+def generate(seed: int, size: int = 24) -> Generated:
+    """A valid program of about ``size`` body instructions, determined by ``seed``."""
+    generated = _build(RandomChooser(seed), size)
+    generated.seed = seed
+    return generated
+
+
+def programs(size: int = 24):  # -> hypothesis.strategies.SearchStrategy[Generated]
+    """The same generator as a Hypothesis strategy (shrinks by Hypothesis' own means)."""
+    from hypothesis import strategies as st
+
+    @st.composite
+    def strategy(draw: Any) -> Generated:
+        class DrawChooser:
+            def integer(self, low: int, high: int) -> int:
+                return draw(st.integers(low, high))
+
+            def pick(self, options: list[Any]) -> Any:
+                return draw(st.sampled_from(options))
+
+        return _build(DrawChooser(), size)
+
+    return strategy()

@@ -1,0 +1,105 @@
+"""The program generator, the fuzzer's shrinker, and mutation testing, on short fixed-seed runs."""
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+
+import arches
+from harness import isa
+from harness.asm import assemble, disassemble_text
+from harness.conformance import run_item
+from harness.corpus import parse_case
+from harness.explain import explain_failure
+from harness.fuzz import differs, finding_text, fuzz, remove_instruction, shrink, Mismatch
+from harness.generate import generate, programs
+from harness.interpreter import interpret
+from harness.mutate import CATALOGUE, EXPLAINED, apply, mutated_backend, run_mutant
+from harness.validator import validate
+
+CORPUS = Path(__file__).resolve().parent.parent / "corpus"
+ARCHES = arches.names()
+MUTANTS = {mutant.name: mutant for mutant in CATALOGUE}
+
+
+def test_generated_programs_are_valid_and_deterministic():
+    for seed in range(200):
+        generated = generate(seed)
+        validate(generated.program)
+        assert generate(seed).program == generated.program
+    forms = {isa.opcode_key(insn) for seed in range(200) for insn in generate(seed).program.insns}
+    assert len(forms & set(isa.OPCODES)) > 100  # every class, most forms
+
+
+@settings(max_examples=25, deadline=None)
+@given(programs(size=12))
+def test_the_hypothesis_strategy_draws_valid_programs(generated):
+    validate(generated.program)
+    assert interpret(generated.program, generated.memory, "little", 100_000).kind in ("return", "fault")
+
+
+def test_removing_an_instruction_repairs_jumps():
+    program = assemble("mov %r0, 1\njeq %r0, 1, skip\nmov %r0, 2\nmov %r0, 3\nskip:\nadd %r0, 10\nexit")
+    smaller = remove_instruction(program, 2)
+    assert disassemble_text(smaller).splitlines()[1] == "jeq %r0, 1, +1"
+    assert interpret(smaller, b"", "little").r0 == 11
+
+
+def test_shrinking_keeps_the_property_and_gets_small():
+    generated = generate(7)
+    target = interpret(generated.program, generated.memory, "little").r0 & 0xF
+    keeps = lambda p, m: (lambda o: o.kind == "return" and o.r0 & 0xF == target)(interpret(p, m, "little"))  # noqa
+    small, _ = shrink(generated.program, generated.memory, keeps)
+    assert keeps(small, generated.memory) and len(small.insns) < len(generated.program.insns) // 3
+
+
+def test_rewrites_relink_jumps_around_inserted_instructions():
+    case = parse_case("x.data", (CORPUS / "programs" / "gcd_euclid_64bit.data").read_text())
+    padding = lambda insn, _: ([isa.Insn(isa.ALU64 | isa.MOV | isa.X, 9, 9, 0, 0)], insn, [])  # noqa: E731
+    padded = apply(case.program, padding, "little")
+    assert len(padded.insns) > len(case.program.insns)
+    assert interpret(padded, case.memory, "little").r0 == case.result
+
+
+def test_catalogue_has_thirty_bug_classes_at_least():
+    assert len(CATALOGUE) >= 30 and len({m.bug_class for m in CATALOGUE}) >= 10
+
+
+@pytest.mark.parametrize("arch", ARCHES)
+def test_a_broken_backend_fails_the_suite_with_a_readable_diff(arch):
+    """Drop the zero-extension of 32-bit add: the corpus must notice, and say where."""
+    broken = mutated_backend(arches.get(arch), MUTANTS["add32-no-zext"])
+    case = str(CORPUS / "families" / "alu32" / "add32_x_boundaries.data")
+    assert run_item(case, arch).status == "pass"
+    result = run_item(case, arch, backend=broken)
+    assert result.status == "fail"
+    text = explain_failure(case, result)
+    assert "first difference in stack at 0x2000fff8" in text or "first difference in r0" in text
+    assert f"{arch} native" in text and "add32" in text
+
+
+@pytest.mark.parametrize("arch", ARCHES)
+@pytest.mark.parametrize("name", ["div-by-zero-keeps-dst", "jmp32-reads-upper-half", "atomic-fetch-returns-new",
+                                  "le-be-confused", "helper-args-swapped"])
+def test_sample_mutants_are_killed_by_the_corpus(arch, name):
+    cases = sorted(str(path) for path in CORPUS.rglob("*.data"))
+    result = run_mutant(MUTANTS[name], arch, cases)
+    assert result.killed or (name, arch) in EXPLAINED, result
+
+
+@pytest.mark.parametrize("arch", ARCHES)
+def test_fuzzing_finds_and_shrinks_a_planted_bug(arch, monkeypatch):
+    broken = mutated_backend(arches.get(arch), MUTANTS["sub32-no-zext"])
+    monkeypatch.setattr(arches, "get", lambda name: broken)
+    stats = fuzz([arch], seed=1, count=40)
+    assert stats.mismatches, "40 programs should hit a 32-bit sub"
+    mismatch = stats.mismatches[0]
+    assert len(mismatch.program.insns) < mismatch.original_size
+    case = parse_case("finding.data", finding_text(mismatch))
+    assert any(insn.opcode == isa.ALU | isa.SUB | isa.X or insn.opcode == isa.ALU | isa.SUB | isa.K
+               for insn in case.program.insns)
+
+
+@pytest.mark.parametrize("arch", ARCHES)
+def test_a_short_fuzz_run_finds_nothing_on_the_real_backend(arch):
+    stats = fuzz([arch], seed=12345, count=30)
+    assert stats.programs == 30 and not stats.mismatches, [m.detail for m in stats.mismatches]
