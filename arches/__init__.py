@@ -13,6 +13,7 @@ from arches.base import Backend
 # target name -> "module:Class"
 BACKENDS: dict[str, str] = {
     "x86_64": "arches.x86_64:X86_64Backend",
+    "arm64": "arches.arm64:Arm64Backend",
 }
 
 

@@ -173,7 +173,10 @@ class _Builder:
         self.emit(Insn(isa.JMP | isa.JNE | isa.K, 8, 0, top - len(self.insns) - 1, 0))
 
     def helper_call(self) -> None:
+        """A helper call; r1-r5 are scratch afterwards (the ISA leaves them undefined), so reset them."""
         self.emit(Insn(isa.JMP | isa.CALL, 0, 0, 0, self.choose.pick([100, 102, 104])))
+        for register in range(1, 6):
+            self.emit(Insn(isa.ALU64 | isa.MOV | isa.K, register, 0, 0, register))
 
     def simple(self) -> None:
         kind = self.choose.integer(0, 9)
