@@ -15,6 +15,7 @@ BACKENDS: dict[str, str] = {
     "x86_64": "arches.x86_64:X86_64Backend",
     "arm64": "arches.arm64:Arm64Backend",
     "ppc64": "arches.ppc64:Ppc64Backend",
+    "sparc64": "arches.sparc64:Sparc64Backend",
 }
 
 

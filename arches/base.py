@@ -135,6 +135,10 @@ class Backend(ABC):
             raise AssemblyError(f"{self.name}: keystone assembled nothing")
         return bytes(encoding)
 
+    def listing_for_keystone(self, mnemonic: str, operands: str, address: int) -> str:
+        """One capstone line in the form keystone reads back (used by the round-trip check)."""
+        return f"{mnemonic} {operands}"
+
     # --- disassembly -----------------------------------------------------------
 
     def disassembler(self) -> Any:

@@ -97,7 +97,9 @@ class Engine:
         self.code_length = 0
         uc.hook_add(unicorn.UC_HOOK_CODE, self._on_sentinel, begin=layout.SENTINEL_BASE,
                     end=layout.SENTINEL_BASE + layout.SENTINEL_SIZE - 1)
-        uc.hook_add(unicorn.UC_HOOK_CODE, self._on_stub, begin=layout.STUB_BASE,
+        # A block hook, not a code hook: on SPARC64 any code hook on a jmpl target derails
+        # the delayed PC (measured); a stub's first instruction always starts a block.
+        uc.hook_add(unicorn.UC_HOOK_BLOCK, self._on_stub, begin=layout.STUB_BASE,
                     end=layout.STUB_BASE + layout.STUB_SIZE - 1)
         uc.hook_add(unicorn.UC_HOOK_MEM_UNMAPPED | unicorn.UC_HOOK_MEM_PROT, self._on_unmapped)
         self.block_hook: int | None = None
@@ -239,11 +241,12 @@ class Engine:
         start = layout.CODE_BASE + native.entry
         try:
             while True:
-                count = native_budget - state.executed if backend.supports_count else 0
+                # count=0 means "no limit" to Unicorn: only for targets whose count is unreliable
+                count = max(1, native_budget - state.executed) if backend.supports_count else 0
                 # until=0 (never reached): the sentinel hook ends a normal run on every
                 # target, because s390x raises an exception when it returns to ``until``.
                 remaining = max(1, int((deadline - time.perf_counter()) * 1_000_000))
-                uc.emu_start(start, 0, timeout=remaining, count=max(count, 1))
+                uc.emu_start(start, 0, timeout=remaining, count=count)
                 if not state.paused:
                     break
                 state.paused = False

@@ -97,7 +97,7 @@ def check_reassembly_is_byte_identical(backend: Backend) -> None:
     mismatches = []
     address = layout.CODE_BASE
     for insn in engine.disasm(native.code, layout.CODE_BASE):
-        text = f"{insn.mnemonic} {insn.op_str}"
+        text = backend.listing_for_keystone(insn.mnemonic, insn.op_str, insn.address)
         try:
             encoding, _ = assembler.asm(text, insn.address)
         except keystone.KsError:

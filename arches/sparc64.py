@@ -1,0 +1,332 @@
+"""SPARC64 (V9, big-endian) JIT backend: assembly text for keystone, one call per program.
+
+Shape after the kernel's arch/sparc/net/bpf_jit_comp_64.c: the register map at the
+top, ``build_prologue`` / ``build_insn`` / ``build_epilogue``, one dispatch over
+opcodes whose default raises :class:`UnsupportedInstruction`.
+
+Target facts (DESIGN.md, measured): ``save``/``restore`` trap under Unicorn (no
+window spill/fill), so the code is window-free and keeps its own frames on %sp;
+every branch and call has an explicit ``nop`` in its delay slot; ``udivx``/
+``sdivx`` trap on zero, so divisions are guarded; keystone has no ``stw``/``setx``
+(``st`` and sethi/or sequences instead). SPARC traps on misaligned accesses while
+eBPF allows them, so a load or store checks the address's alignment at run time
+and falls back to byte accesses; packet loads always go byte by byte.
+"""
+from __future__ import annotations
+
+import time
+
+import capstone
+import keystone
+import unicorn
+from unicorn import sparc_const as us
+
+from arches.base import Backend, NativeCode, UnsupportedInstruction
+from harness import isa, layout
+from harness.isa import Insn, Program
+
+# eBPF register -> SPARC register (the kernel's map, bpf2sparc[] in bpf_jit_comp_64.c).
+REGISTER_MAP = {0: "%o5", 1: "%o0", 2: "%o1", 3: "%o2", 4: "%o3", 5: "%o4",
+                6: "%l0", 7: "%l1", 8: "%l2", 9: "%l3", 10: "%l6"}
+TMP1, TMP2, TMP3, ADDR, CONST = "%g1", "%g2", "%g3", "%g4", "%g5"  # CONST: only load_immediate's helper
+SAVED_SP = "%l7"  # the entry stack pointer, for unwinding an out-of-packet LD_ABS
+
+_ALU = {isa.ADD: "add", isa.SUB: "sub", isa.MUL: "mulx", isa.OR: "or", isa.AND: "and", isa.XOR: "xor"}
+_SHIFT64 = {isa.LSH: "sllx", isa.RSH: "srlx", isa.ARSH: "srax"}
+_SHIFT32 = {isa.LSH: "sll", isa.RSH: "srl", isa.ARSH: "sra"}
+_BRANCH = {isa.JEQ: "be", isa.JNE: "bne", isa.JGT: "bgu", isa.JGE: "bgeu", isa.JLT: "blu", isa.JLE: "bleu",
+           isa.JSGT: "bg", isa.JSGE: "bge", isa.JSLT: "bl", isa.JSLE: "ble", isa.JSET: "bne"}
+_LOAD = {1: "ldub", 2: "lduh", 4: "lduw", 8: "ldx"}
+_LOAD_SIGNED = {1: "ldsb", 2: "ldsh", 4: "ldsw"}
+_STORE = {1: "stb", 2: "sth", 4: "st", 8: "stx"}
+
+
+def load_immediate(register: str, value: int) -> list[str]:
+    """mov simm13 / sethi+or (+ sra to sign-extend) / the two-half 64-bit sequence via %g5."""
+    value &= (1 << 64) - 1
+    signed = value - (1 << 64) if value >> 63 else value
+    if -4096 <= signed < 4096:
+        return [f"mov {signed}, {register}"]
+
+    def low32(target: str, word: int) -> list[str]:
+        lines = [f"sethi {word >> 10:#x}, {target}"]
+        if word & 0x3FF:
+            lines.append(f"or {target}, {word & 0x3FF:#x}, {target}")
+        return lines
+
+    if 0 <= signed < (1 << 32):
+        return low32(register, value)
+    if -(1 << 31) <= signed < 0:
+        return low32(register, value & 0xFFFFFFFF) + [f"sra {register}, 0, {register}"]
+    assert register != CONST
+    return (low32(register, value >> 32) + [f"sllx {register}, 32, {register}"]
+            + low32(CONST, value & 0xFFFFFFFF) + [f"or {register}, {CONST}, {register}"])
+
+
+class Sparc64Backend(Backend):
+    name = "sparc64"
+    byte_order = "big"
+    uc_arch, uc_mode = unicorn.UC_ARCH_SPARC, unicorn.UC_MODE_SPARC64 | unicorn.UC_MODE_BIG_ENDIAN
+    cs_arch, cs_mode = capstone.CS_ARCH_SPARC, capstone.CS_MODE_V9 | capstone.CS_MODE_BIG_ENDIAN
+    ks_arch, ks_mode = keystone.KS_ARCH_SPARC, keystone.KS_MODE_SPARC64 | keystone.KS_MODE_BIG_ENDIAN
+    register_map = REGISTER_MAP
+    argument_registers = (us.UC_SPARC_REG_O0, us.UC_SPARC_REG_O1, us.UC_SPARC_REG_O2,
+                          us.UC_SPARC_REG_O3, us.UC_SPARC_REG_O4)
+    return_register = us.UC_SPARC_REG_O0  # helpers return in %o0; the epilogue copies %o5 there
+    stack_pointer = us.UC_SPARC_REG_SP
+    program_counter = us.UC_SPARC_REG_PC
+    general_registers = tuple(getattr(us, f"UC_SPARC_REG_{bank}{n}") for bank in "GOLI" for n in range(8)
+                              if (bank, n) not in (("G", 0), ("O", 6)))
+    helper_stub = bytes.fromhex("81c3e008" "01000000")  # retl; nop
+    sentinel_fill = bytes.fromhex("01000000")  # nop
+    supports_count = False  # Unicorn's count= misbehaves after delayed branches (DESIGN.md)
+
+    def listing_for_keystone(self, mnemonic: str, operands: str, address: int) -> str:
+        """keystone 0.9.2 reads numeric targets three ways (measured): ``ba``/Bicc take the
+        absolute address, BPcc (``be %xcc, N``) the word displacement, and ``call N``
+        encodes N - address without dividing by 4."""
+        parts = operands.split(", ")
+        try:
+            target = int(parts[-1], 0)
+        except ValueError:
+            return f"{mnemonic} {operands}"
+        if mnemonic == "call":
+            return f"call {address + (target - address) // 4:#x}"
+        if mnemonic.startswith("b") and len(parts) == 2 and parts[0] in ("%xcc", "%icc"):
+            return f"{mnemonic} {parts[0]}, {(target - address) // 4}"
+        return f"{mnemonic} {operands}"
+
+    def set_return_address(self, uc, address: int) -> None:
+        uc.reg_write(us.UC_SPARC_REG_O7, address - 8)  # retl returns to %o7 + 8
+
+    # --- translation ------------------------------------------------------------------
+
+    def translate(self, program: Program) -> NativeCode:
+        started = time.perf_counter()
+        lines = self.build_prologue()
+        for index in program.instruction_starts():
+            lines.append(f"L{index}:")
+            lines.extend(self.build_insn(program, index))
+        lines.extend(self.build_epilogue())
+        text = "\n".join(lines)
+        translated = time.perf_counter()
+        code = self.keystone_assemble(text, layout.CODE_BASE)
+        return NativeCode(code, text, 0, {}, translated - started, time.perf_counter() - translated)
+
+    def build_prologue(self) -> list[str]:
+        return (["sub %sp, 64, %sp", "stx %o7, [%sp]", f"stx {SAVED_SP}, [%sp + 8]", f"mov %sp, {SAVED_SP}"]
+                + load_immediate("%l6", layout.STACK_TOP)
+                + ["call L0", "nop", "Lepilogue:", f"mov {SAVED_SP}, %sp", "mov %o5, %o0", "ldx [%sp], %o7",
+                   f"ldx [%sp + 8], {SAVED_SP}", "add %sp, 64, %sp", "retl", "nop"])
+
+    def build_epilogue(self) -> list[str]:
+        # LD_ABS/LD_IND out of the packet: the whole program returns 0.
+        return ["Lpacket_abort:", "ba Lepilogue", "mov 0, %o5"]  # the delay slot clears r0
+
+    def build_insn(self, program: Program, index: int) -> list[str]:
+        insn = program.insns[index]
+        klass = insn.klass
+        if klass in (isa.ALU, isa.ALU64):
+            return self.build_alu(insn, index)
+        if klass in (isa.JMP, isa.JMP32):
+            return self.build_jump(insn, index)
+        if insn.opcode == isa.LDDW and insn.src == isa.LDDW_PLAIN:
+            # LDDW: dst = imm64
+            return load_immediate(REGISTER_MAP[insn.dst], program.lddw_value(index))
+        if klass == isa.LD and insn.mode in (isa.ABS, isa.IND):
+            return self.build_packet_load(insn)
+        if klass == isa.LDX and insn.mode in (isa.MEM, isa.MEMSX):
+            return self.build_load(insn, index)
+        if klass in (isa.ST, isa.STX) and insn.mode == isa.MEM:
+            return self.build_store(insn, index)
+        if klass == isa.STX and insn.mode == isa.ATOMIC:
+            return self.build_atomic(insn, index)
+        raise UnsupportedInstruction(index, isa.describe(insn))
+
+    # --- ALU --------------------------------------------------------------------------
+
+    def source(self, insn: Insn, width: int) -> tuple[list[str], str]:
+        if insn.source == isa.X:
+            return [], REGISTER_MAP[insn.src]
+        return load_immediate(TMP1, insn.imm if width == 64 else insn.imm & 0xFFFFFFFF), TMP1
+
+    def build_alu(self, insn: Insn, index: int) -> list[str]:
+        width = 64 if insn.klass == isa.ALU64 else 32
+        dst = REGISTER_MAP[insn.dst]
+        zext = [f"srl {dst}, 0, {dst}"] if width == 32 else []  # ALU32 zero-extends
+        op = insn.op
+        if op == isa.END:
+            return self.build_swap(insn, dst)
+        if op == isa.NEG:
+            return [f"sub %g0, {dst}, {dst}"] + zext
+        if op == isa.MOV:
+            src = REGISTER_MAP[insn.src]
+            if insn.off:  # MOVSX: dst = (s8/s16/s32) src
+                shift = 64 - insn.off
+                return [f"sllx {src}, {shift}, {dst}", f"srax {dst}, {shift}, {dst}"] + zext
+            if insn.source == isa.K:
+                return load_immediate(dst, insn.imm if width == 64 else insn.imm & 0xFFFFFFFF)
+            return [f"srl {src}, 0, {dst}"] if width == 32 else [f"mov {src}, {dst}"]
+        setup, src = self.source(insn, width)
+        if op in _ALU:
+            return setup + [f"{_ALU[op]} {dst}, {src}, {dst}"] + zext
+        if op in _SHIFT64:
+            mnemonic = _SHIFT64[op] if width == 64 else _SHIFT32[op]
+            return setup + [f"and {src}, {width - 1}, {TMP2}", f"{mnemonic} {dst}, {TMP2}, {dst}"] + zext
+        if op in (isa.DIV, isa.MOD):
+            return setup + self.build_divide(insn, index, width, dst, src)
+        raise UnsupportedInstruction(index, isa.describe(insn))
+
+    def build_divide(self, insn: Insn, index: int, width: int, dst: str, src: str) -> list[str]:
+        """udivx/sdivx guarded: by 0, div -> 0 and mod -> dst; a 64-bit signed divide by -1 negates.
+
+        32-bit forms extend both operands to 64 bits first (zero- or sign-), where
+        INT_MIN / -1 cannot overflow.
+        """
+        signed, is_mod = insn.off == 1, insn.op == isa.MOD
+        zero, done = f"L{index}_zero", f"L{index}_done"
+        a, b = TMP2, TMP3
+        extend = "sra" if signed else "srl"
+        lines = ([f"{extend} {dst}, 0, {a}", f"{extend} {src}, 0, {b}"] if width == 32
+                 else [f"mov {dst}, {a}", f"mov {src}, {b}"])
+        lines += [f"cmp {b}, 0", f"be %xcc, {zero}", "nop"]
+        if signed and width == 64:
+            regular = f"L{index}_divide"
+            lines += [f"cmp {b}, -1", f"bne %xcc, {regular}", "nop",
+                      f"mov 0, {dst}" if is_mod else f"sub %g0, {dst}, {dst}", f"ba {done}", "nop", f"{regular}:"]
+        divide = "sdivx" if signed else "udivx"
+        if is_mod:
+            lines += [f"{divide} {a}, {b}, {TMP1}", f"mulx {TMP1}, {b}, {TMP1}", f"sub {a}, {TMP1}, {dst}"]
+        else:
+            lines += [f"{divide} {a}, {b}, {dst}"]
+        zext = [f"srl {dst}, 0, {dst}"] if width == 32 else []
+        lines += zext + [f"ba {done}", "nop", f"{zero}:"]
+        lines += zext if is_mod else [f"mov 0, {dst}"]
+        return lines + [f"{done}:"]
+
+    def build_swap(self, insn: Insn, dst: str) -> list[str]:
+        """be truncates on this big-endian host; le and bswap reverse the bytes with shifts."""
+        width = insn.imm
+        swap = insn.klass == isa.ALU64 or insn.source == isa.TO_LE
+        if not swap:
+            return {16: [f"sllx {dst}, 48, {dst}", f"srlx {dst}, 48, {dst}"],
+                    32: [f"srl {dst}, 0, {dst}"], 64: []}[width]
+        count = width // 8
+        lines = [f"mov 0, {TMP2}"]
+        for byte in range(count):  # result |= ((dst >> 8*byte) & 0xff) << 8*(count-1-byte)
+            lines += [f"srlx {dst}, {8 * byte}, {TMP1}", f"and {TMP1}, 0xff, {TMP1}",
+                      f"sllx {TMP1}, {8 * (count - 1 - byte)}, {TMP1}", f"or {TMP2}, {TMP1}, {TMP2}"]
+        return lines + [f"mov {TMP2}, {dst}"]
+
+    # --- memory -----------------------------------------------------------------------
+
+    def effective_address(self, base: str, offset: int) -> list[str]:
+        if -4096 <= offset < 4096:
+            return [f"add {base}, {offset}, {ADDR}"]
+        return load_immediate(ADDR, offset) + [f"add {ADDR}, {base}, {ADDR}"]
+
+    def bytewise_load(self, size: int, target: str, signed: bool) -> list[str]:
+        """Big-endian composition of ``size`` bytes at ADDR (any alignment)."""
+        lines = [f"ldub [{ADDR}], {target}"]
+        for byte in range(1, size):
+            lines += [f"ldub [{ADDR} + {byte}], {TMP1}", f"sllx {target}, 8, {target}", f"or {target}, {TMP1}, {target}"]
+        if signed and size < 8:
+            shift = 64 - 8 * size
+            lines += [f"sllx {target}, {shift}, {target}", f"srax {target}, {shift}, {target}"]
+        return lines
+
+    def build_load(self, insn: Insn, index: int) -> list[str]:
+        # LDX: dst = *(size *)(src + off); MEMSX sign-extends
+        size, dst = insn.nbytes, REGISTER_MAP[insn.dst]
+        signed = insn.mode == isa.MEMSX
+        mnemonic = (_LOAD_SIGNED if signed else _LOAD)[size]
+        lines = self.effective_address(REGISTER_MAP[insn.src], insn.off)
+        if size == 1:
+            return lines + [f"{mnemonic} [{ADDR}], {dst}"]
+        unaligned, done = f"L{index}_unaligned", f"L{index}_loaded"
+        return (lines + [f"andcc {ADDR}, {size - 1}, %g0", f"bne %xcc, {unaligned}", "nop",
+                         f"{mnemonic} [{ADDR}], {dst}", f"ba {done}", "nop", f"{unaligned}:"]
+                + self.bytewise_load(size, dst, signed) + [f"{done}:"])
+
+    def build_store(self, insn: Insn, index: int) -> list[str]:
+        # ST: *(size *)(dst + off) = imm (stdw sign-extends); STX: = src
+        size = insn.nbytes
+        lines = self.effective_address(REGISTER_MAP[insn.dst], insn.off)
+        if insn.klass == isa.ST:
+            lines += load_immediate(TMP3, insn.imm)
+            value = TMP3
+        else:
+            value = REGISTER_MAP[insn.src]
+        if size == 1:
+            return lines + [f"stb {value}, [{ADDR}]"]
+        unaligned, done = f"L{index}_unaligned", f"L{index}_stored"
+        lines += [f"andcc {ADDR}, {size - 1}, %g0", f"bne %xcc, {unaligned}", "nop",
+                  f"{_STORE[size]} {value}, [{ADDR}]", f"ba {done}", "nop", f"{unaligned}:"]
+        for byte in range(size):  # most significant byte first (big endian)
+            where = f"[{ADDR} + {byte}]" if byte else f"[{ADDR}]"
+            lines += [f"srlx {value}, {8 * (size - 1 - byte)}, {TMP1}", f"stb {TMP1}, {where}"]
+        return lines + [f"{done}:"]
+
+    def build_atomic(self, insn: Insn, index: int) -> list[str]:
+        """cas/casx: cmpxchg directly, everything else as a compare-and-swap retry loop."""
+        wide = insn.nbytes == 8
+        cas, load, cc = ("casx", "ldx", "%xcc") if wide else ("cas", "lduw", "%icc")
+        src = REGISTER_MAP[insn.src]
+        lines = self.effective_address(REGISTER_MAP[insn.dst], insn.off)
+        if insn.imm == isa.ATOMIC_CMPXCHG:
+            # r0 = old; if old == r0 then *ptr = src (cas leaves the old value in its rd)
+            return lines + [f"mov {src}, {TMP2}", f"{cas} [{ADDR}], %o5, {TMP2}", f"mov {TMP2}, %o5"]
+        retry = f"L{index}_retry"
+        old, new = TMP1, TMP2
+        lines += [f"{retry}:", f"{load} [{ADDR}], {old}"]
+        if insn.imm == isa.ATOMIC_XCHG:
+            lines.append(f"mov {src}, {new}")
+        else:
+            operation = {isa.ADD: "add", isa.OR: "or", isa.AND: "and", isa.XOR: "xor"}[insn.imm & ~isa.ATOMIC_FETCH]
+            lines.append(f"{operation} {old}, {src}, {new}")
+        lines += [f"{cas} [{ADDR}], {old}, {new}", f"cmp {old}, {new}", f"bne {cc}, {retry}", "nop"]
+        if insn.imm & isa.ATOMIC_FETCH:  # includes xchg
+            lines.append(f"mov {old}, {src}")
+        return lines
+
+    def build_packet_load(self, insn: Insn) -> list[str]:
+        """LD_ABS/LD_IND: r0 = big-endian bytes at packet + (s32)(imm [+ src]), else abort with 0."""
+        size = insn.nbytes
+        lines = load_immediate(TMP2, insn.imm & 0xFFFFFFFF)
+        if insn.mode == isa.IND:
+            lines.append(f"add {TMP2}, {REGISTER_MAP[insn.src]}, {TMP2}")
+        lines += [f"sra {TMP2}, 0, {TMP2}", f"cmp {TMP2}, 0", "bl %xcc, Lpacket_abort", "nop",
+                  f"add {TMP2}, {size}, {TMP3}"]
+        lines += load_immediate(ADDR, layout.PACKET_LEN_ADDR)
+        lines += [f"ldx [{ADDR}], {ADDR}", f"cmp {TMP3}, {ADDR}", "bgu %xcc, Lpacket_abort", "nop"]
+        lines += load_immediate(ADDR, layout.MEM_BASE) + [f"add {ADDR}, {TMP2}, {ADDR}"]
+        return lines + self.bytewise_load(size, "%o5", False)
+
+    # --- jumps and calls ------------------------------------------------------------------
+
+    def build_jump(self, insn: Insn, index: int) -> list[str]:
+        op = insn.op
+        if op == isa.EXIT:
+            return ["retl", "nop"]
+        if op == isa.CALL:
+            if insn.src == isa.CALL_LOCAL:
+                # local call: save %o7 and r6-r10, give the callee its own frame
+                saved = ["%o7", "%l0", "%l1", "%l2", "%l3", "%l6"]
+                slot = lambda n: f"[%sp + {8 * n}]" if n else "[%sp]"  # noqa: E731 (keystone's own form)
+                return (["sub %sp, 48, %sp"] + [f"stx {r}, {slot(n)}" for n, r in enumerate(saved)]
+                        + [f"sub %l6, {layout.FRAME_SIZE}, %l6", f"call L{index + insn.imm + 1}", "nop"]
+                        + [f"ldx {slot(n)}, {r}" for n, r in enumerate(saved)] + ["add %sp, 48, %sp"])
+            if insn.src == isa.CALL_HELPER:
+                stub = layout.STUB_BASE + insn.imm * layout.STUB_STRIDE
+                return (["sub %sp, 16, %sp", "stx %o7, [%sp]"] + load_immediate(TMP1, stub)
+                        + [f"jmpl {TMP1}, %o7", "nop", "ldx [%sp], %o7", "add %sp, 16, %sp", "mov %o0, %o5"])
+            raise UnsupportedInstruction(index, isa.describe(insn))
+        if op == isa.JA:
+            offset = insn.imm if insn.klass == isa.JMP32 else insn.off
+            return [f"ba L{index + offset + 1}", "nop"]
+        width = 64 if insn.klass == isa.JMP else 32
+        dst = REGISTER_MAP[insn.dst]
+        setup, src = self.source(insn, width)
+        test = f"andcc {dst}, {src}, %g0" if op == isa.JSET else f"cmp {dst}, {src}"
+        cc = "%xcc" if width == 64 else "%icc"
+        return setup + [test, f"{_BRANCH[op]} {cc}, L{index + insn.off + 1}", "nop"]
