@@ -14,6 +14,7 @@ from arches.base import Backend
 BACKENDS: dict[str, str] = {
     "x86_64": "arches.x86_64:X86_64Backend",
     "arm64": "arches.arm64:Arm64Backend",
+    "s390x": "arches.s390x:S390xBackend",
     "ppc64": "arches.ppc64:Ppc64Backend",
     "sparc64": "arches.sparc64:Sparc64Backend",
 }
