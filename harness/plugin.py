@@ -181,7 +181,9 @@ class ResultCollector:
         write = terminalreporter.write_line
         terminalreporter.section("eBPF harness summary")
         write(f"{'target':<10}" + "".join(f"{status:>13}" for status in STATUSES))
-        for target in sorted(summary, key=lambda name: (name != INTERP, name)):
+        from harness.report import target_order
+
+        for target in target_order(set(summary)):
             counts = summary[target]
             write(f"{target:<10}" + "".join(f"{counts.get(status, 0):>13}" for status in STATUSES))
         cases = sorted({item["case"] for item in self.results})
