@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 import traceback
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 from typing import Any
 
@@ -250,6 +250,12 @@ def _run_native(path: str, target: str, backend: Any = None) -> Result:
             event = f"event {number}: " if len(expected) > 1 else ""
             problems.append(f"{event}differs from the {order}-endian interpreter in {difference.what}"
                             f"{where}: expected {difference.expected}, got {difference.actual}")
+            if difference.what == "r0":  # also say where memory or stack first differs, if they do
+                same_r0 = replace(got, r0=want.r0)
+                further = first_difference(want, same_r0, base_mem=layout.MEM_BASE, base_stack=layout.STACK_BASE)
+                if further is not None:
+                    problems.append(f"first differing {further.what} byte at {further.offset:#x}: "
+                                    f"expected {further.expected}, got {further.actual}")
             break
     if not _meets_declaration(case, order, actual):
         problems.append(f"the case declares {_declared(case, order)}, got {result.actual}")
