@@ -94,7 +94,7 @@ def _oracle(path: str, byte_order: str) -> tuple[tuple[Outcome, ...], float]:
     assert loaded.case is not None and loaded.runnable is not None
     started = time.perf_counter()
     maps = new_maps(loaded.case, byte_order)
-    outcomes = tuple(interpret(loaded.runnable, memory, byte_order, maps=maps)
+    outcomes = tuple(interpret(loaded.runnable, memory, byte_order, loaded.case.budget, maps=maps)
                      for memory in loaded.case.inputs)
     return outcomes, time.perf_counter() - started
 
@@ -232,7 +232,7 @@ def _run_native(path: str, target: str, backend: Any = None) -> Result:
     started = time.perf_counter()
     maps = new_maps(case, order)
     try:
-        actual = tuple(engine.run(native, memory, maps=maps) for memory in case.inputs)
+        actual = tuple(engine.run(native, memory, case.budget, maps=maps) for memory in case.inputs)
     except Exception:
         discard_engine(backend)
         raise

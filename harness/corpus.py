@@ -12,6 +12,8 @@ A file is a sequence of sections, each opened by a ``-- name`` line::
     -- cbpf           a classic BPF filter as ``tcpdump -ddd`` prints it (instead of asm/raw)
     -- map            NAME array|hash key=K value=V entries=N (repeatable; lddw %rN, map:NAME)
     -- events         FILE: one input per event (a .pcap capture, or hex text one per line)
+    -- budget         N: the instruction budget of each run (default 1,000,000); a case that
+                      is meant to loop forever sets a small one so it ends quickly
 
 Several ``-- mem`` sections (or ``-- events``) make a multi-event case: the program
 runs once per event with its maps persisting, and ``-- result`` then lists one r0
@@ -28,12 +30,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.asm import AsmError, assemble
+from harness import layout
 from harness.cbpf import CbpfError, compile_filter
 from harness.isa import Program
 from harness.maps import MapError, MapSpec
 
 KNOWN_SECTIONS = ("asm", "raw", "cbpf", "mem", "result", "result-be", "error", "description", "map",
-                  "events")
+                  "events", "budget")
 REPEATABLE = ("mem", "map")
 _HEX_BYTE = re.compile(r"^[0-9a-fA-F]{2}$")
 
@@ -68,6 +71,7 @@ class Case:
     events: list[bytes] = field(default_factory=list)  # inputs of a multi-event case
     results: list[int] | None = None  # one declared r0 per event, when several are given
     results_be: list[int] | None = None
+    budget: int = layout.DEFAULT_INSN_BUDGET  # eBPF instructions per run
 
     @property
     def inputs(self) -> list[bytes]:
@@ -290,6 +294,11 @@ def parse_case(path: str, text: str) -> Case:
             raise CorpusError(path, sections["error"].line, "a case has -- result or -- error, not both")
         case.expect_error = True
         case.error_text = "\n".join(text for _, text in sections["error"].lines).strip()
+    if "budget" in sections:
+        values = _values(path, sections["budget"])
+        if len(values) != 1 or not 1 <= values[0] <= 100_000_000:
+            raise CorpusError(path, sections["budget"].line, "-- budget: one number from 1 to 100000000")
+        case.budget = values[0]
     if "description" in sections:
         case.description = "\n".join(text for _, text in sections["description"].lines).strip()
     return case
