@@ -38,6 +38,7 @@ def test_negative_result_is_taken_as_u64():
     ("-- raw\nb7 00 00\n", 2, "8 hex bytes"),
     ("-- asm\nexit\n-- result\nabc\n", 4, "expected a number"),
     ("-- asm\nexit\n-- result\n1\n2\n", 3, "2 values for 1 events"),
+    ("-- asm\nexit\n-- budget\n0\n", 3, "-- budget: one number from 1 to 100000000"),
     ("stray text\n-- asm\nexit\n", 1, "before the first"),
     ("-- asm\nexit\n-- asm\nexit\n", 3, "appears twice"),
     ("-- asm\nexit\n-- result\n1\n-- error\n", 5, "not both"),
