@@ -10,6 +10,7 @@ A file is a sequence of sections, each opened by a ``-- name`` line::
     -- error          the program must not return normally; following text is shown only
     -- description    free text shown in reports
     -- cbpf           a classic BPF filter as ``tcpdump -ddd`` prints it (instead of asm/raw)
+    -- elf            FILE [SECTION]: the program from a clang-built eBPF object (instead of asm/raw)
     -- map            NAME array|hash key=K value=V entries=N (repeatable; lddw %rN, map:NAME)
     -- events         FILE: one input per event (a .pcap capture, or hex text one per line)
     -- budget         N: the instruction budget of each run (default 1,000,000); a case that
@@ -32,10 +33,11 @@ from pathlib import Path
 from harness.asm import AsmError, assemble
 from harness import layout
 from harness.cbpf import CbpfError, compile_filter
+from harness.elf import ElfError, load_program
 from harness.isa import Program
 from harness.maps import MapError, MapSpec
 
-KNOWN_SECTIONS = ("asm", "raw", "cbpf", "mem", "result", "result-be", "error", "description", "map",
+KNOWN_SECTIONS = ("asm", "raw", "cbpf", "elf", "mem", "result", "result-be", "error", "description", "map",
                   "events", "budget")
 REPEATABLE = ("mem", "map")
 _HEX_BYTE = re.compile(r"^[0-9a-fA-F]{2}$")
@@ -229,7 +231,7 @@ def parse_case(path: str, text: str) -> Case:
     """Parse one corpus file's text; raises CorpusError naming the file and line."""
     every = split_sections(path, text)
     sections = {section.name: section for section in every}
-    given = [name for name in ("asm", "raw", "cbpf") if name in sections]
+    given = [name for name in ("asm", "raw", "cbpf", "elf") if name in sections]
     if len(given) > 1:
         raise CorpusError(path, sections[given[1]].line,
                           f"a case has one program section, not -- {' and -- '.join(given)}")
@@ -264,8 +266,20 @@ def parse_case(path: str, text: str) -> Case:
         except CbpfError as error:
             raise CorpusError(path, section.line + error.line, f"-- cbpf: {error.message}") from None
         kind = "cbpf"
+    elif "elf" in sections:
+        section = sections["elf"]
+        source = "\n".join(_strip_comment(text) for _, text in section.lines).strip()
+        words = source.split()
+        if not 1 <= len(words) <= 2:
+            raise CorpusError(path, section.line, "-- elf: expected FILE [SECTION]")
+        try:
+            program = load_program(Path(path).parent / words[0], words[1] if len(words) > 1 else None,
+                                   [spec.name for spec in maps])
+        except ElfError as error:
+            raise CorpusError(path, section.line, f"-- elf: {error}") from None
+        kind = "elf"
     else:
-        raise CorpusError(path, None, "no program: the file has no -- asm, -- raw or -- cbpf section")
+        raise CorpusError(path, None, "no program: the file has no -- asm, -- raw, -- cbpf or -- elf section")
     if not program.insns:
         raise CorpusError(path, section.line, f"no program: the -- {kind} section is empty")
     case = Case(path, program, source.strip("\n"), kind, program_line=section.line + 1, maps=maps)
