@@ -291,9 +291,16 @@ def fuzz(targets: list[str], seed: int = 0, count: int | None = None, seconds: f
         for job in jobs():
             record(_worker(job))
     else:
+        # At most a few jobs in flight, so --seconds stops the run on time and results are
+        # recorded in seed order (deterministic output for a given seed and count).
         with multiprocessing.get_context("fork").Pool(workers) as pool:
-            for result in pool.imap(_worker, jobs(), chunksize=4):
-                record(result)
+            pending: list = []
+            for job in jobs():
+                pending.append(pool.apply_async(_worker, (job,)))
+                if len(pending) >= 8 * workers:
+                    record(pending.pop(0).get())
+            for waiting in pending:
+                record(waiting.get())
     stats.seconds = time.perf_counter() - started
     stats.mismatches.sort(key=lambda m: (m.seed, m.target))
     return stats
