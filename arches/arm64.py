@@ -83,6 +83,7 @@ class Arm64Backend(Backend):
     program_counter = ua.UC_ARM64_REG_PC
     general_registers = tuple(getattr(ua, f"UC_ARM64_REG_X{n}") for n in range(31))
     helper_stub = bytes.fromhex("c0035fd6")  # ret
+    instruction_width = 4
     sentinel_fill = bytes.fromhex("1f2003d5")  # nop
 
     def set_return_address(self, uc, address: int) -> None:

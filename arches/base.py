@@ -87,6 +87,8 @@ class Backend(ABC):
     sentinel_fill: ClassVar[bytes]  # repeated over the sentinel page (harmless instructions)
     # Unicorn's instruction ``count`` is reliable on this target (not on SPARC64).
     supports_count: ClassVar[bool] = True
+    # Bytes per native instruction on fixed-width ISAs (lets the runner count without capstone).
+    instruction_width: ClassVar[int | None] = None
 
     def __init__(self) -> None:
         self._cache: dict[bytes, NativeCode] = {}

@@ -73,6 +73,7 @@ class Ppc64Backend(Backend):
     program_counter = up.UC_PPC_REG_PC
     general_registers = tuple(getattr(up, f"UC_PPC_REG_{n}") for n in range(32) if n != 1)
     helper_stub = bytes.fromhex("4e800020")  # blr
+    instruction_width = 4
     sentinel_fill = bytes.fromhex("60000000")  # nop
 
     def configure_engine(self, uc) -> None:

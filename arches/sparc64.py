@@ -78,6 +78,7 @@ class Sparc64Backend(Backend):
     general_registers = tuple(getattr(us, f"UC_SPARC_REG_{bank}{n}") for bank in "GOLI" for n in range(8)
                               if (bank, n) not in (("G", 0), ("O", 6)))
     helper_stub = bytes.fromhex("81c3e008" "01000000")  # retl; nop
+    instruction_width = 4
     sentinel_fill = bytes.fromhex("01000000")  # nop
     supports_count = False  # Unicorn's count= misbehaves after delayed branches (DESIGN.md)
 

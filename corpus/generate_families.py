@@ -379,15 +379,17 @@ def _sign_extend(value: int, bits: int) -> int:
     return (value - (1 << bits) if value >> (bits - 1) else value) & M64
 
 
-FAR = 20000  # instructions; at 4+ native bytes each the branch spans 80 KB or more
+FAR = 9000  # instructions of 8 native bytes on ppc64 and s390x: 72 KB, past +-32 KB bc and +-64 KB brc
+BEYOND_16_BITS = 16400  # lddw slots come in pairs: 32800 slots, past the 16-bit offset of ja
 
 
 def far_jump_families() -> list[Family]:
     """Branches past ppc64's +-32 KB ``bc`` range and s390x's +-64 KB relative branches."""
     body = f".rept {FAR}\nadd %r0, 3\n.endr\n"
+    wide = f".rept {BEYOND_16_BITS}\nlddw %r1, 7\n.endr\n"
     return [
         Family("jmp/far_jeq_forward_taken.data",
-               f"A taken jeq over {FAR} instructions (past every short conditional branch range).",
+               f"A taken jeq over {FAR} instructions (past ppc64's and s390x's short conditional branches).",
                f"mov %r0, 7\njeq %r0, 7, far\n{body}far:\nexit\n", 7),
         Family("jmp/far_jne_forward_not_taken.data",
                f"A not-taken jne over {FAR} instructions: the fall-through runs all of them.",
@@ -400,12 +402,13 @@ def far_jump_families() -> list[Family]:
                f"A taken jlt32 over {FAR} instructions, upper half set to show it is ignored.",
                f"lddw %r1, 0xffffffff00000001\nmov %r0, 9\njlt32 %r1, 2, far\n{body}far:\nexit\n", 9),
         Family("v4/far_gotol_forward.data",
-               f"gotol over {2 * FAR} instructions: beyond the 16-bit offset of ja, so only the 32-bit form reaches.",
-               f"mov %r0, 11\ngotol far\n.rept {2 * FAR}\nadd %r0, 3\n.endr\nfar:\nexit\n", 11),
+               f"gotol over {2 * BEYOND_16_BITS} slots of lddw: beyond the 16-bit offset of ja, so only the "
+               "32-bit form reaches.",
+               f"mov %r0, 11\ngotol far\n{wide}far:\nexit\n", 11),
         Family("v4/far_gotol_backward.data",
-               f"gotol backward over {2 * FAR} instructions, taken once.",
-               f"mov %r0, 0\nmov %r6, 2\ngotol skip\ntop:\n.rept {2 * FAR}\nadd %r0, 1\n.endr\n"
-               f"sub %r6, 1\njeq %r6, 0, done\nskip:\ngotol top\ndone:\nexit\n", 2 * 2 * FAR),
+               f"gotol backward over {2 * BEYOND_16_BITS} slots, taken once; r0 counts the passes.",
+               f"mov %r0, 0\nmov %r6, 2\ngotol skip\ntop:\nadd %r0, 5\n{wide}"
+               f"sub %r6, 1\njeq %r6, 0, done\nskip:\ngotol top\ndone:\nexit\n", 2 * 5),
     ]
 
 

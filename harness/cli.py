@@ -201,6 +201,13 @@ def _mutate(args: argparse.Namespace) -> int:
     return 0 if all(r.killed or (r.mutant, r.arch) in EXPLAINED for r in results) else 1
 
 
+def _bench(args: argparse.Namespace) -> int:
+    from harness.bench import main as bench_main
+
+    figures = bench_main(args.out, quick=args.quick)
+    return 0 if all(figures["targets_met"].values()) else 1
+
+
 def _worker_count(text: str) -> int:
     import os
 
@@ -296,6 +303,15 @@ def build_parser() -> argparse.ArgumentParser:
     mutate.add_argument("-n", dest="workers", default="auto", metavar="N|auto", help="worker processes")
     mutate.add_argument("--json", metavar="FILE", help="write every mutant's result as JSON")
     mutate.set_defaults(handler=_mutate)
+
+    bench = commands.add_parser(
+        "bench", help="benchmark: phases, floor, scaling, memory; checks the speed targets",
+        description="Run the full corpus with -n 1 and -n 2, time every phase, compare with a bare "
+                    "keystone+Unicorn floor, scale the corpus 1x-8x, and print the figures (also as "
+                    "JSON). Exit 1 when a speed target is missed. Takes a few minutes.")
+    bench.add_argument("--out", default="bench/out/bench.json", metavar="FILE", help="where the JSON goes")
+    bench.add_argument("--quick", action="store_true", help="skip the scaling runs")
+    bench.set_defaults(handler=_bench)
     return parser
 
 

@@ -48,6 +48,8 @@ class Result:
     bpf_executed: int | None = None  # eBPF instructions the interpreter executed
     native_executed: int | None = None  # native instructions executed (-1: not counted)
     first_difference: dict[str, Any] | None = None
+    worker: str = ""  # the pytest-xdist worker that ran it ("main" without xdist)
+    peak_rss_kb: int = 0  # that process's peak resident memory when it finished the item
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -80,6 +82,24 @@ def _load(path: str) -> _Loaded:
         rejection = f"{path}: {error}"
     return _Loaded(case, rejection=rejection, parse_seconds=parsed - started,
                    validate_seconds=time.perf_counter() - parsed, runnable=runnable)
+
+
+def _load_timed(path: str) -> tuple[_Loaded, dict[str, float]]:
+    """The loaded case, and the parse/validate time if this call did the work (not cached)."""
+    misses = _load.cache_info().misses
+    loaded = _load(path)
+    if _load.cache_info().misses == misses:
+        return loaded, {}
+    return loaded, {"parse": loaded.parse_seconds, "validate": loaded.validate_seconds}
+
+
+def _oracle_timed(path: str, byte_order: str, timings: dict[str, float], phase: str) -> tuple[Outcome, ...]:
+    """The interpreter's outcomes; records ``phase`` only when they were computed now."""
+    misses = _oracle.cache_info().misses
+    outcomes, seconds = _oracle(path, byte_order)
+    if _oracle.cache_info().misses != misses:
+        timings[phase] = seconds
+    return outcomes
 
 
 def new_maps(case: Case, byte_order: str) -> MapSet | None:
@@ -161,11 +181,10 @@ def run_item(path: str, target: str, backend: Any = None) -> Result:
 
 
 def _run_interp(path: str) -> Result:
-    loaded = _load(path)
+    loaded, timings = _load_timed(path)
     if loaded.case is None:
         return Result(path, INTERP, ERROR, detail=loaded.error)
     case = loaded.case
-    timings = {"parse": loaded.parse_seconds, "validate": loaded.validate_seconds}
     result = Result(path, INTERP, PASS, timings=timings, bpf_insns=len(case.program))
     if loaded.rejection:
         result.expected = _declared(case, "little")
@@ -173,8 +192,7 @@ def _run_interp(path: str) -> Result:
         result.status = PASS if case.expect_error else FAIL
         result.detail = loaded.rejection
         return result
-    little, seconds = _oracle(path, "little")
-    timings["interpret"] = seconds
+    little = _oracle_timed(path, "little", timings, "interpret")
     result.bpf_executed = sum(outcome.insns_executed for outcome in little)
     result.expected = _declared(case, "little")
     result.actual = summarize_outcomes(little)
@@ -183,8 +201,7 @@ def _run_interp(path: str) -> Result:
         result.detail = f"little-endian: expected {result.expected}, got {result.actual}"
         return result
     if case.result_be is not None or case.results_be is not None or case.expect_error:
-        big, seconds = _oracle(path, "big")
-        timings["interpret_be"] = seconds
+        big = _oracle_timed(path, "big", timings, "interpret_be")
         if not _meets_declaration(case, "big", big):
             result.status = FAIL
             result.expected += f"; big-endian {_declared(case, 'big')}"
@@ -198,11 +215,10 @@ def _run_native(path: str, target: str, backend: Any = None) -> Result:
     from arches.base import UnsupportedInstruction
     from harness.emulator import discard_engine, engine_for
 
-    loaded = _load(path)
+    loaded, timings = _load_timed(path)
     if loaded.case is None:
         return Result(path, target, ERROR, detail=loaded.error)
     case = loaded.case
-    timings = {"parse": loaded.parse_seconds, "validate": loaded.validate_seconds}
     result = Result(path, target, PASS, timings=timings, bpf_insns=len(case.program))
     if loaded.rejection:
         result.status = SKIP if case.expect_error else FAIL
@@ -212,19 +228,20 @@ def _run_native(path: str, target: str, backend: Any = None) -> Result:
         return result
     backend = backend or arches.get(target)
     order = backend.byte_order
-    expected, seconds = _oracle(path, order)
-    timings["interpret"] = seconds
+    expected = _oracle_timed(path, order, timings, "interpret")
     result.bpf_executed = sum(outcome.insns_executed for outcome in expected)
     result.expected = summarize_outcomes(expected)
     assert loaded.runnable is not None
+    cached = len(backend._cache)
     try:
         native = backend.compile(loaded.runnable)
     except UnsupportedInstruction as error:
         result.status = UNSUPPORTED
         result.detail = str(error)
         return result
-    timings["translate"] = native.translate_seconds
-    timings["assemble"] = native.assemble_seconds
+    if len(backend._cache) != cached:  # translated now, not taken from this process's cache
+        timings["translate"] = native.translate_seconds
+        timings["assemble"] = native.assemble_seconds
     result.code_size = len(native.code)
     started = time.perf_counter()
     engine = engine_for(backend)

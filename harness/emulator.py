@@ -21,7 +21,7 @@ from harness.maps import MapSet
 from harness.outcome import FAULT, LIMIT, RETURNED, Outcome
 
 DEFAULT_TIMEOUT_SECONDS = 10.0
-MEASURE_CAP = 200_000  # count executed instructions up to this many, then stop counting (cost bound)
+MEASURE_CAP = 20_000  # count executed native instructions up to this many, then stop counting (cost bound)
 U64 = (1 << 64) - 1
 
 
@@ -162,6 +162,8 @@ class Engine:
             return
         key = (address, size)
         count = self.block_insns.get(key)
+        if count is None and self.backend.instruction_width:  # fixed width: no need to decode
+            count = self.block_insns[key] = max(1, size // self.backend.instruction_width)
         if count is None:
             offset = address - layout.CODE_BASE
             code = self.loaded_code[offset:offset + size] if self.loaded_code else b""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-REGION_ALIGN = 0x10000
+REGION_ALIGN = 0x10000  # a multiple of SPARC64's 8 KiB; 64 KiB lets offsets up to the 16-bit edge work
 
 # Native-only regions (the interpreter never touches them).
 CODE_BASE = 0x0010_0000  # JIT output is loaded here
@@ -25,7 +25,7 @@ NATIVE_STACK_TOP = NATIVE_STACK_BASE + NATIVE_STACK_SIZE - 0x1000  # leave a red
 
 # Regions the eBPF program sees (mapped by the interpreter and the emulators alike).
 CONTEXT_BASE = 0x00C0_0000  # run context: the packet's address and length, for LD_ABS/LD_IND
-CONTEXT_SIZE = 0x0001_0000
+CONTEXT_SIZE = 0x0000_2000
 PACKET_LEN_ADDR = CONTEXT_BASE + 0  # u64 in the target's byte order: length of input memory
 PACKET_DATA_ADDR = CONTEXT_BASE + 8  # u64: address of input memory (MEM_BASE)
 
@@ -36,7 +36,7 @@ STACK_TOP = STACK_BASE + STACK_SIZE
 FRAME_SIZE = 512  # each frame (main program and every local call) has 512 bytes
 MAX_CALL_DEPTH = 8  # frames below the main one; STACK_SIZE holds them with room to spare
 HELPER_DATA_BASE = 0x3000_0000  # memory owned by helpers and maps
-HELPER_DATA_SIZE = 0x0001_0000
+HELPER_DATA_SIZE = 0x0000_2000
 MAP_BASE = 0x4000_0000  # map values (harness/maps.py): they persist between a case's events
 MAP_SIZE = 0x0004_0000
 

@@ -7,6 +7,8 @@ to the controller in ``report.user_properties`` (xdist does not carry
 from __future__ import annotations
 
 import json
+import os
+import resource
 import sys
 import time
 from pathlib import Path
@@ -109,6 +111,8 @@ class CaseItem(pytest.Item):
         path = self.case_path if Path(self.case_path).is_file() else self.file_path
         result = conformance.run_item(path, self.target)
         result.case = self.case_path
+        result.worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+        result.peak_rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         self.user_properties.append((RESULT_KEY, json.dumps(result.to_json())))
         if result.status in (FAIL, ERROR):
             raise CaseFailure(result)
