@@ -44,6 +44,8 @@ _LABEL = re.compile(r"^[A-Za-z_.][\w.]*$")
 
 def _number(text: str, line: int) -> int:
     text = text.strip()
+    if "_" in text:  # Python would accept 0x1_0; the bpf_conformance dialect does not
+        raise AsmError(line, f"expected a number, got {text!r}")
     try:
         return int(text, 0)
     except ValueError:

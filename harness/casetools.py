@@ -7,7 +7,7 @@ from pathlib import Path
 from harness import isa
 from harness.conformance import INTERP, run_item
 from harness.corpus import CorpusError, find_case_files, load_case
-from harness.coverage import program_forms
+from harness.coverage import form_name, program_forms
 from harness.explain import ebpf_listing, native_listing
 
 SCAFFOLD = """\
@@ -115,5 +115,5 @@ def corpus_listing(paths: list[str], targets: list[str], verbose: bool = False) 
             covered |= forms
         missing = sorted(set(isa.OPCODES) - covered)
         lines.append(f"  {target:<8} {len(covered)} of {len(isa.OPCODES)}"
-                     + (f"; none runs: {', '.join(isa.OPCODES[key].mnemonic for key in missing)}" if missing else ""))
+                     + (f"; none runs: {', '.join(form_name(key) for key in missing)}" if missing else ""))
     return "\n".join(lines)

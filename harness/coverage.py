@@ -24,7 +24,18 @@ class Coverage:
 
     @property
     def missing_names(self) -> list[str]:
-        return [isa.OPCODES[key].mnemonic for key in self.missing]
+        return [form_name(key) for key in self.missing]
+
+
+def form_name(key: tuple[int, int]) -> str:
+    """The mnemonic, marked (imm) or (reg) where both source forms exist."""
+    opcode, _ = key
+    name = isa.OPCODES[key].mnemonic
+    if opcode & 0x07 in (isa.ALU, isa.ALU64, isa.JMP, isa.JMP32) and opcode & 0xF0 not in (isa.END, isa.NEG,
+                                                                                           isa.JA, isa.CALL,
+                                                                                           isa.EXIT):
+        return f"{name} ({'reg' if opcode & isa.X else 'imm'})"
+    return name
 
 
 def program_forms(program: isa.Program) -> set[tuple[int, int]]:
