@@ -31,9 +31,9 @@ def form_name(key: tuple[int, int]) -> str:
     """The mnemonic, marked (imm) or (reg) where both source forms exist."""
     opcode, _ = key
     name = isa.OPCODES[key].mnemonic
-    if opcode & 0x07 in (isa.ALU, isa.ALU64, isa.JMP, isa.JMP32) and opcode & 0xF0 not in (isa.END, isa.NEG,
-                                                                                           isa.JA, isa.CALL,
-                                                                                           isa.EXIT):
+    klass, op = opcode & 0x07, opcode & 0xF0
+    if (klass in (isa.ALU, isa.ALU64) and op not in (isa.END, isa.NEG)) or \
+            (klass in (isa.JMP, isa.JMP32) and op not in (isa.JA, isa.CALL, isa.EXIT)):
         return f"{name} ({'reg' if opcode & isa.X else 'imm'})"
     return name
 
