@@ -14,6 +14,7 @@ from typing import Any
 
 from harness import layout
 from harness.corpus import Case, CorpusError, load_case
+from harness.coverage import program_forms
 from harness.interpreter import interpret
 from harness.outcome import ERROR_KINDS, RETURNED, Outcome, first_difference
 from harness.isa import Program
@@ -50,9 +51,10 @@ class Result:
     first_difference: dict[str, Any] | None = None
     worker: str = ""  # the pytest-xdist worker that ran it ("main" without xdist)
     peak_rss_kb: int = 0  # that process's peak resident memory when it finished the item
+    forms: list[list[int]] = field(default_factory=list)  # [opcode, variant] of each instruction form used
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return dict(self.__dict__)  # every field is already plain JSON data (asdict is much slower)
 
 
 @dataclass
@@ -82,6 +84,16 @@ def _load(path: str) -> _Loaded:
         rejection = f"{path}: {error}"
     return _Loaded(case, rejection=rejection, parse_seconds=parsed - started,
                    validate_seconds=time.perf_counter() - parsed, runnable=runnable)
+
+
+@lru_cache(maxsize=4096)
+def _forms_cached(path: str) -> tuple[tuple[int, int], ...]:
+    loaded = _load(path)
+    return tuple(sorted(program_forms(loaded.case.program))) if loaded.case is not None else ()
+
+
+def _forms(path: str) -> list[list[int]]:
+    return [list(key) for key in _forms_cached(path)]
 
 
 def _load_timed(path: str) -> tuple[_Loaded, dict[str, float]]:
@@ -171,9 +183,9 @@ def run_item(path: str, target: str, backend: Any = None) -> Result:
     and the broken-backend tests pass a modified copy).
     """
     try:
-        if target == INTERP:
-            return _run_interp(path)
-        return _run_native(path, target, backend)
+        result = _run_interp(path) if target == INTERP else _run_native(path, target, backend)
+        result.forms = _forms(path)  # for coverage, without parsing the case again elsewhere
+        return result
     except Exception as error:  # a harness or backend bug must not end the run
         detail = "".join(traceback.format_exception_only(type(error), error)).strip()
         return Result(path, target, ERROR, detail=f"internal error: {detail}\n"

@@ -38,6 +38,10 @@ def form_name(key: tuple[int, int]) -> str:
     return name
 
 
+def opcode_keys() -> set[tuple[int, int]]:
+    return set(isa.OPCODES)
+
+
 def program_forms(program: isa.Program) -> set[tuple[int, int]]:
     """The OPCODES keys of the instructions in ``program`` (invalid ones are left out)."""
     forms = set()

@@ -152,12 +152,15 @@ class Program:
 
     def instruction_starts(self) -> list[int]:
         """Indices of the slots that start an instruction (skips lddw second halves)."""
-        starts: list[int] = []
-        index = 0
-        while index < len(self.insns):
-            starts.append(index)
-            index += 2 if self.insns[index].opcode == LDDW else 1
-        return starts
+        cached = self.__dict__.get("_starts")
+        if cached is None:  # computed once: every stage of the pipeline asks
+            cached = []
+            index = 0
+            while index < len(self.insns):
+                cached.append(index)
+                index += 2 if self.insns[index].opcode == LDDW else 1
+            self.__dict__["_starts"] = cached
+        return list(cached)
 
 
 def lddw_pair(dst: int, value: int, src: int = LDDW_PLAIN) -> tuple[Insn, Insn]:

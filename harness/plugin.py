@@ -19,7 +19,7 @@ import pytest
 from harness import conformance
 from harness.conformance import (ERROR, FAIL, INTERP, PASS, SKIP, STATUSES, UNSUPPORTED, Result,
                                  all_targets)
-from harness.coverage import opcode_coverage
+from harness.coverage import Coverage, opcode_keys
 
 RESULT_KEY = "ebpf_harness_result"
 
@@ -133,6 +133,14 @@ class CaseItem(pytest.Item):
         return self.path, None, f"{self.case_path} [{self.target}]"
 
 
+def coverage_of(results: list[dict[str, Any]]) -> Coverage:
+    """Opcode coverage from the forms each result carries (no case is parsed again)."""
+    coverage = Coverage(total=len(opcode_keys()))
+    for item in results:
+        coverage.covered |= {tuple(form) for form in item.get("forms", [])}
+    return coverage
+
+
 def summarize(results: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
     """Counts of each status per target."""
     summary: dict[str, dict[str, int]] = {}
@@ -165,7 +173,7 @@ class ResultCollector:
         summary = summarize(results)
         path = config.getoption("harness_json")
         if path:
-            coverage = opcode_coverage(sorted({item["case"] for item in results}), config.rootpath)
+            coverage = coverage_of(results)
             document = {"results": results, "summary": summary,
                         "coverage": {"covered": coverage.covered_count, "total": coverage.total,
                                      "missing": coverage.missing_names},
@@ -191,7 +199,7 @@ class ResultCollector:
             counts = summary[target]
             write(f"{target:<10}" + "".join(f"{counts.get(status, 0):>13}" for status in STATUSES))
         cases = sorted({item["case"] for item in self.results})
-        coverage = opcode_coverage(cases, config.rootpath)
+        coverage = coverage_of(self.results)
         write(f"opcode coverage: {coverage.covered_count} of {coverage.total} instruction forms "
               f"used by the {len(cases)} case(s) run")
         unsupported = sum(counts.get(UNSUPPORTED, 0) for counts in summary.values())

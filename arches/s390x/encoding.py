@@ -18,10 +18,10 @@ class Format:
 
     name: str
     fields: tuple[tuple[str, int], ...]
+    size: int = 0  # bytes, computed from the fields
 
-    @property
-    def size(self) -> int:
-        return sum(bits for _, bits in self.fields) // 8
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "size", sum(bits for _, bits in self.fields) // 8)
 
     def encode(self, values: dict[str, int]) -> bytes:
         word = 0
