@@ -1,0 +1,303 @@
+"""``python -m harness bench``: where the time goes, against the floor, in one run.
+
+Prints (and writes as JSON, so runs can be compared):
+
+* the full corpus on every target through the real CLI with ``-n 1`` and ``-n 2``:
+  wall time, the speed-up, and cases x targets per second;
+* the median cost per (case, target) of each phase, in microseconds, from those
+  results (parse, validate, interpret, translate, assemble, engine set-up,
+  emulate, compare) plus the report writer's cost per cell;
+* the floor: the same native programs assembled with keystone and run on one
+  reused bare Unicorn engine per target (no harness), and harness / floor;
+* scaling: the hand-written corpus repeated 1x, 2x, 4x and 8x;
+* peak resident memory per worker, and the interpreter's speed on a loop.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from harness import layout
+
+PHASES = ("parse", "validate", "interpret", "translate", "assemble", "setup", "emulate", "compare")
+TARGETS = {"harness_vs_floor_max": 3.0, "full_run_n2_seconds": 30.0, "speedup_n2_min": 1.7,
+           "interpreter_insns_per_second_min": 1_000_000}
+
+
+def run_cli(paths: list[str], workers: str, json_path: str, arch: str = "all") -> float:
+    """Wall seconds of ``python -m harness run`` (a fresh process, as a user runs it)."""
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "harness", "run", *paths, "--arch", arch, "-n", workers,
+                    "--json", json_path], capture_output=True, text=True)
+    return time.perf_counter() - started
+
+
+def phase_medians(results: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """target -> phase -> median microseconds (over the items that have the phase)."""
+    table: dict[str, dict[str, list[float]]] = {}
+    for item in results:
+        for phase, seconds in (item.get("timings") or {}).items():
+            table.setdefault(item["target"], {}).setdefault(phase, []).append(seconds * 1e6)
+    return {target: {phase: statistics.median(values) for phase, values in phases.items()}
+            for target, phases in table.items()}
+
+
+def harness_cost(results: list[dict[str, Any]]) -> dict[str, float]:
+    """Median total harness microseconds per (case, target) for each architecture."""
+    totals: dict[str, list[float]] = {}
+    for item in results:
+        if item["target"] != "interp" and item["status"] == "pass":
+            totals.setdefault(item["target"], []).append(sum(item["timings"].values()) * 1e6)
+    return {target: statistics.median(values) for target, values in totals.items()}
+
+
+class BareEngine:
+    """The floor: one Unicorn engine, code loaded and run with nothing but what a run needs."""
+
+    def __init__(self, backend: Any) -> None:
+        import unicorn
+
+        from harness.helpers import HELPERS, call_helper
+
+        uc = unicorn.Uc(backend.uc_arch, backend.uc_mode)
+        if backend.uc_cpu is not None:
+            uc.ctl_set_cpu_model(backend.uc_cpu)
+        backend.configure_engine(uc)
+        for base, size in ((layout.CODE_BASE, layout.CODE_SIZE), (layout.STUB_BASE, layout.STUB_SIZE),
+                           (layout.SENTINEL_BASE, layout.SENTINEL_SIZE),
+                           (layout.NATIVE_STACK_BASE, layout.NATIVE_STACK_SIZE)):
+            uc.mem_map(base, size)
+        for region in layout.program_regions(0):
+            uc.mem_map(region.base, region.size)
+        uc.mem_write(layout.STUB_BASE, backend.helper_stub.ljust(layout.STUB_STRIDE, b"\0")
+                     * (layout.STUB_SIZE // layout.STUB_STRIDE))
+        uc.mem_write(layout.SENTINEL_BASE, backend.sentinel_fill * (layout.SENTINEL_SIZE // len(backend.sentinel_fill)))
+        uc.hook_add(unicorn.UC_HOOK_CODE, lambda uc, *_: uc.emu_stop(), begin=layout.SENTINEL_BASE,
+                    end=layout.SENTINEL_BASE + layout.SENTINEL_SIZE - 1)
+
+        def stub(uc: Any, address: int, *_: Any) -> None:
+            number = (address - layout.STUB_BASE) // layout.STUB_STRIDE
+            if (address - layout.STUB_BASE) % layout.STUB_STRIDE == 0 and number in HELPERS:
+                args = tuple(uc.reg_read(reg) for reg in backend.argument_registers)
+                uc.reg_write(backend.return_register, call_helper(number, None, args))  # type: ignore[arg-type]
+
+        uc.hook_add(unicorn.UC_HOOK_BLOCK, stub, begin=layout.STUB_BASE, end=layout.STUB_BASE + layout.STUB_SIZE - 1)
+        self.uc, self.backend = uc, backend
+        order = backend.byte_order
+        uc.mem_write(layout.CONTEXT_BASE, (0).to_bytes(8, order) + layout.MEM_BASE.to_bytes(8, order))
+
+    def run(self, code: bytes, memory: bytes) -> int:
+        uc, backend = self.uc, self.backend
+        uc.mem_write(layout.CODE_BASE, code)
+        uc.ctl_remove_cache(layout.CODE_BASE, layout.CODE_BASE + len(code))
+        uc.mem_write(layout.MEM_BASE, memory)
+        uc.mem_write(layout.PACKET_LEN_ADDR, len(memory).to_bytes(8, backend.byte_order))
+        uc.reg_write(backend.argument_registers[0], layout.MEM_BASE)
+        uc.reg_write(backend.argument_registers[1], len(memory))
+        uc.reg_write(backend.stack_pointer, layout.NATIVE_STACK_TOP)
+        backend.set_return_address(uc, layout.SENTINEL_BASE)
+        uc.emu_start(layout.CODE_BASE, 0, timeout=10_000_000)
+        return uc.reg_read(backend.return_register)
+
+
+def floor_costs(paths: list[str]) -> dict[str, dict[str, float]]:
+    """Per architecture, median microseconds to assemble (keystone) and run (bare Unicorn) each case.
+
+    Cases with helper calls that touch memory, maps or several events are left out: the
+    floor has no memory view for helpers. s390x has no keystone: its "assemble" is the
+    backend's whole encoder (translation and encoding), which is what stands in for it.
+    """
+    import keystone
+
+    import arches
+    from harness.conformance import _load
+
+    floors: dict[str, dict[str, float]] = {}
+    for name in arches.names():
+        backend = arches.get(name)
+        engine = BareEngine(backend)
+        assembler = keystone.Ks(backend.ks_arch, backend.ks_mode) if backend.ks_arch is not None else None
+        assemble_times, run_times = [], []
+        for path in paths:
+            loaded = _load(path)
+            case = loaded.case
+            if loaded.runnable is None or case is None or case.maps or case.events or case.expect_error:
+                continue
+            if any(insn.opcode == 0x85 and insn.imm in (101, 103) for insn in loaded.runnable.insns):
+                continue  # memfrob/strcmp need the harness's memory view
+            native = backend.compile(loaded.runnable)
+            started = time.perf_counter()
+            if assembler is not None:
+                code = bytes(assembler.asm(native.assembly, layout.CODE_BASE)[0])
+            else:
+                code = native.code
+            assembled = time.perf_counter()
+            engine.run(code, case.memory)
+            finished = time.perf_counter()
+            # s390x has no assembler: its own encoder (translate + encode) stands in for keystone
+            encoder = native.translate_seconds + native.assemble_seconds
+            assemble_times.append(((assembled - started) if assembler else encoder) * 1e6)
+            run_times.append((finished - assembled) * 1e6)
+        floors[name] = {"assemble": statistics.median(assemble_times), "run": statistics.median(run_times),
+                        "total": statistics.median(a + r for a, r in zip(assemble_times, run_times)),
+                        "cases": len(run_times)}
+    return floors
+
+
+def harness_costs_in_process(paths: list[str]) -> tuple[dict[str, float], float]:
+    """Median microseconds per (case, target) through run_item, native caches cold.
+
+    Work shared by a case's targets (parsing, validation, the interpreter in both byte
+    orders) is measured once per case and its median divided among the architectures,
+    as it is in a real run; the rest is each target's own translate, assemble, emulate
+    and compare.
+    """
+    import arches
+    from harness import conformance
+
+    conformance._load.cache_clear()
+    conformance._oracle.cache_clear()
+    shared: list[float] = []
+    for path in paths:
+        started = time.perf_counter()
+        loaded = conformance._load(path)
+        if loaded.runnable is not None:
+            conformance._oracle(path, "little")
+            conformance._oracle(path, "big")
+        shared.append((time.perf_counter() - started) * 1e6)
+    share = statistics.median(shared) / max(1, len(arches.names()))
+    costs: dict[str, list[float]] = {}
+    for name in arches.names():
+        arches.get(name)._cache.clear()
+        for path in paths:
+            started = time.perf_counter()
+            result = conformance.run_item(path, name)
+            if result.status == "pass":
+                costs.setdefault(name, []).append((time.perf_counter() - started) * 1e6)
+    return {name: statistics.median(values) + share for name, values in costs.items()}, share
+
+
+def interpreter_speed() -> float:
+    """eBPF instructions per second on a loop-heavy program (a 1M-instruction countdown)."""
+    from harness.asm import assemble
+    from harness.interpreter import interpret
+
+    program = assemble("mov %r0, 0\nmov %r1, 250000\nloop:\nadd %r0, %r1\nsub %r1, 1\njne %r1, 0, loop\nexit")
+    started = time.perf_counter()
+    outcome = interpret(program, b"", "little")
+    return outcome.insns_executed / (time.perf_counter() - started)
+
+
+def report_cost(results_path: str, cells: int) -> float:
+    """Microseconds per cell to write all report artefacts (HTML with native listings included)."""
+    from harness.report import write_reports
+
+    out = tempfile.mkdtemp(prefix="bench-report-")
+    started = time.perf_counter()
+    write_reports(results_path, out)
+    elapsed = time.perf_counter() - started
+    shutil.rmtree(out, ignore_errors=True)
+    return elapsed * 1e6 / max(1, cells)
+
+
+def scaling(hand_written: list[str], factors: tuple[int, ...] = (1, 2, 4, 8)) -> dict[int, float]:
+    """Wall seconds of ``run -n 2`` on the hand-written corpus copied ``factor`` times."""
+    seconds = {}
+    for factor in factors:
+        root = Path(tempfile.mkdtemp(prefix="bench-scale-"))
+        for copy in range(factor):
+            for path in hand_written:
+                target = root / f"copy{copy}" / Path(path).relative_to("corpus")
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy(path, target)
+                for sibling in Path(path).parent.glob("*.pcap"):
+                    shutil.copy(sibling, target.parent / sibling.name)
+        seconds[factor] = run_cli([str(root)], "2", str(root / "results.json"))
+        shutil.rmtree(root, ignore_errors=True)
+    return seconds
+
+
+def main(out_path: str = "bench/out/bench.json", quick: bool = False) -> dict[str, Any]:
+    from harness.corpus import find_case_files
+
+    figures: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]}}
+    temp = Path(tempfile.mkdtemp(prefix="bench-"))
+    print("full corpus, all six targets, through python -m harness run:")
+    wall = {}
+    for workers in ("1", "2"):
+        wall[workers] = run_cli(["corpus"], workers, str(temp / f"n{workers}.json"))
+    results = json.loads((temp / "n1.json").read_text())["results"]
+    items = len(results)
+    figures["full_run"] = {"items": items, "wall_n1": wall["1"], "wall_n2": wall["2"],
+                           "speedup_n2": wall["1"] / wall["2"], "items_per_second_n2": items / wall["2"]}
+    print(f"  {items} case x target items: -n 1 {wall['1']:.1f} s, -n 2 {wall['2']:.1f} s "
+          f"(speed-up {wall['1'] / wall['2']:.2f}x), {items / wall['2']:.0f} items/s with -n 2")
+    two = json.loads((temp / "n2.json").read_text())["results"]
+    peaks: dict[str, int] = {}
+    for item in two:
+        peaks[item.get("worker", "?")] = max(peaks.get(item.get("worker", "?"), 0), item.get("peak_rss_kb", 0))
+    figures["peak_rss_mb_per_worker"] = {worker: kb / 1024 for worker, kb in sorted(peaks.items())}
+    print("  peak memory per worker: " + ", ".join(f"{w} {kb / 1024:.0f} MiB" for w, kb in sorted(peaks.items())))
+
+    medians = phase_medians(results)
+    figures["phase_median_us"] = medians
+    cell_report = report_cost(str(temp / "n1.json"), items)
+    figures["report_us_per_cell"] = cell_report
+    print("\nmedian microseconds per case and target, by phase (-n 1 run):")
+    print(f"  {'target':<9}" + "".join(f"{p:>10}" for p in PHASES))
+    for target in ["interp"] + [t for t in medians if t != "interp"]:
+        print(f"  {target:<9}" + "".join(f"{medians[target].get(p, 0):>10.0f}" if p in medians[target]
+                                        else f"{'-':>10}" for p in PHASES))
+    print(f"  report writing: {cell_report:.0f} us per cell (HTML with native listings, Markdown, JUnit)")
+
+    paths = [str(p) for p in find_case_files(["corpus"])]
+    floor = floor_costs(paths)
+    harness, share = harness_costs_in_process(paths)
+    figures["floor_us"] = floor
+    figures["harness_us"] = harness
+    figures["shared_us_per_item"] = share
+    print("\nharness vs floor (keystone + bare Unicorn, one reused engine), median us per case and target")
+    print(f"  (the harness figure includes {share:.0f} us: its share of parsing and interpreting the case):")
+    ratios = {}
+    for name, cost in floor.items():
+        ratios[name] = harness[name] / cost["total"]
+        print(f"  {name:<9} harness {harness[name]:>8.0f}   floor {cost['total']:>8.0f} "
+              f"(assemble {cost['assemble']:.0f} + run {cost['run']:.0f}, {cost['cases']} cases)"
+              f"   ratio {ratios[name]:.2f}")
+    figures["harness_over_floor"] = ratios
+
+    speed = interpreter_speed()
+    figures["interpreter_insns_per_second"] = speed
+    print(f"\ninterpreter: {speed / 1e6:.2f} M eBPF instructions/s on a loop")
+
+    if not quick:
+        hand_written = [p for p in paths if "/families/" not in p]
+        scale = scaling(hand_written)
+        figures["scaling_seconds"] = scale
+        print(f"\nscaling ({len(hand_written)} hand-written cases repeated, all targets, -n 2):")
+        for factor, seconds in scale.items():
+            print(f"  {factor}x: {seconds:6.1f} s  ({seconds / factor:.2f} s per copy)")
+
+    checks = {
+        "harness within 3x of the floor on every target": all(r <= TARGETS["harness_vs_floor_max"] for r in ratios.values()),
+        "full corpus on six targets under 30 s with -n 2": wall["2"] < TARGETS["full_run_n2_seconds"],
+        "-n 2 at least 1.7x faster than -n 1": wall["1"] / wall["2"] >= TARGETS["speedup_n2_min"],
+        "interpreter at least 1M instructions/s": speed >= TARGETS["interpreter_insns_per_second_min"],
+    }
+    figures["targets_met"] = checks
+    print("\ntargets:")
+    for label, ok in checks.items():
+        print(f"  [{'met' if ok else 'MISSED'}] {label}")
+    Path(out_path).parent.mkdir(parents=True, exist_ok=True)
+    Path(out_path).write_text(json.dumps(figures, indent=1, default=str) + "\n")
+    print(f"\nfigures written to {out_path}")
+    shutil.rmtree(temp, ignore_errors=True)
+    return figures
