@@ -13,16 +13,15 @@ count to the operand width, as the ISA does.
 """
 from __future__ import annotations
 
-import time
 
 import capstone
 import keystone
 import unicorn
 from unicorn import arm64_const as ua
 
-from arches.base import Backend, NativeCode, UnsupportedInstruction
+from arches.base import AssemblyBackend, UnsupportedInstruction
 from harness import isa, layout
-from harness.isa import Insn, Program
+from harness.isa import Insn
 
 # eBPF register -> AArch64 register (the kernel's map, bpf2a64[] in bpf_jit_comp.c).
 REGISTER_MAP = {0: "x7", 1: "x0", 2: "x1", 3: "x2", 4: "x3", 5: "x4",
@@ -69,7 +68,7 @@ def move_immediate(register: str, value: int) -> list[str]:
     return lines
 
 
-class Arm64Backend(Backend):
+class Arm64Backend(AssemblyBackend):
     name = "arm64"
     byte_order = "little"
     uc_arch, uc_mode = unicorn.UC_ARCH_ARM64, unicorn.UC_MODE_ARM
@@ -91,18 +90,6 @@ class Arm64Backend(Backend):
 
     # --- translation ----------------------------------------------------------------
 
-    def translate(self, program: Program) -> NativeCode:
-        started = time.perf_counter()
-        lines = self.build_prologue()
-        for index in program.instruction_starts():
-            lines.append(f"L{index}:")
-            lines.extend(self.build_insn(program, index))
-        lines.extend(self.build_epilogue())
-        text = "\n".join(lines)
-        translated = time.perf_counter()
-        code = self.keystone_assemble(text, layout.CODE_BASE)
-        return NativeCode(code, text, 0, {}, translated - started, time.perf_counter() - translated)
-
     def build_prologue(self) -> list[str]:
         return (["stp x29, x30, [sp, #-16]!", "stp x19, x20, [sp, #-16]!", "stp x21, x22, [sp, #-16]!",
                  "stp x25, x26, [sp, #-16]!", f"mov {SAVED_SP}, sp"]
@@ -114,25 +101,9 @@ class Arm64Backend(Backend):
         # LD_ABS/LD_IND out of the packet: the whole program returns 0.
         return ["Lpacket_abort:", "mov x7, #0", "b Lepilogue"]
 
-    def build_insn(self, program: Program, index: int) -> list[str]:
-        insn = program.insns[index]
-        klass = insn.klass
-        if klass in (isa.ALU, isa.ALU64):
-            return self.build_alu(insn, index)
-        if klass in (isa.JMP, isa.JMP32):
-            return self.build_jump(insn, index)
-        if insn.opcode == isa.LDDW and insn.src == isa.LDDW_PLAIN:
-            # LDDW: dst = imm64
-            return move_immediate(REGISTER_MAP[insn.dst], program.lddw_value(index))
-        if klass == isa.LD and insn.mode in (isa.ABS, isa.IND):
-            return self.build_packet_load(insn)
-        if klass == isa.LDX and insn.mode in (isa.MEM, isa.MEMSX):
-            return self.build_load(insn)
-        if klass in (isa.ST, isa.STX) and insn.mode == isa.MEM:
-            return self.build_store(insn)
-        if klass == isa.STX and insn.mode == isa.ATOMIC:
-            return self.build_atomic(insn, index)
-        raise UnsupportedInstruction(index, isa.describe(insn))
+    def build_lddw(self, dst: int, value: int) -> list[str]:
+        # LDDW: dst = imm64
+        return move_immediate(REGISTER_MAP[dst], value)
 
     # --- ALU ------------------------------------------------------------------------
 
@@ -186,7 +157,7 @@ class Arm64Backend(Backend):
 
     # --- memory ---------------------------------------------------------------------
 
-    def build_load(self, insn: Insn) -> list[str]:
+    def build_load(self, insn: Insn, index: int) -> list[str]:
         # LDX: dst = *(size *)(src + off); MEMSX sign-extends to 64 bits
         size, dst64, base = insn.nbytes, REGISTER_MAP[insn.dst], REGISTER_MAP[insn.src]
         signed = insn.mode == isa.MEMSX
@@ -197,7 +168,7 @@ class Arm64Backend(Backend):
         mnemonic = (_LOAD_SIGNED_INDEXED if signed else _LOAD_INDEXED)[size]
         return move_immediate(TMP1, insn.off) + [f"{mnemonic} {target}, [{base}, {TMP1}]"]
 
-    def build_store(self, insn: Insn) -> list[str]:
+    def build_store(self, insn: Insn, index: int) -> list[str]:
         # ST: *(size *)(dst + off) = imm (stdw sign-extends); STX: = src
         size, base = insn.nbytes, REGISTER_MAP[insn.dst]
         lines: list[str] = []
@@ -237,7 +208,7 @@ class Arm64Backend(Backend):
             lines.append(f"mov {src}, {old}")
         return lines
 
-    def build_packet_load(self, insn: Insn) -> list[str]:
+    def build_packet_load(self, insn: Insn, index: int) -> list[str]:
         """LD_ABS/LD_IND: r0 = ntoh(*(size *)(packet + (s32)(imm [+ src]))), else abort with 0."""
         size = insn.nbytes
         lines = move_immediate(TMP1, insn.imm & 0xFFFFFFFF)

@@ -160,3 +160,78 @@ class Backend(ABC):
         if end < len(code):
             lines.append(f"{address + end:#08x}: .byte {code[end:].hex(' ')}  # not decodable")
         return lines
+
+
+class AssemblyBackend(Backend):
+    """A backend that writes assembly text for keystone (x86-64, arm64, ppc64, sparc64).
+
+    One label ``L<index>`` per eBPF instruction, so branches are labels; the whole
+    program goes to keystone in one call. Subclasses write the kernel JITs' pieces:
+    ``build_prologue``/``build_epilogue`` and one builder per instruction class,
+    each returning lines of assembly.
+    """
+
+    def translate(self, program: Program) -> NativeCode:
+        import time
+
+        from harness import layout
+
+        started = time.perf_counter()
+        lines = self.build_prologue()
+        for index in program.instruction_starts():
+            lines.append(f"L{index}:")
+            lines.extend(self.build_insn(program, index))
+        lines.extend(self.build_epilogue())
+        text = "\n".join(lines)
+        translated = time.perf_counter()
+        code = self.keystone_assemble(text, layout.CODE_BASE)
+        return NativeCode(code, text, 0, {}, translated - started, time.perf_counter() - translated)
+
+    def build_insn(self, program: Program, index: int) -> list[str]:
+        """The one dispatch over instruction classes; anything else is unsupported."""
+        from harness import isa
+
+        insn = program.insns[index]
+        klass, mode = insn.klass, insn.mode
+        if klass in (isa.ALU, isa.ALU64):
+            return self.build_alu(insn, index)
+        if klass in (isa.JMP, isa.JMP32):
+            return self.build_jump(insn, index)
+        if insn.opcode == isa.LDDW and insn.src == isa.LDDW_PLAIN:
+            return self.build_lddw(insn.dst, program.lddw_value(index))  # LDDW: dst = imm64
+        if klass == isa.LD and mode in (isa.ABS, isa.IND):
+            return self.build_packet_load(insn, index)
+        if klass == isa.LDX and mode in (isa.MEM, isa.MEMSX):
+            return self.build_load(insn, index)
+        if klass in (isa.ST, isa.STX) and mode == isa.MEM:
+            return self.build_store(insn, index)
+        if klass == isa.STX and mode == isa.ATOMIC:
+            return self.build_atomic(insn, index)
+        raise UnsupportedInstruction(index, isa.describe(insn))
+
+    @abstractmethod
+    def build_prologue(self) -> list[str]: ...
+
+    @abstractmethod
+    def build_epilogue(self) -> list[str]: ...
+
+    @abstractmethod
+    def build_alu(self, insn: Any, index: int) -> list[str]: ...
+
+    @abstractmethod
+    def build_jump(self, insn: Any, index: int) -> list[str]: ...
+
+    @abstractmethod
+    def build_lddw(self, dst: int, value: int) -> list[str]: ...
+
+    @abstractmethod
+    def build_load(self, insn: Any, index: int) -> list[str]: ...
+
+    @abstractmethod
+    def build_store(self, insn: Any, index: int) -> list[str]: ...
+
+    @abstractmethod
+    def build_atomic(self, insn: Any, index: int) -> list[str]: ...
+
+    @abstractmethod
+    def build_packet_load(self, insn: Any, index: int) -> list[str]: ...

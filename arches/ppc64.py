@@ -15,16 +15,15 @@ only +-32 KB: each is an inverted ``bc`` over an unconditional ``b`` (+-32 MB).
 """
 from __future__ import annotations
 
-import time
 
 import capstone
 import keystone
 import unicorn
 from unicorn import ppc_const as up
 
-from arches.base import Backend, NativeCode, UnsupportedInstruction
+from arches.base import AssemblyBackend, UnsupportedInstruction
 from harness import isa, layout
-from harness.isa import Insn, Program
+from harness.isa import Insn
 
 # eBPF register -> PowerPC GPR (the kernel's map, b2p[] in bpf_jit_comp64.c); r1 is the stack pointer.
 REGISTER_MAP = {0: "8", 1: "3", 2: "4", 3: "5", 4: "6", 5: "7", 6: "27", 7: "28", 8: "29", 9: "30", 10: "31"}
@@ -59,7 +58,7 @@ def load_immediate(register: str, value: int) -> list[str]:
             f"oris {register}, {register}, {(value >> 16) & 0xFFFF}", f"ori {register}, {register}, {value & 0xFFFF}"]
 
 
-class Ppc64Backend(Backend):
+class Ppc64Backend(AssemblyBackend):
     name = "ppc64"
     byte_order = "big"
     uc_arch, uc_mode = unicorn.UC_ARCH_PPC, unicorn.UC_MODE_PPC64 | unicorn.UC_MODE_BIG_ENDIAN
@@ -89,18 +88,6 @@ class Ppc64Backend(Backend):
 
     # --- translation ----------------------------------------------------------------
 
-    def translate(self, program: Program) -> NativeCode:
-        started = time.perf_counter()
-        lines = self.build_prologue()
-        for index in program.instruction_starts():
-            lines.append(f"L{index}:")
-            lines.extend(self.build_insn(program, index))
-        lines.extend(self.build_epilogue())
-        text = "\n".join(lines)
-        translated = time.perf_counter()
-        code = self.keystone_assemble(text, layout.CODE_BASE)
-        return NativeCode(code, text, 0, {}, translated - started, time.perf_counter() - translated)
-
     def build_prologue(self) -> list[str]:
         saved = ["26", "27", "28", "29", "30", "31"]
         return (["mflr 0", f"addi 1, 1, -{FRAME}", "std 0, 0(1)"]
@@ -114,25 +101,9 @@ class Ppc64Backend(Backend):
         # LD_ABS/LD_IND out of the packet: the whole program returns 0.
         return ["Lpacket_abort:", "li 8, 0", "b Lepilogue"]
 
-    def build_insn(self, program: Program, index: int) -> list[str]:
-        insn = program.insns[index]
-        klass = insn.klass
-        if klass in (isa.ALU, isa.ALU64):
-            return self.build_alu(insn, index)
-        if klass in (isa.JMP, isa.JMP32):
-            return self.build_jump(insn, index)
-        if insn.opcode == isa.LDDW and insn.src == isa.LDDW_PLAIN:
-            # LDDW: dst = imm64
-            return load_immediate(REGISTER_MAP[insn.dst], program.lddw_value(index))
-        if klass == isa.LD and insn.mode in (isa.ABS, isa.IND):
-            return self.build_packet_load(insn, index)
-        if klass == isa.LDX and insn.mode in (isa.MEM, isa.MEMSX):
-            return self.build_load(insn)
-        if klass in (isa.ST, isa.STX) and insn.mode == isa.MEM:
-            return self.build_store(insn)
-        if klass == isa.STX and insn.mode == isa.ATOMIC:
-            return self.build_atomic(insn, index)
-        raise UnsupportedInstruction(index, isa.describe(insn))
+    def build_lddw(self, dst: int, value: int) -> list[str]:
+        # LDDW: dst = imm64
+        return load_immediate(REGISTER_MAP[dst], value)
 
     # --- ALU ------------------------------------------------------------------------
 
@@ -218,7 +189,7 @@ class Ppc64Backend(Backend):
             return [], f"{offset}({base})", False
         return load_immediate(TMP4, offset), f"{base}, {TMP4}", True
 
-    def build_load(self, insn: Insn) -> list[str]:
+    def build_load(self, insn: Insn, index: int) -> list[str]:
         # LDX: dst = *(size *)(src + off); MEMSX sign-extends (lbz + extsb for bytes)
         size, dst, base = insn.nbytes, REGISTER_MAP[insn.dst], REGISTER_MAP[insn.src]
         signed = insn.mode == isa.MEMSX
@@ -229,7 +200,7 @@ class Ppc64Backend(Backend):
             lines.append(f"extsb {dst}, {dst}")
         return lines
 
-    def build_store(self, insn: Insn) -> list[str]:
+    def build_store(self, insn: Insn, index: int) -> list[str]:
         # ST: *(size *)(dst + off) = imm (stdw sign-extends); STX: = src
         size, base = insn.nbytes, REGISTER_MAP[insn.dst]
         lines: list[str] = []

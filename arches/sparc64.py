@@ -14,16 +14,15 @@ and falls back to byte accesses; packet loads always go byte by byte.
 """
 from __future__ import annotations
 
-import time
 
 import capstone
 import keystone
 import unicorn
 from unicorn import sparc_const as us
 
-from arches.base import Backend, NativeCode, UnsupportedInstruction
+from arches.base import AssemblyBackend, UnsupportedInstruction
 from harness import isa, layout
-from harness.isa import Insn, Program
+from harness.isa import Insn
 
 # eBPF register -> SPARC register (the kernel's map, bpf2sparc[] in bpf_jit_comp_64.c).
 REGISTER_MAP = {0: "%o5", 1: "%o0", 2: "%o1", 3: "%o2", 4: "%o3", 5: "%o4",
@@ -63,7 +62,7 @@ def load_immediate(register: str, value: int) -> list[str]:
             + low32(CONST, value & 0xFFFFFFFF) + [f"or {register}, {CONST}, {register}"])
 
 
-class Sparc64Backend(Backend):
+class Sparc64Backend(AssemblyBackend):
     name = "sparc64"
     byte_order = "big"
     uc_arch, uc_mode = unicorn.UC_ARCH_SPARC, unicorn.UC_MODE_SPARC64 | unicorn.UC_MODE_BIG_ENDIAN
@@ -102,18 +101,6 @@ class Sparc64Backend(Backend):
 
     # --- translation ------------------------------------------------------------------
 
-    def translate(self, program: Program) -> NativeCode:
-        started = time.perf_counter()
-        lines = self.build_prologue()
-        for index in program.instruction_starts():
-            lines.append(f"L{index}:")
-            lines.extend(self.build_insn(program, index))
-        lines.extend(self.build_epilogue())
-        text = "\n".join(lines)
-        translated = time.perf_counter()
-        code = self.keystone_assemble(text, layout.CODE_BASE)
-        return NativeCode(code, text, 0, {}, translated - started, time.perf_counter() - translated)
-
     def build_prologue(self) -> list[str]:
         return (["sub %sp, 64, %sp", "stx %o7, [%sp]", f"stx {SAVED_SP}, [%sp + 8]", f"mov %sp, {SAVED_SP}"]
                 + load_immediate("%l6", layout.STACK_TOP)
@@ -124,25 +111,9 @@ class Sparc64Backend(Backend):
         # LD_ABS/LD_IND out of the packet: the whole program returns 0.
         return ["Lpacket_abort:", "ba Lepilogue", "mov 0, %o5"]  # the delay slot clears r0
 
-    def build_insn(self, program: Program, index: int) -> list[str]:
-        insn = program.insns[index]
-        klass = insn.klass
-        if klass in (isa.ALU, isa.ALU64):
-            return self.build_alu(insn, index)
-        if klass in (isa.JMP, isa.JMP32):
-            return self.build_jump(insn, index)
-        if insn.opcode == isa.LDDW and insn.src == isa.LDDW_PLAIN:
-            # LDDW: dst = imm64
-            return load_immediate(REGISTER_MAP[insn.dst], program.lddw_value(index))
-        if klass == isa.LD and insn.mode in (isa.ABS, isa.IND):
-            return self.build_packet_load(insn)
-        if klass == isa.LDX and insn.mode in (isa.MEM, isa.MEMSX):
-            return self.build_load(insn, index)
-        if klass in (isa.ST, isa.STX) and insn.mode == isa.MEM:
-            return self.build_store(insn, index)
-        if klass == isa.STX and insn.mode == isa.ATOMIC:
-            return self.build_atomic(insn, index)
-        raise UnsupportedInstruction(index, isa.describe(insn))
+    def build_lddw(self, dst: int, value: int) -> list[str]:
+        # LDDW: dst = imm64
+        return load_immediate(REGISTER_MAP[dst], value)
 
     # --- ALU --------------------------------------------------------------------------
 
@@ -290,7 +261,7 @@ class Sparc64Backend(Backend):
             lines.append(f"mov {old}, {src}")
         return lines
 
-    def build_packet_load(self, insn: Insn) -> list[str]:
+    def build_packet_load(self, insn: Insn, index: int) -> list[str]:
         """LD_ABS/LD_IND: r0 = big-endian bytes at packet + (s32)(imm [+ src]), else abort with 0."""
         size = insn.nbytes
         lines = load_immediate(TMP2, insn.imm & 0xFFFFFFFF)

@@ -12,16 +12,15 @@ top of the eBPF stack and ``call``s eBPF instruction 0; every ``exit`` is a
 """
 from __future__ import annotations
 
-import time
 
 import capstone
 import keystone
 import unicorn
 from unicorn import x86_const as ux
 
-from arches.base import Backend, NativeCode, UnsupportedInstruction
+from arches.base import AssemblyBackend, UnsupportedInstruction
 from harness import isa, layout
-from harness.isa import Insn, Program
+from harness.isa import Insn
 
 # eBPF register -> x86-64 register (the kernel's map, arch/x86/net/bpf_jit_comp.c reg2hex).
 REGISTER_MAP = {0: "rax", 1: "rdi", 2: "rsi", 3: "rdx", 4: "rcx", 5: "r8",
@@ -58,7 +57,7 @@ def mem(base: str, offset: int, size: int) -> str:
     return f"{_PTR[size]} ptr [{base} {sign} {abs(offset):#x}]"
 
 
-class X86_64Backend(Backend):
+class X86_64Backend(AssemblyBackend):
     name = "x86_64"
     byte_order = "little"
     uc_arch, uc_mode = unicorn.UC_ARCH_X86, unicorn.UC_MODE_64
@@ -85,18 +84,6 @@ class X86_64Backend(Backend):
 
     # --- translation ------------------------------------------------------------
 
-    def translate(self, program: Program) -> NativeCode:
-        started = time.perf_counter()
-        lines = self.build_prologue()
-        for index in program.instruction_starts():
-            lines.append(f"L{index}:")
-            lines.extend(self.build_insn(program, index))
-        lines.extend(self.build_epilogue())
-        text = "\n".join(lines)
-        translated = time.perf_counter()
-        code = self.keystone_assemble(text, layout.CODE_BASE)
-        return NativeCode(code, text, 0, {}, translated - started, time.perf_counter() - translated)
-
     def build_prologue(self) -> list[str]:
         return ([f"push {register}" for register in _CALLEE_SAVED]
                 + [f"mov {SAVED_SP}, rsp", f"movabs rbp, {layout.STACK_TOP:#x}", "call L0",
@@ -107,25 +94,9 @@ class X86_64Backend(Backend):
         # LD_ABS/LD_IND out of the packet: the whole program returns 0.
         return ["Lpacket_abort:", "xor eax, eax", "jmp Lepilogue"]
 
-    def build_insn(self, program: Program, index: int) -> list[str]:
-        insn = program.insns[index]
-        klass = insn.klass
-        if klass in (isa.ALU, isa.ALU64):
-            return self.build_alu(insn, index)
-        if klass in (isa.JMP, isa.JMP32):
-            return self.build_jump(insn, index)
-        if insn.opcode == isa.LDDW and insn.src == isa.LDDW_PLAIN:
-            # LDDW: dst = imm64
-            return [f"movabs {REGISTER_MAP[insn.dst]}, {program.lddw_value(index):#x}"]
-        if klass == isa.LD and insn.mode in (isa.ABS, isa.IND):
-            return self.build_packet_load(insn, index)
-        if klass == isa.LDX and insn.mode in (isa.MEM, isa.MEMSX):
-            return self.build_load(insn)
-        if klass in (isa.ST, isa.STX) and insn.mode == isa.MEM:
-            return self.build_store(insn)
-        if klass == isa.STX and insn.mode == isa.ATOMIC:
-            return self.build_atomic(insn, index)
-        raise UnsupportedInstruction(index, isa.describe(insn))
+    def build_lddw(self, dst: int, value: int) -> list[str]:
+        # LDDW: dst = imm64
+        return [f"movabs {REGISTER_MAP[dst]}, {value:#x}"]
 
     # --- ALU ------------------------------------------------------------------------
 
@@ -223,7 +194,7 @@ class X86_64Backend(Backend):
 
     # --- memory ----------------------------------------------------------------------
 
-    def build_load(self, insn: Insn) -> list[str]:
+    def build_load(self, insn: Insn, index: int) -> list[str]:
         # LDX: dst = *(size *)(src + off); MEMSX sign-extends
         size, dst64 = insn.nbytes, REGISTER_MAP[insn.dst]
         address = mem(REGISTER_MAP[insn.src], insn.off, size)
@@ -235,7 +206,7 @@ class X86_64Backend(Backend):
             return [f"mov {_LOW32[dst64]}, {address}"]
         return [f"movzx {_LOW32[dst64]}, {address}"]
 
-    def build_store(self, insn: Insn) -> list[str]:
+    def build_store(self, insn: Insn, index: int) -> list[str]:
         # ST: *(size *)(dst + off) = imm (stdw sign-extends imm); STX: = src
         size = insn.nbytes
         address = mem(REGISTER_MAP[insn.dst], insn.off, size)

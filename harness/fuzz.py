@@ -86,17 +86,6 @@ def differs(program: Program, memory: bytes, target: str) -> tuple[Outcome, Outc
 
 # --- shrinking ------------------------------------------------------------------
 
-def _jump_target(insn: Insn, index: int) -> int | None:
-    """The slot a jump or local call goes to, or None for other instructions."""
-    if insn.klass == isa.JMP32 and insn.op == isa.JA:
-        return index + insn.imm + 1
-    if insn.klass in (isa.JMP, isa.JMP32) and insn.op not in (isa.EXIT, isa.CALL):
-        return index + insn.off + 1
-    if insn.klass == isa.JMP and insn.op == isa.CALL and insn.src == isa.CALL_LOCAL:
-        return index + insn.imm + 1
-    return None
-
-
 def remove_instruction(program: Program, index: int) -> Program | None:
     """The program without the instruction starting at ``index``, jumps repaired."""
     insns = program.insns
@@ -107,7 +96,7 @@ def remove_instruction(program: Program, index: int) -> Program | None:
         if old_index == index:
             continue
         insn = insns[old_index]
-        target = _jump_target(insn, old_index)
+        target = isa.jump_target(insn, old_index)
         if target is not None:
             new_index, new_target = moved(old_index), moved(target)
             delta = new_target - new_index - 1
@@ -133,7 +122,7 @@ def _valid(program: Program) -> bool:
 
 def _simplifiable_immediate(insn: Insn, index: int) -> bool:
     """An immediate that is an operand (not a jump offset, helper number, width or atomic op)."""
-    if insn.imm in (0, 1) or _jump_target(insn, index) is not None:
+    if insn.imm in (0, 1) or isa.jump_target(insn, index) is not None:
         return False
     if insn.klass in (isa.ALU, isa.ALU64):
         return insn.op != isa.END and insn.source == isa.K

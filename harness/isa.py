@@ -163,6 +163,17 @@ class Program:
         return list(cached)
 
 
+def jump_target(insn: Insn, index: int) -> int | None:
+    """The slot a jump or local call at ``index`` goes to; None for other instructions."""
+    if insn.klass == JMP32 and insn.op == JA:
+        return index + insn.imm + 1  # gotol: the offset is in imm
+    if insn.klass in (JMP, JMP32) and insn.op not in (EXIT, CALL):
+        return index + insn.off + 1
+    if insn.klass == JMP and insn.op == CALL and insn.src == CALL_LOCAL:
+        return index + insn.imm + 1
+    return None
+
+
 def lddw_pair(dst: int, value: int, src: int = LDDW_PLAIN) -> tuple[Insn, Insn]:
     """The two slots of ``lddw dst, value``."""
     value &= (1 << 64) - 1

@@ -38,16 +38,6 @@ class Mutant:
         return self.arches is None or arch in self.arches
 
 
-def _jump_target(insn: Insn, index: int) -> int | None:
-    if insn.klass == isa.JMP32 and insn.op == isa.JA:
-        return index + insn.imm + 1
-    if insn.klass in (isa.JMP, isa.JMP32) and insn.op not in (isa.EXIT, isa.CALL):
-        return index + insn.off + 1
-    if insn.klass == isa.JMP and insn.op == isa.CALL and insn.src == isa.CALL_LOCAL:
-        return index + insn.imm + 1
-    return None
-
-
 def apply(program: Program, rewrite: Rewrite, byte_order: str) -> Program:
     """The program with ``rewrite`` applied to every instruction, jumps re-linked."""
     starts = program.instruction_starts()
@@ -73,7 +63,7 @@ def apply(program: Program, rewrite: Rewrite, byte_order: str) -> Program:
         before, core, after = pieces.get(index, ([], insn, []))
         out.extend(before)
         # The core keeps the original's slot in old coordinates, so a rewrite may move its target.
-        target = _jump_target(core, index) if index in starts else None
+        target = isa.jump_target(core, index) if index in starts else None
         if target is not None:
             delta = new_position[target] - core_position[index] - 1
             if core.klass == isa.JMP32 and core.op == isa.JA or core.op == isa.CALL:
