@@ -174,20 +174,34 @@ def _check_target(index: int, target: int, length: int, second_halves: set[int],
 
 
 def _check_call_graph(program: Program, starts: list[int]) -> None:
-    """Reject recursion and call chains deeper than the stack allows.
+    """Reject jumps between functions, fall-through into the next function, recursion,
+    and call chains deeper than the stack allows.
 
-    A function is the run of instructions from an entry (0 or a call target) to
-    the next entry; each call site belongs to the function containing it.
+    As in the kernel's check_subprogs, a function is the run of instructions from an
+    entry (0 or a call target) to the next entry; each instruction belongs to the
+    function containing it, and a jump must stay inside its own function.
     """
     entries = sorted({0} | {i + program.insns[i].imm + 1 for i in starts
                             if program.insns[i].opcode == isa.JMP | isa.CALL
                             and program.insns[i].src == isa.CALL_LOCAL})
     calls: dict[int, set[int]] = {entry: set() for entry in entries}
+    bounds = {entry: end for entry, end in zip(entries, entries[1:] + [len(program.insns)])}
+    previous = None
     for index in starts:
         insn = program.insns[index]
+        owner = max(entry for entry in entries if entry <= index)
+        if previous is not None and index == owner and index != 0:
+            tail = program.insns[previous]
+            if tail.opcode not in (isa.JMP | isa.EXIT, isa.JMP | isa.JA, isa.JMP32 | isa.JA):
+                raise ValidationError(previous, f"falls through into the function at {index}")
+        previous = index
         if insn.opcode == isa.JMP | isa.CALL and insn.src == isa.CALL_LOCAL:
-            owner = max(entry for entry in entries if entry <= index)
             calls[owner].add(index + insn.imm + 1)
+            continue
+        target = isa.jump_target(insn, index)
+        if target is not None and not owner <= target < bounds[owner]:
+            raise ValidationError(index, f"jump from the function at {owner} to {target}, outside it "
+                                         f"({owner}..{bounds[owner] - 1})")
 
     def depth(entry: int, path: tuple[int, ...]) -> int:
         if entry in path:

@@ -55,3 +55,23 @@ def test_recursion_is_rejected():
 def test_good_programs_pass():
     validate(assemble("mov %r0, 1\nja +0\nlddw %r1, 5\ncall local f\nexit\nf:\nmov %r0, 2\nexit"))
     validate(assemble("stxdw [%r10-8], %r1\nldxdw %r0, [%r10-8]\nja -1\nexit"))  # loops are dynamic
+
+
+@pytest.mark.parametrize("source, index, message", [
+    # main jumps into the function's body (kernel: "jump out of range from insn ... to ...")
+    ("call local f\njeq %r0, 0, inside\nexit\nf:\nmov %r0, 1\ninside:\nexit", 1, "outside it"),
+    # a function that runs off its end into the next one
+    ("call local f\ncall local g\nexit\nf:\nmov %r0, 1\ng:\nmov %r0, 2\nexit", 3,
+     "falls through into the function at 4"),
+])
+def test_functions_are_closed_regions(source, index, message):
+    with pytest.raises(ValidationError, match=message) as error:
+        validate(assemble(source))
+    assert error.value.index == index
+
+
+def test_a_program_that_jumps_over_its_function_is_rejected_as_the_kernel_does():
+    # Functions are split by position (as check_subprogs does), so main's code after f
+    # belongs to f: the jump over it crosses a function boundary.
+    with pytest.raises(ValidationError, match="outside it"):
+        validate(assemble("ja main\nf:\nmov %r0, 1\nexit\nmain:\ncall local f\nexit"))
