@@ -2,8 +2,8 @@
 
 Prints (and writes as JSON, so runs can be compared):
 
-* the full corpus on every target through the real CLI with ``-n 1`` and ``-n 2``:
-  wall time, the speed-up, and cases x targets per second;
+* the full corpus on every target through the real CLI in-process (``-n 0``), with
+  one worker (``-n 1``) and two (``-n 2``): wall times, the speed-up, items per second;
 * the median cost per (case, target) of each phase, in microseconds, from those
   results (parse, validate, interpret, translate, assemble, engine set-up,
   emulate, compare) plus the report writer's cost per cell;
@@ -232,14 +232,17 @@ def main(out_path: str = "bench/out/bench.json", quick: bool = False) -> dict[st
     temp = Path(tempfile.mkdtemp(prefix="bench-"))
     print("full corpus, all six targets, through python -m harness run:")
     wall = {}
-    for workers in ("1", "2"):
+    for workers in ("0", "1", "2"):
         wall[workers] = run_cli(["corpus"], workers, str(temp / f"n{workers}.json"))
-    results = json.loads((temp / "n1.json").read_text())["results"]
+    results = json.loads((temp / "n0.json").read_text())["results"]
     items = len(results)
-    figures["full_run"] = {"items": items, "wall_n1": wall["1"], "wall_n2": wall["2"],
-                           "speedup_n2": wall["1"] / wall["2"], "items_per_second_n2": items / wall["2"]}
-    print(f"  {items} case x target items: -n 1 {wall['1']:.1f} s, -n 2 {wall['2']:.1f} s "
-          f"(speed-up {wall['1'] / wall['2']:.2f}x), {items / wall['2']:.0f} items/s with -n 2")
+    figures["full_run"] = {"items": items, "wall_n0": wall["0"], "wall_n1": wall["1"], "wall_n2": wall["2"],
+                           "speedup_n2": wall["1"] / wall["2"], "speedup_n2_over_in_process": wall["0"] / wall["2"],
+                           "items_per_second_n2": items / wall["2"]}
+    print(f"  {items} case x target items: in-process (-n 0) {wall['0']:.1f} s, one worker (-n 1) "
+          f"{wall['1']:.1f} s, two workers (-n 2) {wall['2']:.1f} s")
+    print(f"  speed-up -n 2 over -n 1: {wall['1'] / wall['2']:.2f}x (over in-process: "
+          f"{wall['0'] / wall['2']:.2f}x), {items / wall['2']:.0f} items/s with -n 2")
     two = json.loads((temp / "n2.json").read_text())["results"]
     peaks: dict[str, int] = {}
     for item in two:
@@ -249,9 +252,9 @@ def main(out_path: str = "bench/out/bench.json", quick: bool = False) -> dict[st
 
     medians = phase_medians(results)
     figures["phase_median_us"] = medians
-    cell_report = report_cost(str(temp / "n1.json"), items)
+    cell_report = report_cost(str(temp / "n0.json"), items)
     figures["report_us_per_cell"] = cell_report
-    print("\nmedian microseconds per case and target, by phase (-n 1 run):")
+    print("\nmedian microseconds per case and target, by phase (in-process run):")
     print(f"  {'target':<9}" + "".join(f"{p:>10}" for p in PHASES))
     for target in ["interp"] + [t for t in medians if t != "interp"]:
         print(f"  {target:<9}" + "".join(f"{medians[target].get(p, 0):>10.0f}" if p in medians[target]

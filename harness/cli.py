@@ -46,7 +46,7 @@ def _run(args: argparse.Namespace) -> int:
         pytest_args += ["--harness-progress", "auto"]
     if args.allow_unsupported:
         pytest_args.append("--allow-unsupported")
-    if args.workers not in ("0", "1"):
+    if args.workers != "0":  # as in pytest-xdist: 0 runs in this process, N >= 1 starts N workers
         # loadfile: a case's items run in one worker, which parses and interprets it once
         pytest_args += ["-n", args.workers, "--dist", "loadfile"]
     pytest_args += ["-q"] if not args.verbose else ["-v"]
@@ -233,7 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="targets: 'all' (default), or a comma list of interp and "
                           "architecture names (x86_64, arm64, s390x, ppc64, sparc64)")
     run.add_argument("-n", dest="workers", default="auto", metavar="N|auto",
-                     help="parallel worker processes (pytest-xdist); 0 runs in-process; "
+                     help="worker processes (pytest-xdist): 0 runs in this process, N starts N workers; "
                           "default auto (one per core)")
     run.add_argument("--json", metavar="FILE", help="write results and summary as JSON")
     run.add_argument("--report", metavar="DIR",
