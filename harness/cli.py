@@ -196,7 +196,7 @@ def _mutate(args: argparse.Namespace) -> int:
     results = run_catalogue(arches_chosen, cases, _worker_count(args.workers), progress)
     if interactive:
         print(file=sys.stderr)
-    print(score_table(results))
+    print(score_table(results, verbose=args.verbose))
     if args.json:
         Path(args.json).write_text(json.dumps([asdict(r) for r in results], indent=1) + "\n")
         print(f"results written to {args.json}")
@@ -304,6 +304,8 @@ def build_parser() -> argparse.ArgumentParser:
     mutate.add_argument("--arch", default="all", metavar="NAME[,NAME]|all")
     mutate.add_argument("-n", dest="workers", default="auto", metavar="N|auto", help="worker processes")
     mutate.add_argument("--json", metavar="FILE", help="write every mutant's result as JSON")
+    mutate.add_argument("-v", dest="verbose", action="store_true",
+                        help="list every mutant and architecture with the case that killed it")
     mutate.set_defaults(handler=_mutate)
 
     bench = commands.add_parser(

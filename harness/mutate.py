@@ -425,9 +425,18 @@ def run_catalogue(arch_names: list[str], case_paths: list[str], workers: int = 1
     return sorted(results, key=lambda r: order[(r.mutant, r.arch)])
 
 
-def score_table(results: list[MutantResult]) -> str:
-    """Killed / total per architecture, then every survivor with its explanation."""
-    lines = [f"{'arch':<10}{'killed':>8}{'total':>8}{'score':>9}"]
+def score_table(results: list[MutantResult], verbose: bool = False) -> str:
+    """Killed / total per architecture, then every survivor with its explanation.
+
+    ``verbose`` first lists every (mutant, architecture) with the case that killed it.
+    """
+    lines = []
+    if verbose:
+        for r in results:
+            verdict = f"killed by {r.killed_by}" if r.killed else "SURVIVED"
+            lines.append(f"{r.mutant:<28} {r.arch:<8} {verdict}")
+        lines.append("")
+    lines.append(f"{'arch':<10}{'killed':>8}{'total':>8}{'score':>9}")
     arches = sorted({r.arch for r in results}, key=[r.arch for r in results].index)
     for arch in arches:
         mine = [r for r in results if r.arch == arch]
