@@ -73,9 +73,9 @@ def _write_reports(results: str, out: str, baseline: str | None) -> int:
     print(f"report: {written.html}\nsummary: {written.markdown}\njunit: {written.junit}")
     changes = written.data.changes
     if changes is not None:
-        from harness.report import _change_counts
+        from harness.report import change_counts
 
-        print(f"against {baseline}: {_change_counts(changes)}")
+        print(f"against {baseline}: {change_counts(changes)}")
         for change in changes:
             if change.kind in ("broken", "fixed"):
                 print(f"  {change.kind:<7} {change.case} [{change.target}] {change.old} -> {change.new}")

@@ -204,7 +204,7 @@ def summary_markdown(data: ReportData, max_failures: int = 15) -> str:
         marks += [_mark(data.versions[target][version]) for version in ISA_VERSIONS]
         lines.append(f"| {target} | " + " | ".join(marks) + " |")
     if data.changes is not None:
-        lines += ["", f"**Changes against the baseline:** {_change_counts(data.changes)}"]
+        lines += ["", f"**Changes against the baseline:** {change_counts(data.changes)}"]
         for change in [c for c in data.changes if c.kind in ("broken", "fixed")][:max_failures]:
             lines.append(f"- {change.kind}: `{change.case}` on {change.target} ({change.old} -> {change.new})")
     bad = [item for item in data.results if item["status"] in BAD_STATUSES]
@@ -224,7 +224,7 @@ def _mark(entry: Conformance) -> str:
     return "✅" if entry.passes else f"❌ {len(entry.failing)}"
 
 
-def _change_counts(changes: list[StatusChange]) -> str:
+def change_counts(changes: list[StatusChange]) -> str:
     if not changes:
         return "no cell changed status."
     counts: dict[str, int] = defaultdict(int)
