@@ -118,7 +118,7 @@ def floor_costs(paths: list[str]) -> dict[str, dict[str, float]]:
     import keystone
 
     import arches
-    from harness.conformance import _load
+    from harness.conformance import load_checked
 
     floors: dict[str, dict[str, float]] = {}
     for name in arches.names():
@@ -127,7 +127,7 @@ def floor_costs(paths: list[str]) -> dict[str, dict[str, float]]:
         assembler = keystone.Ks(backend.ks_arch, backend.ks_mode) if backend.ks_arch is not None else None
         assemble_times, run_times = [], []
         for path in paths:
-            loaded = _load(path)
+            loaded = load_checked(path)
             case = loaded.case
             if loaded.runnable is None or case is None or case.maps or case.events or case.expect_error:
                 continue
@@ -163,20 +163,19 @@ def harness_costs_in_process(paths: list[str]) -> tuple[dict[str, float], float]
     import arches
     from harness import conformance
 
-    conformance._load.cache_clear()
-    conformance._oracle.cache_clear()
+    conformance.clear_caches()
     shared: list[float] = []
     for path in paths:
         started = time.perf_counter()
-        loaded = conformance._load(path)
+        loaded = conformance.load_checked(path)
         if loaded.runnable is not None:
-            conformance._oracle(path, "little")
-            conformance._oracle(path, "big")
+            conformance.oracle(path, "little")
+            conformance.oracle(path, "big")
         shared.append((time.perf_counter() - started) * 1e6)
     share = statistics.median(shared) / max(1, len(arches.names()))
     costs: dict[str, list[float]] = {}
     for name in arches.names():
-        arches.get(name)._cache.clear()
+        arches.get(name).clear_cache()
         for path in paths:
             started = time.perf_counter()
             result = conformance.run_item(path, name)

@@ -121,9 +121,9 @@ def check_corpus_forms_are_translated(backend: Backend, case_paths: list[str]) -
         opcode, variant = form
         single = next((path for path, forms in coverage.by_case.items() if form in forms), None)
         assert single is not None
-        from harness.conformance import _load
+        from harness.conformance import load_checked
 
-        runnable = _load(single).runnable  # as loaded: map loads already resolved
+        runnable = load_checked(single).runnable  # as loaded: map loads already resolved
         if runnable is None:
             continue
         try:
