@@ -116,7 +116,7 @@ class Arm64Backend(AssemblyBackend):
         value = insn.imm if width == 64 else insn.imm & 0xFFFFFFFF  # K sign-extends for ALU64
         return move_immediate(TMP1, value), sized(TMP1, width)
 
-    def build_alu(self, insn: Insn, index: int) -> list[str]:
+    def build_alu(self, insn: Insn, index: int) -> list[str] | None:
         width = 64 if insn.klass == isa.ALU64 else 32
         dst64 = REGISTER_MAP[insn.dst]
         dst = sized(dst64, width)

@@ -4,7 +4,8 @@ A chunk of a direct encoder is a list of :class:`Label` and instruction records.
 A record (the :class:`Instruction` protocol) knows its listing text, the label it
 refers to (if any), and one or more *forms*: a fixed instruction has one; a
 branch may have a short form and longer ones (RISC-V: B-type reaches +-4 KiB, an
-inverted B-type over a JAL +-1 MiB, AUIPC+JALR +-2 GiB; s390x's ``brcl`` has one
+inverted B-type over a JAL +-1 MiB, AUIPC+JALR +-2 GiB, per the RISC-V unprivileged
+ISA manual, "Control Transfer Instructions"; s390x's ``brcl`` has one
 form reaching +-4 GiB). :func:`link` is the sizing pass of the kernel's JITs:
 every branch starts in its shortest form; a pass lays the code out and moves each
 branch whose target is out of reach to its next form; passes repeat until no

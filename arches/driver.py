@@ -51,7 +51,7 @@ from arches.direct import Label, link
 from harness import isa, layout
 from harness.isa import Insn, Program
 
-EPILOGUE = "Lepilogue"  # label of the epilogue (the body's return lands just before it)
+EPILOGUE = "Lepilogue"  # label of the epilogue, where the body's final return lands
 PACKET_ABORT = "Lpacket_abort"  # label of the packet-abort path (LD_ABS/LD_IND out of range)
 
 
@@ -86,7 +86,7 @@ class JitBackend(Backend):
         """
         started = time.perf_counter()
         starts = program.instruction_starts()
-        items: list[Any] = list(self.build_prologue(insn_label(starts[0]) if starts else EPILOGUE))
+        items: list[Any] = list(self.build_prologue(insn_label(0)))
         items.append(self.label(EPILOGUE))
         items.extend(self.build_epilogue())
         for index, chunk in self.build_body(program, rewrite):

@@ -114,7 +114,7 @@ class Ppc64Backend(AssemblyBackend):
             return [], REGISTER_MAP[insn.src]
         return load_immediate(TMP1, insn.imm if width == 64 else insn.imm & 0xFFFFFFFF), TMP1
 
-    def build_alu(self, insn: Insn, index: int) -> list[str]:
+    def build_alu(self, insn: Insn, index: int) -> list[str] | None:
         width = 64 if insn.klass == isa.ALU64 else 32
         dst = REGISTER_MAP[insn.dst]
         zext = [f"clrldi {dst}, {dst}, 32"] if width == 32 else []  # ALU32 zero-extends

@@ -104,7 +104,7 @@ class X86_64Backend(AssemblyBackend):
 
     # --- ALU ------------------------------------------------------------------------
 
-    def build_alu(self, insn: Insn, index: int) -> list[str]:
+    def build_alu(self, insn: Insn, index: int) -> list[str] | None:
         is64 = insn.klass == isa.ALU64
         width = 64 if is64 else 32
         dst64 = REGISTER_MAP[insn.dst]
