@@ -244,9 +244,13 @@ class AssemblyBackend(JitBackend):
         adds itself, e.g. MIPS delay-slot nops). The table is cut off. It costs
         keystone 5-15% more time (measured on the corpus, 2026-11). The offsets
         are used only when consistent: never decreasing, inside the code, on
-        instruction boundaries of fixed-width targets; otherwise the code is
-        assembled again without the table and the offsets are None, so
-        ``bpf_to_native`` stays empty rather than wrong.
+        instruction boundaries of fixed-width targets, and the table's last entry
+        (the end of the code) is where the table starts, so nothing keystone
+        placed after the table is cut off. Otherwise the code is assembled again
+        without the table and the offsets are None: ``bpf_to_native`` stays empty
+        rather than wrong. Keystone puts ARM literal pools (``ldr rX, =imm``) at
+        the end of the section, after the table: a backend that uses them ends
+        its packet-abort chunk with ``.ltorg`` (measured with keystone 0.9.2).
         """
         text = "\n".join(items)
         base = layout.CODE_BASE
@@ -257,7 +261,7 @@ class AssemblyBackend(JitBackend):
             order = "<" if self.byte_order == "little" else ">"
             values = [value - base for value in struct.unpack_from(f"{order}{entries}I", encoding, table_start)]
             end, width = values[-1], self.instruction_width or 1
-            if (0 <= values[0] and end <= table_start and all(map(operator.le, values, values[1:]))
+            if (0 <= values[0] and end == table_start and all(map(operator.le, values, values[1:]))
                     and (width == 1 or not any(value % width for value in values))):
                 return encoding[:end], text, values[:-1]
         return self.keystone_assemble(text, base), text, None

@@ -109,3 +109,14 @@ def test_linker_errors_name_the_label_or_instruction():
 
     with pytest.raises(AssemblyError, match=r"jump far: no form reaches \+0x66 bytes"):
         link([ShortOnly("far"), Filler(100), Label("far")])
+
+
+def test_a_label_table_that_is_not_last_leaves_the_map_empty_not_wrong():
+    class TrailingPool(X86_64Backend):
+        def keystone_assemble(self, text, address):  # as keystone does with an ARM literal pool
+            return super().keystone_assemble(text, address) + b"\x90" * 4
+
+    program = assemble("mov %r0, 1\nexit")
+    native = TrailingPool().translate(program)
+    assert native.bpf_to_native == {}
+    assert native.code == X86_64Backend().translate(program).code + b"\x90" * 4
