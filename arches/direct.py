@@ -68,28 +68,28 @@ def link(items: list[Any]) -> tuple[bytes, list[str], dict[str, int]]:
             break
     code = bytearray()
     listing = []
-    for position, item in enumerate(items):
+    for item, offset, form in zip(items, offsets, forms):
         if isinstance(item, Label):
             listing.append(f"{item.name}:")
             continue
-        offset = offsets[position]
         listing.append(f"  {offset:#06x}: {item.text}")
         target = item.target
-        code += item.encode(forms[position], 0 if target is None else labels[target] - offset)
+        code += item.encode(form, 0 if target is None else labels[target] - offset)
     return bytes(code), listing, labels
 
 
 def _layout(items: list[Any], forms: list[int]) -> tuple[list[int], dict[str, int]]:
     """The offset of every item (a label's is where it stands) and of every label, for the chosen forms."""
-    offsets = []
+    offsets: list[int] = []
+    append = offsets.append
     labels: dict[str, int] = {}
     offset = 0
-    for position, item in enumerate(items):
-        offsets.append(offset)
+    for item, form in zip(items, forms):
+        append(offset)
         if isinstance(item, Label):
             if item.name in labels:
                 raise AssemblyError(f"label {item.name} defined twice")
             labels[item.name] = offset
         else:
-            offset += item.sizes[forms[position]]
+            offset += item.sizes[form]
     return offsets, labels
