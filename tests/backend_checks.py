@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from arches.base import Backend
 from harness import isa, layout
-from harness.coverage import opcode_coverage
+from harness.running.coverage import opcode_coverage
 from harness.isa import Insn, Program
 
 
@@ -68,7 +68,7 @@ def program_with_every_form() -> Program:
 
 def check_translates_every_form(backend: Backend) -> None:
     """No UnsupportedInstruction for any form of the ISA, and some code for each."""
-    from harness.validator import validate
+    from harness.oracle.validator import validate
 
     program = program_with_every_form()
     validate(program)
@@ -121,7 +121,7 @@ def check_corpus_forms_are_translated(backend: Backend, case_paths: list[str]) -
         opcode, variant = form
         single = next((path for path, forms in coverage.by_case.items() if form in forms), None)
         assert single is not None
-        from harness.conformance import _load
+        from harness.running.conformance import _load
 
         runnable = _load(single).runnable  # as loaded: map loads already resolved
         if runnable is None:
@@ -135,9 +135,9 @@ def check_corpus_forms_are_translated(backend: Backend, case_paths: list[str]) -
 
 def check_every_form_runs_like_the_interpreter(backend: Backend) -> None:
     """The every-form program ends in the same state (r0, memory, stack) as the oracle."""
-    from harness.emulator import engine_for
-    from harness.interpreter import interpret
-    from harness.outcome import RETURNED, first_difference
+    from harness.running.emulator import engine_for
+    from harness.oracle.interpreter import interpret
+    from harness.oracle.outcome import RETURNED, first_difference
 
     program = program_with_every_form()
     memory = bytes(range(1, 33))

@@ -5,10 +5,10 @@ from collections import defaultdict
 from pathlib import Path
 
 from harness import isa
-from harness.conformance import INTERP, run_item
-from harness.corpus import CorpusError, find_case_files, load_case
-from harness.coverage import form_name, program_forms
-from harness.explain import ebpf_listing, native_listing
+from harness.running.conformance import INTERP, run_item
+from harness.cases.corpus import CorpusError, find_case_files, load_case
+from harness.running.coverage import form_name, program_forms
+from harness.running.explain import ebpf_listing, native_listing
 
 SCAFFOLD = """\
 -- description

@@ -1,7 +1,7 @@
 """Cross-architecture reports from a results JSON: the data model, Markdown and JUnit.
 
 ``python -m harness report RESULTS.json`` writes ``report.html`` (see
-:mod:`harness.report_html`), ``summary.md`` (sized for a pull-request comment) and
+:mod:`harness.reporting.report_html`), ``summary.md`` (sized for a pull-request comment) and
 ``junit.xml`` (one test case per (case, target)). With ``--baseline OLD.json`` every
 artefact also lists the cells whose status changed.
 """
@@ -15,7 +15,7 @@ from typing import Any
 from xml.etree import ElementTree
 
 from harness import isa
-from harness.conformance import ERROR, FAIL, INTERP, PASS, SKIP, STATUSES, UNSUPPORTED
+from harness.running.conformance import ERROR, FAIL, INTERP, PASS, SKIP, STATUSES, UNSUPPORTED
 
 ISA_GROUPS = ("base32", "base64", "atomic32", "atomic64", "divmul32", "divmul64", "packet")
 ISA_VERSIONS = (1, 2, 3, 4)
@@ -116,8 +116,8 @@ class ReportData:
 
 def case_forms(case: str, root: Path) -> set[tuple[int, int]]:
     """The instruction forms a case uses (empty when it cannot be parsed any more)."""
-    from harness.corpus import CorpusError, load_case
-    from harness.coverage import program_forms
+    from harness.cases.corpus import CorpusError, load_case
+    from harness.running.coverage import program_forms
 
     path = Path(case) if Path(case).is_absolute() else root / case
     try:
@@ -278,7 +278,7 @@ def write_reports(results_path: str | Path, out_dir: str | Path = "reports",
                   baseline_path: str | Path | None = None, root: Path = Path("."),
                   with_native: bool = True) -> Written:
     """Write report.html, summary.md and junit.xml into ``out_dir``."""
-    from harness.report_html import report_html
+    from harness.reporting.report_html import report_html
 
     document = load_results(results_path)
     baseline = load_results(baseline_path) if baseline_path else None
