@@ -63,7 +63,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _write_reports(results: str, out: str, baseline: str | None) -> int:
-    from harness.reporting.report import ReportError, write_reports
+    from harness.reporting.model import ReportError
+    from harness.reporting.report import write_reports
 
     try:
         written = write_reports(results, out, baseline)
@@ -87,7 +88,7 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from harness.cases.casetools import show
+    from harness.reporting.listing import show
 
     if not Path(args.case).is_file():
         print(f"harness show: no such case file: {args.case}", file=sys.stderr)
@@ -113,7 +114,7 @@ def _new(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from harness.cases.casetools import corpus_listing
+    from harness.reporting.listing import corpus_listing
 
     paths = args.paths or [DEFAULT_CORPUS]
     missing = [path for path in paths if not Path(path).exists()]

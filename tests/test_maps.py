@@ -5,7 +5,7 @@ import pytest
 
 from harness.running.conformance import _oracle, run_item
 from harness.cases.corpus import CorpusError, parse_case, read_pcap
-from harness.oracle.maps import MapError, MapSpec
+from harness.cases.mapspec import MapError, MapSpec
 
 COUNTER = """-- map c array value=8 entries=1
 -- asm

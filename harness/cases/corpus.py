@@ -35,7 +35,7 @@ from harness import layout
 from harness.cases.cbpf import CbpfError, compile_filter
 from harness.cases.elf import ElfError, load_program
 from harness.isa import Program
-from harness.oracle.maps import MapError, MapSpec
+from harness.cases.mapspec import MapError, MapSpec
 
 KNOWN_SECTIONS = ("asm", "raw", "cbpf", "elf", "mem", "result", "result-be", "error", "description", "map",
                   "events", "budget")

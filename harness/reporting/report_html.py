@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.running.conformance import INTERP, STATUSES
-from harness.reporting.report import ISA_GROUPS, ISA_VERSIONS, Conformance, ReportData, case_group, chart_rows
+from harness.reporting.model import ISA_GROUPS, ISA_VERSIONS, Conformance, ReportData, case_group, chart_rows
 
 MAX_LISTING_LINES = 400
 STATUS_COLOURS = {"pass": "#2e9d4f", "fail": "#d93f3f", "error": "#8e2bb0", "skip": "#9aa4ad",

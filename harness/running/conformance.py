@@ -33,6 +33,15 @@ def all_targets() -> list[str]:
     return [INTERP] + arches.names()
 
 
+def target_order(targets: set[str]) -> list[str]:
+    """interp first, then the registry's order, then anything else alphabetically."""
+    import arches
+
+    registry = arches.names()
+    return sorted(targets, key=lambda name: (name != INTERP, registry.index(name)
+                                             if name in registry else len(registry), name))
+
+
 @dataclass
 class Result:
     """The verdict of one case on one target, as written to the JSON results."""

@@ -18,7 +18,7 @@ import pytest
 
 from harness.running import conformance
 from harness.running.conformance import (ERROR, FAIL, INTERP, PASS, SKIP, STATUSES, UNSUPPORTED, Result,
-                                 all_targets)
+                                         all_targets, target_order)
 from harness.running.coverage import Coverage, opcode_keys
 
 RESULT_KEY = "ebpf_harness_result"
@@ -193,8 +193,6 @@ class ResultCollector:
         write = terminalreporter.write_line
         terminalreporter.section("eBPF harness summary")
         write(f"{'target':<10}" + "".join(f"{status:>13}" for status in STATUSES))
-        from harness.reporting.report import target_order
-
         for target in target_order(set(summary)):
             counts = summary[target]
             write(f"{target:<10}" + "".join(f"{counts.get(status, 0):>13}" for status in STATUSES))

@@ -1,0 +1,87 @@
+"""Views of cases for people: ``show`` one case on chosen targets, ``list`` the corpus."""
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+from harness import isa
+from harness.cases.corpus import CorpusError, find_case_files, load_case
+from harness.running.conformance import INTERP, run_item
+from harness.running.coverage import form_name, program_forms
+from harness.running.explain import ebpf_listing, native_listing
+
+
+def show(path: str, targets: list[str], native: bool = True) -> str:
+    """A case's description, eBPF listing, and its outcome (and native code) on each target."""
+    try:
+        case = load_case(path)
+    except CorpusError as error:
+        return f"{error}"
+    lines = [f"{path}"]
+    if case.description:
+        lines += ["", case.description.strip()]
+    lines += ["", "eBPF:"] + ["  " + line for line in ebpf_listing(path)]
+    if case.memory:
+        lines += ["", f"input memory: {len(case.memory)} bytes"]
+    lines += ["", "outcome per target:"]
+    for target in targets:
+        result = run_item(path, target)
+        summary = result.actual or (result.detail.splitlines()[0] if result.detail else "")
+        lines.append(f"  {target:<8} {result.status.upper():<11} {summary}")
+        if result.status not in ("pass", "skip") and result.detail:
+            lines.append(f"           {result.detail.splitlines()[0]}")
+    if native:
+        for target in targets:
+            if target == INTERP:
+                continue
+            lines += ["", f"{target} native code:"] + ["  " + line for line in native_listing(path, target)]
+    return "\n".join(lines)
+
+
+def corpus_listing(paths: list[str], targets: list[str], verbose: bool = False) -> str:
+    """Cases per folder, the targets, and per target which instruction forms the corpus runs."""
+    import arches
+    from arches.base import UnsupportedInstruction
+
+    files = [str(p) for p in find_case_files(paths)]
+    by_folder: dict[str, list[str]] = defaultdict(list)
+    forms_by_case: dict[str, set[tuple[int, int]]] = {}
+    broken = []
+    for name in files:
+        by_folder[str(Path(name).parent)].append(name)
+        try:
+            case = load_case(name)
+        except CorpusError as error:
+            broken.append(str(error))
+            continue
+        forms_by_case[name] = program_forms(case.program)
+    lines = [f"{len(files)} case files"]
+    for folder, names in sorted(by_folder.items()):
+        lines.append(f"  {folder:<40} {len(names):>5}")
+        if verbose:
+            lines += [f"      {Path(name).name}" for name in sorted(names)]
+    for message in broken:
+        lines.append(f"  unreadable: {message}")
+    lines += ["", "targets:"]
+    for target in targets:
+        if target == INTERP:
+            lines.append(f"  {INTERP:<8} reference interpreter (either byte order)")
+            continue
+        backend = arches.get(target)
+        lines.append(f"  {target:<8} {backend.byte_order}-endian, backend version {backend.version}")
+    lines += ["", "opcode coverage (instruction forms some case runs on the target):"]
+    for target in targets:
+        covered: set[tuple[int, int]] = set()
+        for name, forms in forms_by_case.items():
+            if target != INTERP:
+                try:
+                    arches.get(target).compile(load_case(name).program)
+                except UnsupportedInstruction:
+                    continue
+                except Exception:  # a backend crash: the case does not count for it
+                    continue
+            covered |= forms
+        missing = sorted(set(isa.OPCODES) - covered)
+        lines.append(f"  {target:<8} {len(covered)} of {len(isa.OPCODES)}"
+                     + (f"; none runs: {', '.join(form_name(key) for key in missing)}" if missing else ""))
+    return "\n".join(lines)
