@@ -1,2 +1,2 @@
 """Registers the corpus plugin for a plain ``pytest`` run from the repository root."""
-pytest_plugins = ["harness.plugin"]
+pytest_plugins = ["harness.running.plugin"]

@@ -15,7 +15,7 @@ DEFAULT_CORPUS = "corpus"
 
 def _targets(text: str, command: str) -> list[str] | None:
     """The chosen targets, or None after printing why the choice is bad."""
-    from harness.conformance import all_targets
+    from harness.running.conformance import all_targets
 
     chosen = [name.strip() for name in text.split(",") if name.strip()]
     unknown = [name for name in chosen if name != "all" and name not in all_targets()]
@@ -37,7 +37,7 @@ def _run(args: argparse.Namespace) -> int:
     if _targets(args.arch, "run") is None:
         return 2
     # --assert=plain: corpus items use no assert statements, and rewriting costs 1.5 s per process
-    pytest_args = [*paths, "-p", "harness.plugin", "--targets", args.arch, "--assert=plain",
+    pytest_args = [*paths, "-p", "harness.running.plugin", "--targets", args.arch, "--assert=plain",
                    "-p", "no:cacheprovider", "-o", "python_files=", "--rootdir", str(Path.cwd())]
     json_path = args.json or (str(Path(args.report) / "results.json") if args.report else None)
     if json_path:
@@ -63,7 +63,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _write_reports(results: str, out: str, baseline: str | None) -> int:
-    from harness.report import ReportError, write_reports
+    from harness.reporting.model import ReportError
+    from harness.reporting.report import write_reports
 
     try:
         written = write_reports(results, out, baseline)
@@ -73,7 +74,7 @@ def _write_reports(results: str, out: str, baseline: str | None) -> int:
     print(f"report: {written.html}\nsummary: {written.markdown}\njunit: {written.junit}")
     changes = written.data.changes
     if changes is not None:
-        from harness.report import change_counts
+        from harness.reporting.report import change_counts
 
         print(f"against {baseline}: {change_counts(changes)}")
         for change in changes:
@@ -87,7 +88,7 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from harness.casetools import show
+    from harness.reporting.listing import show
 
     if not Path(args.case).is_file():
         print(f"harness show: no such case file: {args.case}", file=sys.stderr)
@@ -100,7 +101,7 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _new(args: argparse.Namespace) -> int:
-    from harness.casetools import new_case
+    from harness.cases.casetools import new_case
 
     try:
         path = new_case(args.path, args.description or "")
@@ -113,7 +114,7 @@ def _new(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from harness.casetools import corpus_listing
+    from harness.reporting.listing import corpus_listing
 
     paths = args.paths or [DEFAULT_CORPUS]
     missing = [path for path in paths if not Path(path).exists()]
@@ -128,7 +129,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _fuzz(args: argparse.Namespace) -> int:
-    from harness.fuzz import fuzz, write_finding
+    from harness.tools.fuzz import fuzz, write_finding
 
     targets = _targets(args.arch, "fuzz")
     if targets is None:
@@ -171,8 +172,8 @@ def _mutate(args: argparse.Namespace) -> int:
     import json
     from dataclasses import asdict
 
-    from harness.corpus import find_case_files
-    from harness.mutate import EXPLAINED, run_catalogue, score_table
+    from harness.cases.corpus import find_case_files
+    from harness.tools.mutate import EXPLAINED, run_catalogue, score_table
 
     targets = _targets(args.arch, "mutate")
     if targets is None:
@@ -204,7 +205,7 @@ def _mutate(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from harness.bench import main as bench_main
+    from harness.tools.bench import main as bench_main
 
     figures = bench_main(args.out, quick=args.quick)
     return 0 if all(figures["targets_met"].values()) else 1

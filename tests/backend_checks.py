@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from arches.base import Backend, NativeCode
 from harness import isa, layout
-from harness.coverage import opcode_coverage
+from harness.running.coverage import opcode_coverage
 from harness.isa import Insn, Program
 
 
@@ -68,7 +68,7 @@ def program_with_every_form() -> Program:
 
 def check_translates_every_form(backend: Backend) -> None:
     """No UnsupportedInstruction for any form of the ISA, and some code for each."""
-    from harness.validator import validate
+    from harness.oracle.validator import validate
 
     program = program_with_every_form()
     validate(program)
@@ -122,7 +122,7 @@ def check_corpus_forms_are_translated(backend: Backend, case_paths: list[str]) -
         opcode, variant = form
         single = next((path for path, forms in coverage.by_case.items() if form in forms), None)
         assert single is not None
-        from harness.conformance import load_checked
+        from harness.running.conformance import load_checked
 
         runnable = load_checked(single).runnable  # as loaded: map loads already resolved
         if runnable is None:
@@ -137,9 +137,9 @@ def check_corpus_forms_are_translated(backend: Backend, case_paths: list[str]) -
 
 def check_every_form_runs_like_the_interpreter(backend: Backend) -> None:
     """The every-form program ends in the same state (r0, memory, stack) as the oracle."""
-    from harness.emulator import engine_for
-    from harness.interpreter import interpret
-    from harness.outcome import RETURNED, first_difference
+    from harness.running.emulator import engine_for
+    from harness.oracle.interpreter import interpret
+    from harness.oracle.outcome import RETURNED, first_difference
 
     program = program_with_every_form()
     memory = bytes(range(1, 33))
@@ -167,7 +167,7 @@ def assert_bpf_to_native_is_sound(backend: Backend, program: Program, native: Na
 
 def program_with_short_and_long_branches() -> Program:
     """Jumps forward and backward over 1 and over 300 instructions (x86: rel8 and rel32 forms)."""
-    from harness.asm import assemble
+    from harness.cases.asm import assemble
 
     lines = ["mov %r0, 0", "jeq %r1, 0, near", "add %r0, 1", "near:", "jne %r1, 0, far", "top:"]
     lines += ["add %r0, 1"] * 300
@@ -193,9 +193,9 @@ def check_rewrite_replaces_one_instruction(backend: Backend) -> None:
     gives the code of the program with that ``sub``, differs from the original
     only inside the add's range, and runs like the interpreter on the changed program.
     """
-    from harness.asm import assemble
-    from harness.emulator import engine_for
-    from harness.interpreter import interpret
+    from harness.cases.asm import assemble
+    from harness.running.emulator import engine_for
+    from harness.oracle.interpreter import interpret
 
     source = "mov %r0, 1\njeq %r0, 100, out\nadd %r0, 2\nlddw %r1, 0x1122334455667788\nadd %r0, 3\nadd %r0, 4\nout:\nexit"
     program = assemble(source)

@@ -3,7 +3,7 @@ import random
 
 import pytest
 
-from harness.asm import AsmError, assemble, disassemble_text
+from harness.cases.asm import AsmError, assemble, disassemble_text
 from harness.isa import Insn, Program
 
 DIALECT_EXAMPLES = {

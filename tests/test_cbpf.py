@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.cbpf import CbpfError, compile_filter
-from harness.corpus import CorpusError, load_case, parse_case
-from harness.interpreter import interpret
+from harness.cases.cbpf import CbpfError, compile_filter
+from harness.cases.corpus import CorpusError, load_case, parse_case
+from harness.oracle.interpreter import interpret
 
 CBPF_CASES = sorted((Path(__file__).resolve().parent.parent / "corpus" / "cbpf").glob("*.data"))
 

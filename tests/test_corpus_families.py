@@ -56,7 +56,7 @@ def test_committed_family_files_match_the_generator(tmp_path):
 
 
 def test_far_jump_cases_are_really_far():
-    from harness.corpus import load_case
+    from harness.cases.corpus import load_case
     case = load_case(str(families.OUT_DIR / "jmp" / "far_jeq_forward_taken.data"))
     assert len(case.program.insns) > 9000
 

@@ -1,7 +1,7 @@
 """The .data format: what parses, and that every problem names file and line."""
 import pytest
 
-from harness.corpus import CorpusError, find_case_files, load_case, parse_case
+from harness.cases.corpus import CorpusError, find_case_files, load_case, parse_case
 
 
 def test_bpf_conformance_style_file_parses():

@@ -8,7 +8,7 @@ from arches.base import AssemblyError, UnsupportedInstruction
 from arches.direct import Label, link
 from arches.x86_64 import X86_64Backend
 from harness import isa
-from harness.asm import assemble
+from harness.cases.asm import assemble
 from harness.isa import Insn, Program
 
 

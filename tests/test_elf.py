@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 from harness import isa
-from harness.corpus import CorpusError, parse_case
-from harness.elf import ElfError, load_program
+from harness.cases.corpus import CorpusError, parse_case
+from harness.cases.elf import ElfError, load_program
 
 ELF = Path(__file__).resolve().parent.parent / "corpus" / "elf"
 

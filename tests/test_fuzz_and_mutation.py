@@ -6,15 +6,15 @@ from hypothesis import given, settings
 
 import arches
 from harness import isa
-from harness.asm import assemble, disassemble_text
-from harness.conformance import run_item
-from harness.corpus import parse_case
-from harness.explain import explain_failure
-from harness.fuzz import differs, finding_text, fuzz, remove_instruction, shrink, Mismatch
-from harness.generate import generate, programs
-from harness.interpreter import interpret
-from harness.mutate import CATALOGUE, EXPLAINED, apply, mutated_backend, run_mutant
-from harness.validator import validate
+from harness.cases.asm import assemble, disassemble_text
+from harness.running.conformance import run_item
+from harness.cases.corpus import parse_case
+from harness.running.explain import explain_failure
+from harness.tools.fuzz import differs, finding_text, fuzz, remove_instruction, shrink, Mismatch
+from harness.tools.generate import generate, programs
+from harness.oracle.interpreter import interpret
+from harness.tools.mutate import CATALOGUE, EXPLAINED, apply, mutated_backend, run_mutant
+from harness.oracle.validator import validate
 
 CORPUS = Path(__file__).resolve().parent.parent / "corpus"
 ARCHES = arches.names()

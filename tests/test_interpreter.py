@@ -2,9 +2,9 @@
 import pytest
 
 from harness import layout
-from harness.asm import assemble
-from harness.interpreter import interpret
-from harness.outcome import FAULT, LIMIT, RETURNED
+from harness.cases.asm import assemble
+from harness.oracle.interpreter import interpret
+from harness.oracle.outcome import FAULT, LIMIT, RETURNED
 
 INT64_MIN = 1 << 63
 

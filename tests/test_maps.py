@@ -3,9 +3,9 @@ import struct
 
 import pytest
 
-from harness.conformance import oracle, run_item
-from harness.corpus import CorpusError, parse_case, read_pcap
-from harness.maps import MapError, MapSpec
+from harness.running.conformance import oracle, run_item
+from harness.cases.corpus import CorpusError, parse_case, read_pcap
+from harness.cases.mapspec import MapError, MapSpec
 
 COUNTER = """-- map c array value=8 entries=1
 -- asm

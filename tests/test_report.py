@@ -7,7 +7,8 @@ from xml.etree import ElementTree
 
 import pytest
 
-from harness.report import ReportError, build, junit_xml, load_results, summary_markdown, write_reports
+from harness.reporting.model import ReportError, build, load_results
+from harness.reporting.report import junit_xml, summary_markdown, write_reports
 from test_cli import run_cli, write
 
 # Two hand-made cases: one uses only base64 (mov, exit), one also an atomic32 form.

@@ -1,9 +1,9 @@
 """Static rejections, each naming the instruction index."""
 import pytest
 
-from harness.asm import assemble
+from harness.cases.asm import assemble
 from harness.isa import Insn, Program
-from harness.validator import ValidationError, validate
+from harness.oracle.validator import ValidationError, validate
 
 
 def raw(*hex_slots: str) -> Program:

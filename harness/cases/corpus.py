@@ -2,7 +2,7 @@
 
 A file is a sequence of sections, each opened by a ``-- name`` line::
 
-    -- asm            assembler text (harness.asm dialect)
+    -- asm            assembler text (harness.cases.asm dialect)
     -- raw            one instruction per line: 8 hex bytes, or one 64-bit hex word
     -- mem            input memory as hex bytes (may span lines)
     -- result         expected r0 as u64 (decimal or 0x-hex)
@@ -30,12 +30,12 @@ import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.asm import AsmError, assemble
+from harness.cases.asm import AsmError, assemble
 from harness import layout
-from harness.cbpf import CbpfError, compile_filter
-from harness.elf import ElfError, load_program
+from harness.cases.cbpf import CbpfError, compile_filter
+from harness.cases.elf import ElfError, load_program
 from harness.isa import Program
-from harness.maps import MapError, MapSpec
+from harness.cases.mapspec import MapError, MapSpec
 
 KNOWN_SECTIONS = ("asm", "raw", "cbpf", "elf", "mem", "result", "result-be", "error", "description", "map",
                   "events", "budget")

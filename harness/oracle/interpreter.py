@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from harness import isa, layout
-from harness.helpers import HELPERS, MemoryFault, call_helper
+from harness.oracle.helpers import HELPERS, MemoryFault, call_helper
 from harness.isa import Insn, Program, sign_extend
-from harness.maps import MapSet
-from harness.outcome import FAULT, LIMIT, RETURNED, Outcome
+from harness.oracle.maps import MapSet
+from harness.oracle.outcome import FAULT, LIMIT, RETURNED, Outcome
 
 U64 = (1 << 64) - 1
 U32 = 0xFFFFFFFF

@@ -16,9 +16,9 @@ from unicorn import Uc, UcError
 
 from arches.base import Backend, NativeCode
 from harness import layout
-from harness.helpers import HELPERS, MemoryFault, call_helper
-from harness.maps import MapSet
-from harness.outcome import FAULT, LIMIT, RETURNED, Outcome
+from harness.oracle.helpers import HELPERS, MemoryFault, call_helper
+from harness.oracle.maps import MapSet
+from harness.oracle.outcome import FAULT, LIMIT, RETURNED, Outcome
 
 DEFAULT_TIMEOUT_SECONDS = 10.0
 MEASURE_CAP = 20_000  # count executed native instructions up to this many, then stop counting (cost bound)

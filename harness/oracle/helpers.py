@@ -4,7 +4,7 @@ A helper sees the five argument registers and the program's memory through a
 :class:`MemoryAccess`, so the same Python code runs for the oracle and, from a
 Unicorn hook on the helper's stub address, for every JIT target.
 
-Numbers 1-3 are the kernel's map helpers (their maps: harness/maps.py, reached
+Numbers 1-3 are the kernel's map helpers (their maps: harness/oracle/maps.py, reached
 as ``memory.maps``); the test helpers use numbers from 100 up so they never
 collide with kernel helper numbers.
 """

@@ -65,7 +65,7 @@ class BareEngine:
     def __init__(self, backend: Any) -> None:
         import unicorn
 
-        from harness.helpers import HELPERS, call_helper
+        from harness.oracle.helpers import HELPERS, call_helper
 
         uc = unicorn.Uc(backend.uc_arch, backend.uc_mode)
         if backend.uc_cpu is not None:
@@ -118,7 +118,7 @@ def floor_costs(paths: list[str]) -> dict[str, dict[str, float]]:
     import keystone
 
     import arches
-    from harness.conformance import load_checked
+    from harness.running.conformance import load_checked
 
     floors: dict[str, dict[str, float]] = {}
     for name in arches.names():
@@ -161,7 +161,7 @@ def harness_costs_in_process(paths: list[str]) -> tuple[dict[str, float], float]
     and compare.
     """
     import arches
-    from harness import conformance
+    from harness.running import conformance
 
     conformance.clear_caches()
     shared: list[float] = []
@@ -186,8 +186,8 @@ def harness_costs_in_process(paths: list[str]) -> tuple[dict[str, float], float]
 
 def interpreter_speed() -> float:
     """eBPF instructions per second on a loop-heavy program (a 1M-instruction countdown)."""
-    from harness.asm import assemble
-    from harness.interpreter import interpret
+    from harness.cases.asm import assemble
+    from harness.oracle.interpreter import interpret
 
     program = assemble("mov %r0, 0\nmov %r1, 250000\nloop:\nadd %r0, %r1\nsub %r1, 1\njne %r1, 0, loop\nexit")
     started = time.perf_counter()
@@ -197,7 +197,7 @@ def interpreter_speed() -> float:
 
 def report_cost(results_path: str, cells: int) -> float:
     """Microseconds per cell to write all report artefacts (HTML with native listings included)."""
-    from harness.report import write_reports
+    from harness.reporting.report import write_reports
 
     out = tempfile.mkdtemp(prefix="bench-report-")
     started = time.perf_counter()
@@ -225,7 +225,7 @@ def scaling(hand_written: list[str], factors: tuple[int, ...] = (1, 2, 4, 8)) ->
 
 
 def main(out_path: str = "bench/out/bench.json", quick: bool = False) -> dict[str, Any]:
-    from harness.corpus import find_case_files
+    from harness.cases.corpus import find_case_files
 
     figures: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]}}
     temp = Path(tempfile.mkdtemp(prefix="bench-"))

@@ -1,7 +1,7 @@
 """Differential fuzzing: generated programs on the interpreter and every target, mismatches shrunk.
 
 ``python -m harness fuzz --arch all --seconds 60 -n 2`` runs programs from
-:mod:`harness.generate` (seed ``S``, ``S+1``, ...) on the interpreter in each
+:mod:`harness.tools.generate` (seed ``S``, ``S+1``, ...) on the interpreter in each
 target's byte order and on the target, compares the outcomes, and shrinks every
 mismatch by delta debugging (drop instructions with jump offsets repaired,
 simplify immediates and input bytes, keep the program valid) into a ready
@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Callable
 
 from harness import isa, layout
-from harness.asm import disassemble_text
-from harness.generate import generate
-from harness.interpreter import interpret
+from harness.cases.asm import disassemble_text
+from harness.tools.generate import generate
+from harness.oracle.interpreter import interpret
 from harness.isa import Insn, Program
-from harness.outcome import Outcome, first_difference
-from harness.validator import ValidationError, validate
+from harness.oracle.outcome import Outcome, first_difference
+from harness.oracle.validator import ValidationError, validate
 
 FUZZ_BUDGET = 100_000  # eBPF instructions per run: generated loops are short
 SHRINK_ATTEMPTS = 1500
@@ -52,7 +52,7 @@ def run_on_target(program: Program, memory: bytes, target: str) -> tuple[Outcome
     """(interpreter outcome, target outcome), or None when the backend cannot translate it."""
     import arches
     from arches.base import UnsupportedInstruction
-    from harness.emulator import discard_engine, engine_for
+    from harness.running.emulator import discard_engine, engine_for
 
     backend = arches.get(target)
     expected = interpret(program, memory, backend.byte_order, FUZZ_BUDGET)

@@ -1,9 +1,9 @@
-"""Cross-architecture reports from a results JSON: the data model, Markdown and JUnit.
+"""The report data model: what every artefact shows, computed once from a results JSON.
 
-``python -m harness report RESULTS.json`` writes ``report.html`` (see
-:mod:`harness.report_html`), ``summary.md`` (sized for a pull-request comment) and
-``junit.xml`` (one test case per (case, target)). With ``--baseline OLD.json`` every
-artefact also lists the cells whose status changed.
+Read a results document (:func:`load_results`), build a :class:`ReportData` from it
+(per-target counts, ISA conformance by group and version, per-folder chart rows) and
+compare it with a baseline (:func:`compare`). The writers in
+:mod:`harness.reporting.report` and :mod:`harness.reporting.report_html` only format it.
 """
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from xml.etree import ElementTree
 
 from harness import isa
-from harness.conformance import ERROR, FAIL, INTERP, PASS, SKIP, STATUSES, UNSUPPORTED
+from harness.running.conformance import (ERROR, FAIL, INTERP, PASS, SKIP, STATUSES, UNSUPPORTED,
+                                         target_order)
 
 ISA_GROUPS = ("base32", "base64", "atomic32", "atomic64", "divmul32", "divmul64", "packet")
 ISA_VERSIONS = (1, 2, 3, 4)
@@ -41,15 +41,6 @@ def load_results(path: str | Path) -> dict[str, Any]:
         if not isinstance(item, dict) or not {"case", "target", "status"} <= item.keys():
             raise ReportError(f"{path}: result {index} lacks case, target or status")
     return document
-
-
-def target_order(targets: set[str]) -> list[str]:
-    """interp first, then the registry's order, then anything else alphabetically."""
-    import arches
-
-    registry = arches.names()
-    return sorted(targets, key=lambda name: (name != INTERP, registry.index(name)
-                                             if name in registry else len(registry), name))
 
 
 def case_group(case: str) -> str:
@@ -116,8 +107,8 @@ class ReportData:
 
 def case_forms(case: str, root: Path) -> set[tuple[int, int]]:
     """The instruction forms a case uses (empty when it cannot be parsed any more)."""
-    from harness.corpus import CorpusError, load_case
-    from harness.coverage import program_forms
+    from harness.cases.corpus import CorpusError, load_case
+    from harness.running.coverage import program_forms
 
     path = Path(case) if Path(case).is_absolute() else root / case
     try:
@@ -184,115 +175,3 @@ def chart_rows(data: ReportData) -> dict[str, dict[str, tuple[float | None, floa
     for (group, target), (code, slots, native, executed) in sorted(sums.items()):
         rows[group][target] = (code / slots if slots else None, native / executed if executed else None)
     return dict(rows)
-
-
-# --- Markdown -----------------------------------------------------------------
-
-def summary_markdown(data: ReportData, max_failures: int = 15) -> str:
-    """A pull-request-comment sized summary: counts, ISA conformance, changes, failures."""
-    lines = ["## eBPF JIT conformance", ""]
-    lines.append("| target | " + " | ".join(STATUSES) + " |")
-    lines.append("|---|" + "---:|" * len(STATUSES))
-    for target in data.targets:
-        counts = data.summary[target]
-        lines.append(f"| {target} | " + " | ".join(str(counts.get(status, 0)) for status in STATUSES) + " |")
-    lines += ["", "ISA conformance groups (RFC 9669), per target: ✅ every case using the group passes.", ""]
-    lines.append("| target | " + " | ".join(ISA_GROUPS) + " | " + " | ".join(f"v{v}" for v in ISA_VERSIONS) + " |")
-    lines.append("|---|" + ":---:|" * (len(ISA_GROUPS) + len(ISA_VERSIONS)))
-    for target in data.targets:
-        marks = [_mark(data.groups[target][group]) for group in ISA_GROUPS]
-        marks += [_mark(data.versions[target][version]) for version in ISA_VERSIONS]
-        lines.append(f"| {target} | " + " | ".join(marks) + " |")
-    if data.changes is not None:
-        lines += ["", f"**Changes against the baseline:** {change_counts(data.changes)}"]
-        for change in [c for c in data.changes if c.kind in ("broken", "fixed")][:max_failures]:
-            lines.append(f"- {change.kind}: `{change.case}` on {change.target} ({change.old} -> {change.new})")
-    bad = [item for item in data.results if item["status"] in BAD_STATUSES]
-    if bad:
-        lines += ["", f"**{len(bad)} failing cell(s)**" + (f", first {max_failures}:" if len(bad) > max_failures else ":")]
-        for item in bad[:max_failures]:
-            detail = (item.get("detail") or "").splitlines()[0][:160] if item.get("detail") else ""
-            lines.append(f"- `{item['case']}` on {item['target']}: {item['status']}: {detail}")
-    if data.wall_seconds is not None:
-        lines += ["", f"{len(data.cases)} cases x {len(data.targets)} targets in {data.wall_seconds:.1f} s."]
-    return "\n".join(lines) + "\n"
-
-
-def _mark(entry: Conformance) -> str:
-    if entry.cases == 0:
-        return "–"
-    return "✅" if entry.passes else f"❌ {len(entry.failing)}"
-
-
-def change_counts(changes: list[StatusChange]) -> str:
-    if not changes:
-        return "no cell changed status."
-    counts: dict[str, int] = defaultdict(int)
-    for change in changes:
-        counts[change.kind] += 1
-    return ", ".join(f"{counts[kind]} {kind}" for kind in ("fixed", "broken", "changed", "new", "removed")
-                     if counts[kind])
-
-
-# --- JUnit XML ----------------------------------------------------------------
-
-def junit_xml(data: ReportData) -> str:
-    """JUnit XML: one testsuite per target, one testcase per (case, target)."""
-    suites = ElementTree.Element("testsuites", name="ebpf-jit-harness")
-    for target in data.targets:
-        items = [data.cells[(case, target)] for case in data.cases if (case, target) in data.cells]
-        counts = data.summary[target]
-        seconds = sum(sum((item.get("timings") or {}).values()) for item in items)
-        suite = ElementTree.SubElement(
-            suites, "testsuite", name=target, tests=str(len(items)),
-            failures=str(counts.get(FAIL, 0) + counts.get(UNSUPPORTED, 0)),
-            errors=str(counts.get(ERROR, 0)), skipped=str(counts.get(SKIP, 0)), time=f"{seconds:.6f}")
-        for item in items:
-            case = ElementTree.SubElement(
-                suite, "testcase", classname=f"{target}.{case_group(item['case']).replace('/', '.')}",
-                name=Path(item["case"]).stem, file=item["case"],
-                time=f"{sum((item.get('timings') or {}).values()):.6f}")
-            message = (item.get("detail") or item["status"]).splitlines()[0][:300] if item.get("detail") else item["status"]
-            body = f"expected: {item.get('expected', '')}\nactual:   {item.get('actual', '')}\n{item.get('detail', '')}"
-            if item["status"] in (FAIL, UNSUPPORTED):
-                ElementTree.SubElement(case, "failure", message=message, type=item["status"]).text = body
-            elif item["status"] == ERROR:
-                ElementTree.SubElement(case, "error", message=message, type="error").text = body
-            elif item["status"] == SKIP:
-                ElementTree.SubElement(case, "skipped", message=message)
-    ElementTree.indent(suites)
-    return '<?xml version="1.0" encoding="utf-8"?>\n' + ElementTree.tostring(suites, encoding="unicode") + "\n"
-
-
-# --- writing everything -------------------------------------------------------
-
-@dataclass
-class Written:
-    html: Path
-    markdown: Path
-    junit: Path
-    data: ReportData
-
-
-def write_reports(results_path: str | Path, out_dir: str | Path = "reports",
-                  baseline_path: str | Path | None = None, root: Path = Path("."),
-                  with_native: bool = True) -> Written:
-    """Write report.html, summary.md and junit.xml into ``out_dir``."""
-    from harness.report_html import report_html
-
-    document = load_results(results_path)
-    baseline = load_results(baseline_path) if baseline_path else None
-    data = build(document, root, baseline)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    html = out / "report.html"
-    html.write_text(report_html(data, root, with_native=with_native))
-    markdown = out / "summary.md"
-    markdown.write_text(summary_markdown(data))
-    junit = out / "junit.xml"
-    junit.write_text(junit_xml(data))
-    return Written(html, markdown, junit, data)
-
-
-__all__ = ["ReportData", "ReportError", "StatusChange", "build", "compare", "junit_xml",
-           "load_results", "summary_markdown", "write_reports"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from harness import isa
-from harness.helpers import HELPERS
+from harness.oracle.helpers import HELPERS
 from harness.isa import Insn, Program
 from harness.layout import MAX_CALL_DEPTH
 

@@ -1,34 +1,14 @@
-"""The everyday commands beside ``run``: ``show`` one case, scaffold a ``new`` one, ``list`` the corpus."""
+"""Views of cases for people: ``show`` one case on chosen targets, ``list`` the corpus."""
 from __future__ import annotations
 
 from collections import defaultdict
 from pathlib import Path
 
 from harness import isa
-from harness.conformance import INTERP, run_item
-from harness.corpus import CorpusError, find_case_files, load_case
-from harness.coverage import form_name, program_forms
-from harness.explain import ebpf_listing, native_listing
-
-SCAFFOLD = """\
--- description
-# One or two lines: what this case checks and which JIT bug it would catch.
-{description}
--- asm
-# The program, one instruction per line (see README "Adding a corpus case").
-# r1 = input memory (the -- mem bytes), r2 = its length, r10 = stack top.
-mov %r0, 0
-exit
-# -- mem
-# Input memory as hex bytes, e.g.: 00 01 02 03
--- result
-# The expected r0 as a u64, reasoned by hand from RFC 9669 (never copied from a run).
-0x0
-# -- result-be
-# The expected r0 on big-endian targets (s390x, ppc64, sparc64), only where it differs.
-# -- error
-# Use instead of -- result when the program must be rejected, fault or hit the limit.
-"""
+from harness.cases.corpus import CorpusError, find_case_files, load_case
+from harness.running.conformance import INTERP, run_item
+from harness.running.coverage import form_name, program_forms
+from harness.running.explain import ebpf_listing, native_listing
 
 
 def show(path: str, targets: list[str], native: bool = True) -> str:
@@ -56,18 +36,6 @@ def show(path: str, targets: list[str], native: bool = True) -> str:
                 continue
             lines += ["", f"{target} native code:"] + ["  " + line for line in native_listing(path, target)]
     return "\n".join(lines)
-
-
-def new_case(path: str, description: str = "") -> Path:
-    """Write a scaffold for a new case; refuses to overwrite an existing file."""
-    target = Path(path)
-    if target.suffix != ".data":
-        target = target.with_suffix(".data")
-    if target.exists():
-        raise FileExistsError(f"{target} already exists")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(SCAFFOLD.format(description=description or f"TODO: describe {target.stem}"))
-    return target
 
 
 def corpus_listing(paths: list[str], targets: list[str], verbose: bool = False) -> str:

@@ -13,8 +13,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from harness.conformance import INTERP, STATUSES
-from harness.report import ISA_GROUPS, ISA_VERSIONS, Conformance, ReportData, case_group, chart_rows
+from harness.running.conformance import INTERP, STATUSES
+from harness.reporting.model import ISA_GROUPS, ISA_VERSIONS, Conformance, ReportData, case_group, chart_rows
 
 MAX_LISTING_LINES = 400
 STATUS_COLOURS = {"pass": "#2e9d4f", "fail": "#d93f3f", "error": "#8e2bb0", "skip": "#9aa4ad",
@@ -242,8 +242,8 @@ def _truncate(lines: list[str]) -> list[str]:
 
 
 def _case_payload(data: ReportData, root: Path) -> dict[str, dict[str, Any]]:
-    from harness.corpus import CorpusError, load_case
-    from harness.explain import ebpf_listing
+    from harness.cases.corpus import CorpusError, load_case
+    from harness.running.explain import ebpf_listing
 
     cases = {}
     for case in data.cases:
@@ -262,7 +262,7 @@ def _case_payload(data: ReportData, root: Path) -> dict[str, dict[str, Any]]:
 
 
 def _cell_payload(data: ReportData, root: Path, with_native: bool) -> dict[str, dict[str, Any]]:
-    from harness.explain import native_listing
+    from harness.running.explain import native_listing
 
     cells = {}
     for (case, target), item in data.cells.items():

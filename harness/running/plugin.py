@@ -1,6 +1,6 @@
 """The pytest plugin: corpus ``.data`` files become test items, one per (case, target).
 
-Works under pytest-xdist: each item's :class:`~harness.conformance.Result` rides back
+Works under pytest-xdist: each item's :class:`~harness.running.conformance.Result` rides back
 to the controller in ``report.user_properties`` (xdist does not carry
 ``config.stash``), where it is collected for the JSON results and the summary.
 """
@@ -16,10 +16,10 @@ from typing import Any, Iterator
 
 import pytest
 
-from harness import conformance
-from harness.conformance import (ERROR, FAIL, INTERP, PASS, SKIP, STATUSES, UNSUPPORTED, Result,
-                                 all_targets)
-from harness.coverage import Coverage, opcode_keys
+from harness.running import conformance
+from harness.running.conformance import (ERROR, FAIL, INTERP, PASS, SKIP, STATUSES, UNSUPPORTED, Result,
+                                         all_targets, target_order)
+from harness.running.coverage import Coverage, opcode_keys
 
 RESULT_KEY = "ebpf_harness_result"
 
@@ -59,7 +59,7 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(ResultCollector(config), "ebpf-harness-results")
         mode = config.getoption("harness_progress")
         if mode != "none":
-            from harness.progress import ProgressBar
+            from harness.running.progress import ProgressBar
 
             interactive = sys.stdout.isatty() if mode == "auto" else True
             config.pluginmanager.register(ProgressBar(config, show=interactive), "ebpf-harness-progress")
@@ -124,7 +124,7 @@ class CaseItem(pytest.Item):
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException],
                      style: Any = None) -> str:
         if isinstance(excinfo.value, CaseFailure):
-            from harness.explain import explain_failure
+            from harness.running.explain import explain_failure
 
             return explain_failure(self.file_path, excinfo.value.result)
         return super().repr_failure(excinfo)
@@ -193,8 +193,6 @@ class ResultCollector:
         write = terminalreporter.write_line
         terminalreporter.section("eBPF harness summary")
         write(f"{'target':<10}" + "".join(f"{status:>13}" for status in STATUSES))
-        from harness.report import target_order
-
         for target in target_order(set(summary)):
             counts = summary[target]
             write(f"{target:<10}" + "".join(f"{counts.get(status, 0):>13}" for status in STATUSES))

@@ -1,9 +1,9 @@
 """Readable failure reports: expected vs actual, and the eBPF beside the native code."""
 from __future__ import annotations
 
-from harness.asm import disassemble
-from harness.conformance import INTERP, Result, load
-from harness.corpus import CorpusError
+from harness.cases.asm import disassemble
+from harness.running.conformance import INTERP, Result, load
+from harness.cases.corpus import CorpusError
 from harness import layout
 
 

@@ -379,7 +379,7 @@ class MutantResult:
 def run_mutant(mutant: Mutant, arch: str, case_paths: list[str]) -> MutantResult:
     """Run the cases the mutant changes, in order, until one fails."""
     import arches
-    from harness.conformance import ERROR, FAIL, load_checked, run_item
+    from harness.running.conformance import ERROR, FAIL, load_checked, run_item
 
     backend = arches.get(arch)
     clone = mutated_backend(backend, mutant)

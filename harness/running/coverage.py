@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness import isa
-from harness.corpus import CorpusError, load_case
+from harness.cases.corpus import CorpusError, load_case
 
 
 @dataclass

@@ -13,13 +13,13 @@ from functools import lru_cache
 from typing import Any
 
 from harness import layout
-from harness.corpus import Case, CorpusError, load_case
-from harness.coverage import program_forms
-from harness.interpreter import interpret
-from harness.outcome import ERROR_KINDS, RETURNED, Outcome, first_difference
+from harness.cases.corpus import Case, CorpusError, load_case
+from harness.running.coverage import program_forms
+from harness.oracle.interpreter import interpret
+from harness.oracle.outcome import ERROR_KINDS, RETURNED, Outcome, first_difference
 from harness.isa import Program
-from harness.maps import MapError, MapSet, describe_snapshot, resolve_map_loads
-from harness.validator import ValidationError, ValidatorConfig, validate
+from harness.oracle.maps import MapError, MapSet, describe_snapshot, resolve_map_loads
+from harness.oracle.validator import ValidationError, ValidatorConfig, validate
 
 INTERP = "interp"
 PASS, FAIL, ERROR, SKIP, UNSUPPORTED = "pass", "fail", "error", "skip", "unsupported"
@@ -31,6 +31,15 @@ def all_targets() -> list[str]:
     import arches
 
     return [INTERP] + arches.names()
+
+
+def target_order(targets: set[str]) -> list[str]:
+    """interp first, then the registry's order, then anything else alphabetically."""
+    import arches
+
+    registry = arches.names()
+    return sorted(targets, key=lambda name: (name != INTERP, registry.index(name)
+                                             if name in registry else len(registry), name))
 
 
 @dataclass
@@ -236,7 +245,7 @@ def _run_interp(path: str) -> Result:
 def _run_native(path: str, target: str, backend: Any = None) -> Result:
     import arches
     from arches.base import UnsupportedInstruction
-    from harness.emulator import discard_engine, engine_for
+    from harness.running.emulator import discard_engine, engine_for
 
     loaded, timings = _load_timed(path)
     if loaded.case is None:
