@@ -15,17 +15,21 @@ encoder with the driver's labels and branch relaxation, ``EncodingBackend``).
 
 Conventions every backend follows (so the runner needs no per-arch code):
 
-* Entry: native argument registers 1 and 2 hold r1 (input memory address) and
-  r2 (its length); the stack pointer is ``layout.NATIVE_STACK_TOP``; returning to
-  the address :meth:`Backend.set_return_address` installed ends the run.
+* Entry: r1 (input memory address) and r2 (its length) arrive as the native ABI
+  passes the first two arguments (:meth:`Backend.set_entry_arguments`; by default
+  native argument registers 1 and 2); the stack pointer is
+  ``layout.NATIVE_STACK_TOP``; returning to the address
+  :meth:`Backend.set_return_address` installed ends the run.
   The prologue sets the eBPF frame pointer to ``layout.STACK_TOP`` and calls the
   body as a function; the epilogue follows it and returns.
 * Exit: ``exit`` returns from the body (or from a local call); the epilogue
   leaves eBPF r0 in ``return_register`` and returns to the runner.
 * Helper ``N``: a native call to ``driver.helper_address(N)`` (``layout.STUB_BASE
-  + N * layout.STUB_STRIDE``) with eBPF r1-r5 in ``argument_registers``; the
-  runner's hook runs the helper, puts its result in ``return_register``, and the
-  stub's code (``helper_stub``) returns to the caller.
+  + N * layout.STUB_STRIDE``) with eBPF r1-r5 where the native ABI passes five
+  arguments (:meth:`Backend.helper_arguments`; by default ``argument_registers``);
+  the runner's hook runs the helper, returns its result as the ABI does
+  (:meth:`Backend.set_helper_result`), and the stub's code (``helper_stub``)
+  returns to the caller.
 * Local calls: each frame gets its own 512 bytes: r10 moves down by
   ``layout.FRAME_SIZE`` for the callee and r6-r10 are as before after it returns.
 * LD_ABS/LD_IND read the packet (the input memory) using the length stored at
@@ -178,6 +182,32 @@ class Backend(ABC):
     @abstractmethod
     def set_return_address(self, uc: Any, address: int) -> None:
         """Arrange that the entry function returns to ``address`` (push it, or set the link register)."""
+
+    # The four places where a value crosses the native ABI. The defaults suit a 64-bit
+    # target that passes each eBPF register in one native register; a 32-bit target
+    # (register pairs, arguments on the stack) overrides them, and the runner calls
+    # only these.
+
+    def set_entry_arguments(self, uc: Any, memory: int, length: int) -> None:
+        """Before the run: eBPF r1 = ``memory`` (input address), r2 = ``length``.
+
+        Called after the stack pointer is set and before :meth:`set_return_address`.
+        """
+        uc.reg_write(self.argument_registers[0], memory)
+        uc.reg_write(self.argument_registers[1], length)
+
+    def helper_arguments(self, uc: Any) -> tuple[int, int, int, int, int]:
+        """At a helper stub: eBPF r1-r5 as the native code passed them (u64 each)."""
+        mask = (1 << 64) - 1
+        return tuple(uc.reg_read(register) & mask for register in self.argument_registers)  # type: ignore[return-value]
+
+    def set_helper_result(self, uc: Any, value: int) -> None:
+        """At a helper stub: hand the helper's u64 result back as the ABI returns it."""
+        uc.reg_write(self.return_register, value)
+
+    def result(self, uc: Any) -> int:
+        """After the entry function returned: eBPF r0 as u64."""
+        return uc.reg_read(self.return_register) & ((1 << 64) - 1)
 
     # --- disassembly -----------------------------------------------------------
 

@@ -86,8 +86,8 @@ class BareEngine:
         def stub(uc: Any, address: int, *_: Any) -> None:
             number = (address - layout.STUB_BASE) // layout.STUB_STRIDE
             if (address - layout.STUB_BASE) % layout.STUB_STRIDE == 0 and number in HELPERS:
-                args = tuple(uc.reg_read(reg) for reg in backend.argument_registers)
-                uc.reg_write(backend.return_register, call_helper(number, None, args))  # type: ignore[arg-type]
+                args = backend.helper_arguments(uc)
+                backend.set_helper_result(uc, call_helper(number, None, args))  # type: ignore[arg-type]
 
         uc.hook_add(unicorn.UC_HOOK_BLOCK, stub, begin=layout.STUB_BASE, end=layout.STUB_BASE + layout.STUB_SIZE - 1)
         self.uc, self.backend = uc, backend
@@ -100,12 +100,11 @@ class BareEngine:
         uc.ctl_remove_cache(layout.CODE_BASE, layout.CODE_BASE + len(code))
         uc.mem_write(layout.MEM_BASE, memory)
         uc.mem_write(layout.PACKET_LEN_ADDR, len(memory).to_bytes(8, backend.byte_order))
-        uc.reg_write(backend.argument_registers[0], layout.MEM_BASE)
-        uc.reg_write(backend.argument_registers[1], len(memory))
         uc.reg_write(backend.stack_pointer, layout.NATIVE_STACK_TOP)
+        backend.set_entry_arguments(uc, layout.MEM_BASE, len(memory))
         backend.set_return_address(uc, layout.SENTINEL_BASE)
         uc.emu_start(layout.CODE_BASE, 0, timeout=10_000_000)
-        return uc.reg_read(backend.return_register)
+        return backend.result(uc)
 
 
 def floor_costs(paths: list[str]) -> dict[str, dict[str, float]]:
