@@ -44,7 +44,7 @@ import operator
 import struct
 import time
 from abc import abstractmethod
-from typing import Any
+from typing import Any, ClassVar
 
 from arches.base import AssemblyError, Backend, Chunk, NativeCode, Rewrite, UnsupportedInstruction
 from arches.direct import Label, link
@@ -230,6 +230,25 @@ class AssemblyBackend(JitBackend):
     to keystone in one call (one call per program is 20-30x cheaper than one per
     line, DESIGN.md).
     """
+
+    # keystone does not relax branches: a displacement its encoding cannot hold is
+    # silently truncated (measured with keystone 0.9.2: arm64 b.cond, sparc64 bpcc, both
+    # +-1 MiB). A backend with such a short conditional branch sets its reach in bytes;
+    # when a program's code is that long, it is translated again with ``far_branches``
+    # set, and the builders then emit an inverted short branch over an unconditional one.
+    short_branch_reach: ClassVar[int | None] = None
+    far_branches: bool = False
+
+    def translate(self, program: Program, rewrite: Rewrite | None = None) -> NativeCode:
+        native = super().translate(program, rewrite)
+        reach = self.short_branch_reach
+        if reach is None or self.far_branches or len(native.code) < reach:
+            return native  # no displacement in the code can exceed the reach
+        self.far_branches = True
+        try:
+            return super().translate(program, rewrite)
+        finally:
+            self.far_branches = False
 
     def label(self, name: str) -> str:
         return f"{name}:"
