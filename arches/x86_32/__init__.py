@@ -55,6 +55,7 @@ import keystone
 import unicorn
 from unicorn import x86_const as ux
 
+from arches.base import NativeCode, Rewrite
 from arches.driver import AssemblyBackend, local_label
 from arches.x86_32 import divide
 from harness import isa, layout
@@ -100,6 +101,17 @@ def mem(base: str, offset: int, size: int) -> str:
     """``dword ptr [base + offset]``."""
     sign = "-" if offset < 0 else "+"
     return f"{_PTR[size]} ptr [{base} {sign} {abs(offset):#x}]"
+
+
+def set_word(word: str, value: int) -> str:
+    """A scratch word = a constant in the fewest bytes: ``and w, 0`` and ``or w, -1`` take
+    4, ``mov w, imm32`` 7 (the kernel JIT's ``xor eax, eax; mov w, eax`` takes 5). Clobbers flags."""
+    value &= U32
+    if value == 0:
+        return f"and {word}, 0"
+    if value == U32:
+        return f"or {word}, -1"
+    return f"mov {word}, {value:#x}"
 
 
 def sign_word(imm: int) -> int:
@@ -162,7 +174,7 @@ class X86_32Backend(AssemblyBackend):
 
     # --- translation ------------------------------------------------------------------
 
-    def translate(self, program: Program, rewrite=None):
+    def translate(self, program: Program, rewrite: Rewrite | None = None) -> NativeCode:
         """The driver's translation; the division routines the body calls follow the packet-abort path."""
         self._divides = set()
         return super().translate(program, rewrite)
@@ -187,14 +199,14 @@ class X86_32Backend(AssemblyBackend):
     def build_packet_abort(self, epilogue: str) -> list[str]:
         # LD_ABS/LD_IND out of the packet: the whole program returns 0. Then the
         # out-of-line division routines, if the body calls them.
-        lines = [f"mov {lo(0)}, 0", f"mov {hi(0)}, 0", f"jmp {epilogue}"]
+        lines = [set_word(lo(0), 0), set_word(hi(0), 0), f"jmp {epilogue}"]
         if self._divides:
             lines += divide.routines(signed=divide.SIGNED in self._divides)
         return lines
 
     def build_lddw(self, insn: Insn, index: int, value: int) -> list[str]:
         # LDDW: dst = imm64
-        return [f"mov {lo(insn.dst)}, {value & U32:#x}", f"mov {hi(insn.dst)}, {value >> 32:#x}"]
+        return [set_word(lo(insn.dst), value & U32), set_word(hi(insn.dst), value >> 32)]
 
     # --- ALU ----------------------------------------------------------------------------
 
@@ -204,7 +216,7 @@ class X86_32Backend(AssemblyBackend):
         if lines is None:
             return None
         if not is64 and op != isa.END:  # ALU32 results are zero-extended (byte swaps set their own width)
-            lines.append(f"mov {hi(dst)}, 0")
+            lines.append(set_word(hi(dst), 0))
         return lines
 
     def _alu32(self, insn: Insn, index: int) -> list[str] | None:
@@ -218,7 +230,7 @@ class X86_32Backend(AssemblyBackend):
         if op == isa.MOV:
             if register and insn.off:  # MOVSX: dst = (s8/s16) src, zero-extended from 32 bits
                 return [f"movsx eax, {_PTR[insn.off // 8]} ptr [ebp + {SLOT[src]:#x}]", f"mov {lo(dst)}, eax"]
-            return load + [f"mov {lo(dst)}, {operand}"]
+            return load + [f"mov {lo(dst)}, eax"] if register else [set_word(lo(dst), insn.imm)]
         if op == isa.NEG:
             return [f"neg {lo(dst)}"]
         if op == isa.MUL:
@@ -244,12 +256,15 @@ class X86_32Backend(AssemblyBackend):
             if register:
                 return [f"mov eax, {lo(src)}", f"{_ALU[op]} {lo(dst)}, eax",
                         f"mov eax, {hi(src)}", f"{_ALU_HIGH[op]} {hi(dst)}, eax"]
-            high = sign_word(insn.imm)
+            high = sign_word(insn.imm)  # the immediate, sign-extended
             lines = [f"{_ALU[op]} {lo(dst)}, {hexnum(insn.imm)}"]
-            if op in (isa.ADD, isa.SUB) or (op == isa.AND and high == 0):
-                lines.append(f"{_ALU_HIGH[op]} {hi(dst)}, {high:#x}" if op != isa.AND else f"mov {hi(dst)}, 0")
+            if op in (isa.ADD, isa.SUB):
+                lines.append(f"{_ALU_HIGH[op]} {hi(dst)}, {high:#x}")  # the carry or borrow
+            elif op == isa.AND and not high:
+                lines.append(set_word(hi(dst), 0))
             elif op in (isa.OR, isa.XOR) and high:
-                lines.append(f"{_ALU_HIGH[op]} {hi(dst)}, {high:#x}")
+                lines.append(f"{_ALU[op]} {hi(dst)}, {high:#x}")
+            # (AND with a high word of ones, OR/XOR with zeros leave the high word as it is)
             return lines
         if op == isa.MOV:
             if register and insn.off:  # MOVSX: dst = (s8/s16/s32) src
@@ -258,7 +273,7 @@ class X86_32Backend(AssemblyBackend):
                 return [source, "cdq", f"mov {lo(dst)}, eax", f"mov {hi(dst)}, edx"]
             if register:
                 return [f"mov eax, {lo(src)}", f"mov {lo(dst)}, eax", f"mov eax, {hi(src)}", f"mov {hi(dst)}, eax"]
-            return [f"mov {lo(dst)}, {hexnum(insn.imm)}", f"mov {hi(dst)}, {sign_word(insn.imm):#x}"]
+            return [set_word(lo(dst), insn.imm & U32), set_word(hi(dst), sign_word(insn.imm))]
         if op == isa.NEG:
             # -(hi:lo) = (-(hi + carry of -lo)):(-lo)
             return [f"neg {lo(dst)}", f"adc {hi(dst)}, 0", f"neg {hi(dst)}"]
@@ -297,8 +312,8 @@ class X86_32Backend(AssemblyBackend):
             return [f"mov eax, {hi(dst)}", f"shrd {lo(dst)}, eax, {count}", f"{_SHIFT[op]} {hi(dst)}, {count}"]
         rest = [f"{_SHIFT[op]} eax, {count - 32}"] if count > 32 else []
         if op == isa.LSH:
-            return [f"mov eax, {lo(dst)}"] + rest + [f"mov {hi(dst)}, eax", f"mov {lo(dst)}, 0"]
-        fill = f"sar {hi(dst)}, 31" if op == isa.ARSH else f"mov {hi(dst)}, 0"
+            return [f"mov eax, {lo(dst)}"] + rest + [f"mov {hi(dst)}, eax", set_word(lo(dst), 0)]
+        fill = f"sar {hi(dst)}, 31" if op == isa.ARSH else set_word(hi(dst), 0)
         return [f"mov eax, {hi(dst)}"] + rest + [f"mov {lo(dst)}, eax", fill]
 
     def _shift64_register(self, insn: Insn, index: int) -> list[str]:
@@ -323,8 +338,8 @@ class X86_32Backend(AssemblyBackend):
         stays INT_MIN), mod gives 0; idiv would trap on INT_MIN / -1.
         """
         dst, signed, is_mod = insn.dst, insn.off == 1, insn.op == isa.MOD
-        by_zero = [] if is_mod else [f"mov {lo(dst)}, 0"]
-        by_minus_one = [f"mov {lo(dst)}, 0"] if is_mod else [f"neg {lo(dst)}"]
+        by_zero = [] if is_mod else [set_word(lo(dst), 0)]
+        by_minus_one = [set_word(lo(dst), 0)] if is_mod else [f"neg {lo(dst)}"]
         divide = [f"mov eax, {lo(dst)}", "cdq" if signed else "xor edx, edx", f"{'idiv' if signed else 'div'} ecx",
                   f"mov {lo(dst)}, {'edx' if is_mod else 'eax'}"]
         if insn.source == isa.K:  # the divisor is known: no run-time guard
@@ -342,7 +357,7 @@ class X86_32Backend(AssemblyBackend):
     def _divide64(self, insn: Insn, index: int) -> list[str]:
         """DIV/MOD in 64 bits: a call to the out-of-line routine (arches/x86_32/divide.py)."""
         dst, signed, is_mod = insn.dst, insn.off == 1, insn.op == isa.MOD
-        by_zero = [] if is_mod else [f"mov {lo(dst)}, 0", f"mov {hi(dst)}, 0"]
+        by_zero = [] if is_mod else [set_word(lo(dst), 0), set_word(hi(dst), 0)]
         if insn.source == isa.K:
             if insn.imm == 0:
                 return by_zero
@@ -375,7 +390,7 @@ class X86_32Backend(AssemblyBackend):
             lines.append(f"mov {lo(dst)}, eax")
         else:
             lines = [f"mov eax, {lo(dst)}", "bswap eax", f"mov {lo(dst)}, eax"] if swap else []
-        return lines + [f"mov {hi(dst)}, 0"]
+        return lines + [set_word(hi(dst), 0)]
 
     # --- memory -------------------------------------------------------------------------
 
@@ -390,7 +405,7 @@ class X86_32Backend(AssemblyBackend):
             load = f"movsx eax, {mem('eax', off, size)}" if size < 4 else f"mov eax, {mem('eax', off, 4)}"
             return lines + [load, "cdq", f"mov {lo(dst)}, eax", f"mov {hi(dst)}, edx"]
         load = f"movzx edx, {mem('eax', off, size)}" if size < 4 else f"mov edx, {mem('eax', off, 4)}"
-        return lines + [load, f"mov {lo(dst)}, edx", f"mov {hi(dst)}, 0"]
+        return lines + [load, f"mov {lo(dst)}, edx", set_word(hi(dst), 0)]
 
     def build_store(self, insn: Insn, index: int) -> list[str]:
         # ST: *(size *)(dst + off) = imm (stdw sign-extends imm); STX: = src
@@ -416,11 +431,11 @@ class X86_32Backend(AssemblyBackend):
         address = mem("esi", off, 4)
         operation, fetch = insn.imm & ~isa.ATOMIC_FETCH, bool(insn.imm & isa.ATOMIC_FETCH)
         lines = [f"mov esi, {lo(dst)}", f"mov ecx, {lo(src)}"]
-        give_back = [f"mov {lo(src)}, ecx", f"mov {hi(src)}, 0"]  # fetch: src = old value, zero-extended
+        give_back = [f"mov {lo(src)}, ecx", set_word(hi(src), 0)]  # fetch: src = old value, zero-extended
         if insn.imm == isa.ATOMIC_CMPXCHG:
             # r0 = cmpxchg(dst + off, r0, src): the old value always lands in r0
             return lines + [f"mov eax, {lo(0)}", f"lock cmpxchg {address}, ecx", f"mov {lo(0)}, eax",
-                            f"mov {hi(0)}, 0"]
+                            set_word(hi(0), 0)]
         if insn.imm == isa.ATOMIC_XCHG:
             return lines + [f"xchg {address}, ecx"] + give_back
         if not fetch:
@@ -429,7 +444,7 @@ class X86_32Backend(AssemblyBackend):
             return lines + [f"lock xadd {address}, ecx"] + give_back
         retry = local_label(index, "retry")  # fetch-or/and/xor: a cmpxchg loop
         return lines + [f"mov eax, {address}", f"{retry}:", "mov edx, eax", f"{_ALU[operation]} edx, ecx",
-                        f"lock cmpxchg {address}, edx", f"jne {retry}", f"mov {lo(src)}, eax", f"mov {hi(src)}, 0"]
+                        f"lock cmpxchg {address}, edx", f"jne {retry}", f"mov {lo(src)}, eax", set_word(hi(src), 0)]
 
     def _atomic64(self, insn: Insn, index: int) -> list[str]:
         """cmpxchg8b compares edx:eax with the qword and, if equal, stores ecx:ebx; else loads edx:eax."""
@@ -467,7 +482,7 @@ class X86_32Backend(AssemblyBackend):
             lines += [f"movzx eax, word ptr {packet}", "rol ax, 8"]
         else:
             lines += [f"mov eax, dword ptr {packet}", "bswap eax"]
-        return lines + [f"mov {lo(0)}, eax", f"mov {hi(0)}, 0"]
+        return lines + [f"mov {lo(0)}, eax", set_word(hi(0), 0)]
 
     # --- jumps and calls --------------------------------------------------------------
 
