@@ -315,7 +315,7 @@ class Interpreter:
                 target = following + insn.imm
 
                 def call_local(state: _State) -> int:
-                    if len(state.frames) >= layout.MAX_CALL_DEPTH:
+                    if len(state.frames) + 1 >= layout.MAX_CALL_FRAMES:  # unreachable after validation
                         raise MemoryFault(state.regs[10] - layout.FRAME_SIZE, 0, True)
                     state.frames.append((following, state.regs[6:11]))
                     state.regs[10] -= layout.FRAME_SIZE
