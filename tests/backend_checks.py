@@ -155,5 +155,27 @@ def check_every_form_runs_like_the_interpreter(backend: Backend) -> None:
     assert difference is None, f"{backend.name}: {difference}"
 
 
+def check_faults_name_target_access_address_and_instruction(backend: Backend) -> None:
+    """A load from address 0x10, and an 8-byte store straddling the end of input memory,
+    fault as the interpreter's do, and the detail names what, where and which native instruction."""
+    from harness.cases.asm import assemble
+    from harness.running.emulator import engine_for
+    from harness.oracle.interpreter import interpret
+    from harness.oracle.outcome import FAULT, first_difference
+
+    for source, access, address in (
+            ("mov %r0, 0\nmov %r3, 0\nldxw %r0, [%r3+16]\nexit", "read", 0x10),
+            (f"mov %r0, 0\nlddw %r3, {layout.MEM_BASE + 0xFFFC:#x}\nstxdw [%r3], %r0\nexit", "write", None)):
+        program = assemble(source)
+        expected = interpret(program, b"", backend.byte_order)
+        actual = engine_for(backend).run(backend.compile(program))
+        assert actual.kind == FAULT and first_difference(expected, actual) is None, \
+            f"{backend.name}: {expected.summary()} vs {actual.summary()}"
+        assert actual.detail.startswith(f"{backend.name}: {access} of "), actual.detail
+        assert address is None or f" at {address:#x} by `" in actual.detail, actual.detail
+        assert "` at 0x" in actual.detail and actual.fault_access == access, actual.detail
+
+
 SHARED_CHECKS = (check_translates_every_form, check_capstone_decodes_everything,
-                 check_reassembly_is_byte_identical, check_every_form_runs_like_the_interpreter)
+                 check_reassembly_is_byte_identical, check_every_form_runs_like_the_interpreter,
+                 check_faults_name_target_access_address_and_instruction)

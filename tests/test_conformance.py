@@ -48,3 +48,27 @@ def test_result_without_result_be_binds_big_endian_targets(tmp_path, target):
     assert result.status == "fail" and "needs -- result-be" in result.detail
     fixed = run_item(case(tmp_path, "p.data", BYTE_ORDER + "-- result-be\n0xaabb\n"), target)
     assert fixed.status == "pass", fixed.detail
+
+
+def fault(address: int | None, access: str = "read", size: int = 4, detail: str = ""):
+    from harness.oracle.outcome import FAULT, Outcome
+
+    return Outcome(FAULT, fault_address=address, fault_access=access, fault_size=size, detail=detail)
+
+
+@pytest.mark.parametrize("actual, matches", [
+    (fault(0x10), True),
+    (fault(0x13, size=1), True),  # inside the access: a CPU may report the first unmapped byte
+    (fault(0x14), False),  # past it
+    (fault(0x0c), False),
+    (fault(0x10, access="write"), False),
+    (fault(0x10, access=""), True),  # direction unknown on one side
+    (fault(None, access="", detail="x86_64: CPU exception (division error)"), False),
+])
+def test_faults_compare_address_and_direction(actual, matches):
+    from harness.oracle.outcome import first_difference
+
+    difference = first_difference(fault(0x10), actual)
+    assert (difference is None) == matches
+    if difference is not None:
+        assert difference.what == "fault" and difference.expected == "read of 4 byte(s) at 0x10"

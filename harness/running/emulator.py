@@ -11,18 +11,22 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import capstone
 import unicorn
 from unicorn import Uc, UcError
+from unicorn import s390x_const
 
 from arches.base import Backend, NativeCode
 from harness import layout
 from harness.oracle.helpers import HELPERS, MemoryFault, call_helper
 from harness.oracle.maps import MapSet
 from harness.oracle.outcome import FAULT, LIMIT, RETURNED, Outcome
+from harness.running import faults
 
 DEFAULT_TIMEOUT_SECONDS = 10.0
 MEASURE_CAP = 20_000  # count executed native instructions up to this many, then stop counting (cost bound)
 U64 = (1 << 64) - 1
+_S390X_GPRS = [getattr(s390x_const, f"UC_S390X_REG_R{n}") for n in range(16)]  # for s390x fault operands
 
 
 def count_instructions(disassembler: Any, code: bytes, address: int) -> int:
@@ -80,6 +84,9 @@ class _RunState:
     finished: bool = False
     fault: MemoryFault | None = None
     fault_detail: str = ""
+    fault_access: str = ""  # "read", "write" or "fetch", as Unicorn's memory hook saw it
+    fault_pc: int | None = None
+    exception: int | None = None  # the CPU exception number the interrupt hook saw
     executed: int = 0
     measuring: bool = True
     over_budget: bool = False
@@ -123,6 +130,9 @@ class Engine:
         uc.hook_add(unicorn.UC_HOOK_BLOCK, self._on_stub, begin=layout.STUB_BASE,
                     end=layout.STUB_BASE + layout.STUB_SIZE - 1)
         uc.hook_add(unicorn.UC_HOOK_MEM_UNMAPPED | unicorn.UC_HOOK_MEM_PROT, self._on_unmapped)
+        # Any CPU exception ends the run (left alone, Unicorn re-executes the faulting instruction
+        # forever); on s390x it is also how an unmapped access shows (harness/running/faults.py).
+        uc.hook_add(unicorn.UC_HOOK_INTR, self._on_interrupt)
         self.block_hook: int | None = None
         self._add_block_hook()
         self._disassembler = backend.disassembler()
@@ -164,7 +174,8 @@ class Engine:
             result = call_helper(number, self.memory, args)  # type: ignore[arg-type]
         except MemoryFault as fault:
             self.state.fault = fault
-            self.state.fault_detail = f"helper {HELPERS[number].name}: {fault}"
+            self.state.fault_detail = (f"{self.backend.name}: {fault} in helper {number} "
+                                       f"({HELPERS[number].name}, called at stub {address:#x})")
             uc.emu_stop()
             return
         uc.reg_write(self.backend.return_register, result)
@@ -172,10 +183,18 @@ class Engine:
     def _on_unmapped(self, uc: Uc, access: int, address: int, size: int, value: int,
                      _: Any) -> bool:
         kind = {unicorn.UC_MEM_READ_UNMAPPED: "read", unicorn.UC_MEM_WRITE_UNMAPPED: "write",
-                unicorn.UC_MEM_FETCH_UNMAPPED: "fetch"}.get(access, "access")
-        self.state.fault = MemoryFault(address, size, kind == "write")
-        self.state.fault_detail = f"{kind} of {size} byte(s) at {address:#x}"
+                unicorn.UC_MEM_FETCH_UNMAPPED: "fetch", unicorn.UC_MEM_READ_PROT: "read",
+                unicorn.UC_MEM_WRITE_PROT: "write", unicorn.UC_MEM_FETCH_PROT: "fetch"}.get(access, "")
+        state = self.state
+        state.fault = MemoryFault(address, size, kind == "write")
+        state.fault_access = kind
+        state.fault_pc = uc.reg_read(self.backend.program_counter)  # the faulting instruction (measured)
         return False
+
+    def _on_interrupt(self, uc: Uc, number: int, _: Any) -> None:
+        self.state.exception = number
+        self.state.fault_pc = uc.reg_read(self.backend.program_counter)
+        uc.emu_stop()
 
     def _on_block(self, uc: Uc, address: int, size: int, _: Any) -> None:
         state = self.state
@@ -278,12 +297,8 @@ class Engine:
         except UcError as caught:
             error = caught
         executed = state.executed if state.measuring else -1
-        if state.fault is not None:
-            return self._outcome(FAULT, 0, state.fault_detail or str(state.fault),
-                                 state.fault.address, executed)
-        if error is not None:
-            pc = uc.reg_read(backend.program_counter)
-            return self._outcome(FAULT, 0, f"CPU exception at {pc:#x}: {error}", None, executed)
+        if state.fault is not None or state.exception is not None or error is not None:
+            return self._fault_outcome(native, error, executed)
         if state.finished:
             r0 = uc.reg_read(backend.return_register) & U64
             return self._outcome(RETURNED, r0, "", None, executed)
@@ -291,8 +306,38 @@ class Engine:
                if state.over_budget or backend.supports_count else "time limit")
         return self._outcome(LIMIT, 0, why, None, executed)
 
+    def _fault_outcome(self, native: NativeCode, error: UcError | None, executed: int) -> Outcome:
+        """A FAULT outcome naming the target, the access, its address and the native instruction."""
+        state, uc, backend = self.state, self.uc, self.backend
+        pc = state.fault_pc if state.fault_pc is not None else uc.reg_read(backend.program_counter)
+        instruction = faults.decode(backend, native.code, layout.CODE_BASE, pc)
+        fault = state.fault
+        if fault is not None and state.fault_detail:  # a helper touched unmapped memory
+            return self._outcome(FAULT, 0, state.fault_detail, fault.address, executed,
+                                 "write" if fault.write else "read", fault.size)
+        if fault is not None:
+            report = faults.NativeFault(state.fault_access, fault.address, fault.size, pc, faults.text(instruction))
+        else:
+            cause = str(error) if error is not None else f"exception {state.exception}"
+            report = faults.NativeFault("", None, 0, pc, faults.text(instruction), cause)
+            if instruction is not None and backend.cs_arch == capstone.CS_ARCH_SYSZ:
+                access = faults.s390x_access(instruction, lambda n: uc.reg_read(_S390X_GPRS[n]))
+                if access is not None and not self._mapped(access[1], access[2]):
+                    report = faults.NativeFault(access[0], access[1], access[2], pc, report.instruction)
+        return self._outcome(FAULT, 0, report.describe(backend.name), report.address, executed,
+                             report.access, report.size)
+
+    def _mapped(self, address: int, size: int) -> bool:
+        """Whether every byte of [address, address + size) is mapped in this engine."""
+        try:
+            self.uc.mem_read(address, 1)
+            self.uc.mem_read(address + max(size, 1) - 1, 1)
+        except UcError:
+            return False
+        return True
+
     def _outcome(self, kind: str, r0: int, detail: str, fault_address: int | None,
-                 executed: int) -> Outcome:
+                 executed: int, fault_access: str = "", fault_size: int = 0) -> Outcome:
         uc = self.uc
         memory = bytes(uc.mem_read(layout.MEM_BASE, self.mem_size))
         stack = bytes(uc.mem_read(layout.STACK_BASE, layout.STACK_SIZE))
@@ -301,7 +346,8 @@ class Engine:
         if maps is not None:
             maps.storage[:maps.used] = uc.mem_read(layout.MAP_BASE, maps.used)
             snapshot = maps.snapshot()
-        return Outcome(kind, r0, memory, stack, detail, fault_address, executed, snapshot)
+        return Outcome(kind, r0, memory, stack, detail, fault_address, executed, snapshot,
+                       fault_access=fault_access, fault_size=fault_size)
 
 
 _ENGINES: dict[str, Engine] = {}
