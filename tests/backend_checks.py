@@ -176,6 +176,21 @@ def check_faults_name_target_access_address_and_instruction(backend: Backend) ->
         assert "` at 0x" in actual.detail and actual.fault_access == access, actual.detail
 
 
+def check_declares_its_c_abi(backend: Backend) -> None:
+    """The callee-saved registers are declared with their source, apart from the return and
+    stack registers, and the every-form program preserves them."""
+    from harness.running.emulator import engine_for
+
+    assert backend.callee_saved and backend.callee_saved_source, f"{backend.name}: no callee-saved registers"
+    ids = list(backend.callee_saved.values())
+    assert len(set(ids)) == len(ids), f"{backend.name}: a callee-saved register is listed twice"
+    # (an argument register may be callee-saved: s390x's r6 is both)
+    overlap = set(ids) & {backend.return_register, backend.stack_pointer}
+    assert not overlap, f"{backend.name}: the return or stack register is declared callee-saved"
+    outcome = engine_for(backend).run(backend.compile(program_with_every_form()), bytes(range(1, 33)))
+    assert not outcome.clobbered, f"{backend.name}: {outcome.detail}"
+
+
 SHARED_CHECKS = (check_translates_every_form, check_capstone_decodes_everything,
                  check_reassembly_is_byte_identical, check_every_form_runs_like_the_interpreter,
-                 check_faults_name_target_access_address_and_instruction)
+                 check_faults_name_target_access_address_and_instruction, check_declares_its_c_abi)

@@ -32,11 +32,15 @@ class Outcome:
     extra: dict = field(default_factory=dict, compare=False, hash=False)
     fault_access: str = ""  # a fault's direction: "read", "write", "fetch" ("" unknown or no access)
     fault_size: int = 0  # the faulting access's size in bytes (0 unknown)
+    # JIT runs only: callee-saved registers (and the stack pointer) the code did not preserve,
+    # each as "name = value (canary value)"; the interpreter has no native ABI to break.
+    clobbered: tuple[str, ...] = ()
 
     def summary(self) -> str:
         """One line for reports: the kind and the value that matters for it."""
         if self.kind == RETURNED:
-            return f"return r0={self.r0:#x}"
+            broken = "".join(f", {entry.split(' = ')[0]} not preserved" for entry in self.clobbered)
+            return f"return r0={self.r0:#x}{broken}"
         if self.kind == FAULT and self.fault_address is not None:
             return f"fault at {self.fault_address:#x}" + (f" ({self.detail})" if self.detail else "")
         return f"{self.kind}" + (f": {self.detail}" if self.detail else "")
@@ -62,6 +66,9 @@ def first_difference(expected: Outcome, actual: Outcome, *, base_mem: int = 0,
     """
     if expected.kind != actual.kind:
         return Difference("kind", expected.summary(), actual.summary())
+    if actual.clobbered != expected.clobbered:
+        return Difference("callee-saved registers", "as they were at entry (the C ABI)",
+                          ", ".join(actual.clobbered))
     if expected.kind == FAULT:
         return fault_difference(expected, actual)
     if expected.kind != RETURNED:

@@ -26,6 +26,7 @@ from harness.running import faults
 DEFAULT_TIMEOUT_SECONDS = 10.0
 MEASURE_CAP = 20_000  # count executed native instructions up to this many, then stop counting (cost bound)
 U64 = (1 << 64) - 1
+CANARY = 0xCA5E_0000_0000_0000  # callee-saved registers get CANARY | n * 0x01010101 | n, n = 1, 2, ...
 _S390X_GPRS = [getattr(s390x_const, f"UC_S390X_REG_R{n}") for n in range(16)]  # for s390x fault operands
 
 
@@ -269,6 +270,7 @@ class Engine:
             self.maps_dirty = maps.used
         for register in backend.general_registers:
             uc.reg_write(register, 0)
+        canaries = self._plant_canaries()
         uc.reg_write(backend.argument_registers[0], layout.MEM_BASE)
         uc.reg_write(backend.argument_registers[1], len(input_memory))
         uc.reg_write(backend.stack_pointer, layout.NATIVE_STACK_TOP)
@@ -301,7 +303,7 @@ class Engine:
             return self._fault_outcome(native, error, executed)
         if state.finished:
             r0 = uc.reg_read(backend.return_register) & U64
-            return self._outcome(RETURNED, r0, "", None, executed)
+            return self._outcome(RETURNED, r0, "", None, executed, clobbered=self._clobbered(canaries))
         why = (f"native instruction budget of {native_budget} exhausted"
                if state.over_budget or backend.supports_count else "time limit")
         return self._outcome(LIMIT, 0, why, None, executed)
@@ -327,6 +329,26 @@ class Engine:
         return self._outcome(FAULT, 0, report.describe(backend.name), report.address, executed,
                              report.access, report.size)
 
+    def _plant_canaries(self) -> dict[str, tuple[int, int]]:
+        """Fill every callee-saved register with its own canary; name -> (register, value as read back).
+
+        The value read back is what a narrower register (a 4-bit condition field) holds."""
+        planted = {}
+        for number, (name, register) in enumerate(self.backend.callee_saved.items(), start=1):
+            self.uc.reg_write(register, CANARY | number * 0x0101_0101 | number)
+            planted[name] = (register, self.uc.reg_read(register))
+        return planted
+
+    def _clobbered(self, canaries: dict[str, tuple[int, int]]) -> tuple[str, ...]:
+        """What the JIT code left changed of what the C ABI says it must preserve."""
+        uc = self.uc
+        changed = [f"{name} = {now:#x} (canary {value:#x})" for name, (register, value) in canaries.items()
+                   if (now := uc.reg_read(register)) != value]
+        sp = uc.reg_read(self.backend.stack_pointer)
+        if sp != layout.NATIVE_STACK_TOP:
+            changed.append(f"stack pointer = {sp:#x} (was {layout.NATIVE_STACK_TOP:#x})")
+        return tuple(changed)
+
     def _mapped(self, address: int, size: int) -> bool:
         """Whether every byte of [address, address + size) is mapped in this engine."""
         try:
@@ -337,7 +359,8 @@ class Engine:
         return True
 
     def _outcome(self, kind: str, r0: int, detail: str, fault_address: int | None,
-                 executed: int, fault_access: str = "", fault_size: int = 0) -> Outcome:
+                 executed: int, fault_access: str = "", fault_size: int = 0,
+                 clobbered: tuple[str, ...] = ()) -> Outcome:
         uc = self.uc
         memory = bytes(uc.mem_read(layout.MEM_BASE, self.mem_size))
         stack = bytes(uc.mem_read(layout.STACK_BASE, layout.STACK_SIZE))
@@ -346,8 +369,11 @@ class Engine:
         if maps is not None:
             maps.storage[:maps.used] = uc.mem_read(layout.MAP_BASE, maps.used)
             snapshot = maps.snapshot()
+        if clobbered:
+            source = self.backend.callee_saved_source
+            detail = f"{self.backend.name} broke its C ABI ({source}): " + ", ".join(clobbered)
         return Outcome(kind, r0, memory, stack, detail, fault_address, executed, snapshot,
-                       fault_access=fault_access, fault_size=fault_size)
+                       fault_access=fault_access, fault_size=fault_size, clobbered=clobbered)
 
 
 _ENGINES: dict[str, Engine] = {}
