@@ -21,7 +21,7 @@ from harness import layout
 from harness.oracle.helpers import HELPERS, MemoryFault, call_helper
 from harness.oracle.maps import MapSet
 from harness.oracle.outcome import FAULT, LIMIT, RETURNED, Outcome
-from harness.running import faults
+from harness.running import faults, fidelity
 
 DEFAULT_TIMEOUT_SECONDS = 10.0
 MEASURE_CAP = 20_000  # count executed native instructions up to this many, then stop counting (cost bound)
@@ -137,6 +137,8 @@ class Engine:
         self.block_hook: int | None = None
         self._add_block_hook()
         self._disassembler = backend.disassembler()
+        self.corrections = fidelity.corrections_for(backend)  # where Unicorn is not the real CPU
+        self.correction_hooks: list[int] = []
         self.setup_seconds = time.perf_counter() - started
 
     def _add_block_hook(self) -> None:
@@ -235,6 +237,10 @@ class Engine:
         self.loaded_code = native.code
         self.code_length = len(native.code)
         self.block_insns.clear()
+        for handle in self.correction_hooks:
+            self.uc.hook_del(handle)
+        self.correction_hooks = [handle for correction in self.corrections
+                                 for handle in correction.install(self.uc, native.code, layout.CODE_BASE)]
 
     def _reset_memory(self, input_memory: bytes) -> None:
         uc = self.uc
@@ -263,6 +269,8 @@ class Engine:
         """
         backend, uc = self.backend, self.uc
         self._load(native)
+        for correction in self.corrections:
+            correction.reset()
         self._reset_memory(input_memory)
         self.memory.maps = maps
         if maps is not None:
