@@ -150,3 +150,29 @@ def test_corrected_s390x_unmapped_access_never_reaches_the_memory_hook():
     uc.emu_start(0x10000, 0x10000 + len(code))
     assert seen == [] and interrupts == [3]  # EXCP_PGM, a program interruption
     assert uc.reg_read(s390x_const.UC_S390X_REG_PC) == 0x10000  # at the faulting instruction
+
+
+@pytest.mark.parametrize("source, address", [
+    ("mov 1, %g1\nldx [%g1], %o0\nretl\nnop", 0x100004),
+    ("mov 1, %g1\nnop\nldx [%g1], %o0\nnop\nretl\nnop", 0x100008),
+    ("mov 1, %g1\nba target\nldx [%g1], %o0\nnop\nnop\ntarget:\nnop\nretl\nnop", 0x100008),  # in a delay slot
+])
+def test_corrected_sparc64_trap_names_the_trapping_instruction(source, address):
+    """A misaligned ldx traps; Unicorn's PC then reads the next PC, the runner names the ldx."""
+    from arches.sparc64 import Sparc64Backend
+
+    backend = Sparc64Backend()
+    code = bytes(keystone.Ks(backend.ks_arch, backend.ks_mode).asm(source, layout.CODE_BASE)[0])
+    outcome = Engine(backend).run(NativeCode(code, "hand-written"))
+    assert outcome.kind == "fault" and f"by `ldx [%g1], %o0` at {address:#x}" in outcome.detail, outcome.detail
+
+
+def test_corrected_ppc64_program_interruption_names_the_interrupted_instruction():
+    from arches.ppc64 import Ppc64Backend
+
+    backend = Ppc64Backend()
+    code = bytes(keystone.Ks(backend.ks_arch, backend.ks_mode).asm("nop\nnop\ntw 31, 0, 0\nnop\nblr",  # tw 31 = trap
+                                                                   layout.CODE_BASE)[0])
+    outcome = Engine(backend).run(NativeCode(code, "hand-written"))
+    assert outcome.kind == "fault" and f"by `trap` at {layout.CODE_BASE + 8:#x}" in outcome.detail, \
+        outcome.detail

@@ -88,6 +88,7 @@ class _RunState:
     fault_access: str = ""  # "read", "write" or "fetch", as Unicorn's memory hook saw it
     fault_pc: int | None = None
     exception: int | None = None  # the CPU exception number the interrupt hook saw
+    last_block: tuple[int, int] | None = None  # (address, size) of the last block the block hook saw
     executed: int = 0
     measuring: bool = True
     over_budget: bool = False
@@ -195,12 +196,15 @@ class Engine:
         return False
 
     def _on_interrupt(self, uc: Uc, number: int, _: Any) -> None:
-        self.state.exception = number
-        self.state.fault_pc = uc.reg_read(self.backend.program_counter)
+        state = self.state
+        state.exception = number
+        state.fault_pc = fidelity.trap_pc(self.backend, uc.reg_read(self.backend.program_counter),
+                                          state.last_block)
         uc.emu_stop()
 
     def _on_block(self, uc: Uc, address: int, size: int, _: Any) -> None:
         state = self.state
+        state.last_block = (address, size)
         if not state.measuring:
             return
         key = (address, size)
@@ -328,7 +332,7 @@ class Engine:
         if fault is not None:
             report = faults.NativeFault(state.fault_access, fault.address, fault.size, pc, faults.text(instruction))
         else:
-            cause = str(error) if error is not None else f"exception {state.exception}"
+            cause = str(error) if error is not None else faults.exception_name(backend.cs_arch, state.exception or 0)
             report = faults.NativeFault("", None, 0, pc, faults.text(instruction), cause)
             if instruction is not None and backend.cs_arch == capstone.CS_ARCH_SYSZ:
                 access = faults.s390x_access(instruction, lambda n: uc.reg_read(_S390X_GPRS[n]))

@@ -31,6 +31,24 @@ S390X_READS = {"lg": 8, "lgf": 4, "llgf": 4, "l": 4, "ly": 4, "lgh": 2, "llgh": 
                "laxg": 8, "lax": 4}
 
 
+# Names of the CPU exception numbers Unicorn's interrupt hook passes (QEMU's numbering), where
+# measured: x86 vectors (Intel SDM vol. 3, table 6-1), QEMU's EXCP_* for arm64 and s390x, SPARC
+# V9 trap types (SPARC Architecture Manual V9, table 7-1).
+EXCEPTIONS = {
+    ("x86", 0): "#DE divide error", ("x86", 3): "#BP breakpoint", ("x86", 6): "#UD invalid opcode",
+    ("x86", 13): "#GP general protection",
+    ("arm64", 1): "undefined instruction (EXCP_UDEF)",
+    ("s390x", 3): "program interruption (EXCP_PGM)",
+    ("sparc", 0x28): "division_by_zero trap", ("sparc", 0x34): "mem_address_not_aligned trap",
+}
+
+
+def exception_name(cs_arch: int, number: int) -> str:
+    arch = {capstone.CS_ARCH_X86: "x86", capstone.CS_ARCH_ARM64: "arm64", capstone.CS_ARCH_SYSZ: "s390x",
+            capstone.CS_ARCH_SPARC: "sparc"}.get(cs_arch, "")
+    return EXCEPTIONS.get((arch, number), f"exception {number}")
+
+
 @dataclass(frozen=True)
 class NativeFault:
     """One fault of JIT code, as the runner reports it."""

@@ -52,12 +52,20 @@ DEVIATIONS = (
               "the retry path of a JIT's LL/SC loop never runs, so a bug in it is not found"),
     Deviation("ppc64", "`or N,N,N` priority hints (e.g. `or 1,1,1`) stop the emulation silently",
               "they are no-ops", LIMIT, "the backend never emits them; a JIT that does ends as `limit`"),
+    Deviation("ppc64", "at a program interruption (an illegal instruction, a trap), the PC register "
+                       "reads the next instruction's address", "SRR0 holds the interrupted instruction's",
+              CORRECTED, "the runner names the instruction before that PC"),
     Deviation("ppc64", "the named POWER CPU models run only 32-bit code", "64-bit CPUs",
               CORRECTED, "the default model with the virtual TLB runs 64-bit code (configure_engine)"),
     Deviation("sparc64", "`save`/`restore` trap: register-window spill and fill are not emulated",
               "an OS handles the window traps", LIMIT,
               "JIT code must be window-free (this backend's frame model); a JIT using windows, as "
               "the kernel's does, cannot run"),
+    Deviation("sparc64", "at a trap (a CPU exception), the PC register reads the next PC: the "
+                         "instruction after the trapping one, or a branch's target for a trap in "
+                         "its delay slot", "the trap PC is the trapping instruction's", CORRECTED,
+              "the runner takes the instruction before that PC when it lies in the last block "
+              "executed, else the last instruction of that block (the delay slot)"),
     Deviation("sparc64", "emu_start's instruction `count` misbehaves after delayed branches, and a "
                          "code hook on a `jmpl` target derails the PC", "(not a CPU matter)",
               CORRECTED, "the budget is counted by a block hook with a time bound; helper stubs use "
@@ -104,6 +112,22 @@ def _is_32_bit(operands: str) -> bool:
     """Whether a cmpxchg's source register (its last operand) is a 32-bit register."""
     source = operands.rsplit(",", 1)[-1].strip()
     return source.startswith("e") or (source.startswith("r") and source.endswith("d"))
+
+
+def trap_pc(backend: Any, pc: int, last_block: tuple[int, int] | None) -> int:
+    """The trapping instruction's address, from the PC Unicorn shows in its interrupt hook.
+
+    SPARC64 and PowerPC64 need this (measured: the hook reads the next PC there, as the table says);
+    ``last_block`` is the block being executed, as the engine's block hook last saw it.
+    """
+    if backend.uc_arch == unicorn.UC_ARCH_PPC:
+        return pc - 4  # no delay slots: always the instruction before
+    if backend.uc_arch != unicorn.UC_ARCH_SPARC or last_block is None:
+        return pc
+    start, size = last_block
+    if start <= pc - 4 < start + size:
+        return pc - 4
+    return start + size - 4  # a trap in the delay slot: the next PC was the branch's target
 
 
 def corrections_for(backend: Any) -> list[Any]:
