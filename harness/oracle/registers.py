@@ -22,7 +22,9 @@ What is defined where (the kernel's rules, kernel/bpf/verifier.c):
   helper takes (:data:`harness.oracle.helpers.HELPERS`).
 
 The validator tracks which registers are defined, not their values, so a branch the
-kernel could prove never taken still counts as a path here (a stated limit).
+kernel could prove never taken still counts as a path here (a stated limit). Code
+that no path reaches (an instruction after an unconditional jump, a function whose
+every call site is unreachable) is not checked: it never runs.
 """
 from __future__ import annotations
 
