@@ -5,7 +5,7 @@ every registered backend.
 """
 from __future__ import annotations
 
-from arches.base import Backend
+from arches.base import Backend, NativeCode
 from harness import isa, layout
 from harness.running.coverage import opcode_coverage
 from harness.isa import Insn, Program
@@ -119,7 +119,8 @@ def check_reassembly_is_byte_identical(backend: Backend) -> None:
 
 
 def check_corpus_forms_are_translated(backend: Backend, case_paths: list[str]) -> None:
-    """Every instruction form the corpus uses has a translation on this backend."""
+    """Every instruction form the corpus uses has a translation on this backend, and the
+    program of the first case using it has a sound bpf_to_native."""
     from arches.base import UnsupportedInstruction
 
     coverage = opcode_coverage(case_paths)
@@ -127,16 +128,17 @@ def check_corpus_forms_are_translated(backend: Backend, case_paths: list[str]) -
         opcode, variant = form
         single = next((path for path, forms in coverage.by_case.items() if form in forms), None)
         assert single is not None
-        from harness.running.conformance import _load
+        from harness.running.conformance import load_checked
 
-        runnable = _load(single).runnable  # as loaded: map loads already resolved
+        runnable = load_checked(single).runnable  # as loaded: map loads already resolved
         if runnable is None:
             continue
         try:
-            backend.compile(runnable)
+            native = backend.compile(runnable)
         except UnsupportedInstruction as error:
             raise AssertionError(f"{backend.name}: {isa.OPCODES[form].mnemonic} used by "
                                  f"{single} is unsupported: {error}") from None
+        assert_bpf_to_native_is_sound(backend, runnable, native, single)
 
 
 def check_every_form_runs_like_the_interpreter(backend: Backend) -> None:
@@ -191,6 +193,80 @@ def check_declares_its_c_abi(backend: Backend) -> None:
     assert not outcome.clobbered, f"{backend.name}: {outcome.detail}"
 
 
+def assert_bpf_to_native_is_sound(backend: Backend, program: Program, native: NativeCode, name: str) -> None:
+    """One entry per instruction start plus the end of the body, never decreasing, each
+    on a native instruction boundary (capstone's decode), the body inside the code."""
+    starts = program.instruction_starts()
+    offsets = native.bpf_to_native
+    assert sorted(offsets) == starts + [len(program.insns)], f"{backend.name}: {name}: map keys {sorted(offsets)[:8]}"
+    values = [offsets[slot] for slot in sorted(offsets)]
+    assert values == sorted(values), f"{backend.name}: {name}: offsets decrease: {values[:16]}"
+    assert 0 < values[0] and values[-1] < len(native.code), f"{backend.name}: {name}: body outside the code"
+    boundaries = {address for address, *_ in backend.disassembler().disasm_lite(native.code, 0)} | {len(native.code)}
+    inside = [(slot, offsets[slot]) for slot in sorted(offsets) if offsets[slot] not in boundaries]
+    assert not inside, f"{backend.name}: {name}: offsets inside native instructions: {inside[:5]}"
+
+
+def program_with_short_and_long_branches() -> Program:
+    """Jumps forward and backward over 1 and over 300 instructions (x86: rel8 and rel32 forms)."""
+    from harness.cases.asm import assemble
+
+    lines = ["mov %r0, 0", "jeq %r1, 0, near", "add %r0, 1", "near:", "jne %r1, 0, far", "top:"]
+    lines += ["add %r0, 1"] * 300
+    lines += ["far:", "add %r0, 2", "jlt %r0, 3, top", "jgt %r0, 1000, top", "exit"]
+    return assemble("\n".join(lines))
+
+
+def check_bpf_to_native_maps_every_instruction(backend: Backend) -> None:
+    """NativeCode.bpf_to_native is filled and sound for every form and for short and long branches."""
+    for name, program in (("every-form program", program_with_every_form()),
+                          ("branches program", program_with_short_and_long_branches())):
+        assert_bpf_to_native_is_sound(backend, program, backend.compile(program), name)
+
+
+def check_rewrite_replaces_one_instruction(backend: Backend) -> None:
+    """The rewrite hook acts on exactly one instruction, whose native range bpf_to_native gives.
+
+    The hook sees every instruction once, in order; returning each chunk unchanged
+    changes nothing. Dropping the chunk of slot i removes exactly the bytes
+    [bpf_to_native[i], bpf_to_native[next]) and shifts later entries by their
+    size (the program is short: no branch changes its encoding size). Replacing
+    the chunk of an ``add`` with the one the backend builds for ``sub`` there
+    gives the code of the program with that ``sub``, differs from the original
+    only inside the add's range, and runs like the interpreter on the changed program.
+    """
+    from harness.cases.asm import assemble
+    from harness.running.emulator import engine_for
+    from harness.oracle.interpreter import interpret
+
+    source = "mov %r0, 1\njeq %r0, 100, out\nadd %r0, 2\nlddw %r1, 0x1122334455667788\nadd %r0, 3\nadd %r0, 4\nout:\nexit"
+    program = assemble(source)
+    plain = backend.translate(program)
+    starts = program.instruction_starts()
+    ends = starts[1:] + [len(program.insns)]
+    offsets = plain.bpf_to_native
+    seen: list[tuple[int, Insn]] = []
+    unchanged = backend.translate(program, lambda index, insn, chunk: seen.append((index, insn)) or chunk)
+    assert seen == [(slot, program.insns[slot]) for slot in starts] and unchanged.code == plain.code
+    for slot, end in zip(starts, ends):
+        dropped = backend.translate(program, lambda index, insn, chunk: [] if index == slot else chunk)
+        size = offsets[end] - offsets[slot]
+        assert len(plain.code) - len(dropped.code) == size, \
+            f"{backend.name}: slot {slot} maps to {size} bytes, its chunk was {len(plain.code) - len(dropped.code)}"
+        assert dropped.bpf_to_native == {key: value - (size if key > slot else 0) for key, value in offsets.items()}
+    for number, slot in enumerate(slot for slot in starts if program.insns[slot].op == isa.ADD):
+        changed = assemble(source.replace(f"add %r0, {number + 2}", f"sub %r0, {number + 2}"))
+        native = backend.translate(program, lambda index, insn, chunk: backend.build_insn(changed, index)
+                                   if index == slot else chunk)
+        assert native.code == backend.translate(changed).code
+        low, high = offsets[slot], offsets[ends[starts.index(slot)]]
+        assert native.code[:low] == plain.code[:low] and native.code[high:] == plain.code[high:], \
+            f"{backend.name}: rewriting slot {slot} changed bytes outside [{low:#x}, {high:#x})"
+        expected = interpret(changed, b"", backend.byte_order)
+        assert engine_for(backend).run(native).r0 == expected.r0 != interpret(program, b"", backend.byte_order).r0
+
+
 SHARED_CHECKS = (check_translates_every_form, check_capstone_decodes_everything,
                  check_reassembly_is_byte_identical, check_every_form_runs_like_the_interpreter,
+                 check_bpf_to_native_maps_every_instruction, check_rewrite_replaces_one_instruction,
                  check_faults_name_target_access_address_and_instruction, check_declares_its_c_abi)

@@ -12,8 +12,8 @@ FIRST_CASE = str(sorted(CORPUS.rglob("*.data"))[0])
 class SwappedPops(X86_64Backend):
     """The entry's epilogue pops r13 and r14 in the wrong order (a real JIT bug class)."""
 
-    def build_prologue(self) -> list[str]:
-        lines = super().build_prologue()
+    def build_epilogue(self) -> list[str]:
+        lines = super().build_epilogue()
         first, second = lines.index("pop r14"), lines.index("pop r13")
         lines[first], lines[second] = lines[second], lines[first]
         return lines
@@ -22,8 +22,8 @@ class SwappedPops(X86_64Backend):
 class LeavesTheStackLow(X86_64Backend):
     """The entry returns with rsp 16 bytes below where the caller had it."""
 
-    def build_prologue(self) -> list[str]:
-        lines = super().build_prologue()
+    def build_epilogue(self) -> list[str]:
+        lines = super().build_epilogue()
         where = lines.index("ret")
         lines[where:where + 1] = ["pop r11", "sub rsp, 16", "jmp r11"]
         return lines

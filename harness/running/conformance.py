@@ -67,7 +67,9 @@ class Result:
 
 
 @dataclass
-class _Loaded:
+class LoadedCase:
+    """A case file as every target's run starts from it: parsed, validated, map loads resolved."""
+
     case: Case | None
     error: str = ""  # parse error (CorpusError text)
     rejection: str = ""  # validator message
@@ -77,12 +79,13 @@ class _Loaded:
 
 
 @lru_cache(maxsize=4096)
-def _load(path: str) -> _Loaded:
+def load_checked(path: str) -> LoadedCase:
+    """The case at ``path`` parsed and validated (never raises; cached per process, see clear_caches)."""
     started = time.perf_counter()
     try:
         case = load_case(path)
     except CorpusError as error:
-        return _Loaded(None, error=str(error))
+        return LoadedCase(None, error=str(error))
     parsed = time.perf_counter()
     rejection = ""
     runnable = None
@@ -91,13 +94,13 @@ def _load(path: str) -> _Loaded:
         runnable = resolve_map_loads(case.program, MapSet(case.maps, "little") if case.maps else None)
     except (ValidationError, MapError) as error:
         rejection = f"{path}: {error}"
-    return _Loaded(case, rejection=rejection, parse_seconds=parsed - started,
+    return LoadedCase(case, rejection=rejection, parse_seconds=parsed - started,
                    validate_seconds=time.perf_counter() - parsed, runnable=runnable)
 
 
 @lru_cache(maxsize=4096)
 def _forms_cached(path: str) -> tuple[tuple[int, int], ...]:
-    loaded = _load(path)
+    loaded = load_checked(path)
     return tuple(sorted(program_forms(loaded.case.program))) if loaded.case is not None else ()
 
 
@@ -105,20 +108,20 @@ def _forms(path: str) -> list[list[int]]:
     return [list(key) for key in _forms_cached(path)]
 
 
-def _load_timed(path: str) -> tuple[_Loaded, dict[str, float]]:
+def _load_timed(path: str) -> tuple[LoadedCase, dict[str, float]]:
     """The loaded case, and the parse/validate time if this call did the work (not cached)."""
-    misses = _load.cache_info().misses
-    loaded = _load(path)
-    if _load.cache_info().misses == misses:
+    misses = load_checked.cache_info().misses
+    loaded = load_checked(path)
+    if load_checked.cache_info().misses == misses:
         return loaded, {}
     return loaded, {"parse": loaded.parse_seconds, "validate": loaded.validate_seconds}
 
 
 def _oracle_timed(path: str, byte_order: str, timings: dict[str, float], phase: str) -> tuple[Outcome, ...]:
     """The interpreter's outcomes; records ``phase`` only when they were computed now."""
-    misses = _oracle.cache_info().misses
-    outcomes, seconds = _oracle(path, byte_order)
-    if _oracle.cache_info().misses != misses:
+    misses = oracle.cache_info().misses
+    outcomes, seconds = oracle(path, byte_order)
+    if oracle.cache_info().misses != misses:
         timings[phase] = seconds
     return outcomes
 
@@ -129,9 +132,10 @@ def new_maps(case: Case, byte_order: str) -> MapSet | None:
 
 
 @lru_cache(maxsize=4096)
-def _oracle(path: str, byte_order: str) -> tuple[tuple[Outcome, ...], float]:
-    """The interpreter's outcome of every event of a case (maps persist between them)."""
-    loaded = _load(path)
+def oracle(path: str, byte_order: str) -> tuple[tuple[Outcome, ...], float]:
+    """The interpreter's outcome of every event of a runnable case (maps persist between
+    them) and the seconds it took; cached per process, see clear_caches."""
+    loaded = load_checked(path)
     assert loaded.case is not None and loaded.runnable is not None
     started = time.perf_counter()
     maps = new_maps(loaded.case, byte_order)
@@ -140,9 +144,16 @@ def _oracle(path: str, byte_order: str) -> tuple[tuple[Outcome, ...], float]:
     return outcomes, time.perf_counter() - started
 
 
+def clear_caches() -> None:
+    """Forget every loaded case and oracle outcome (the benchmark measures cold runs)."""
+    load_checked.cache_clear()
+    oracle.cache_clear()
+    _forms_cached.cache_clear()
+
+
 def load(path: str) -> Case:
     """The parsed case (raises CorpusError), shared with the per-process cache."""
-    loaded = _load(path)
+    loaded = load_checked(path)
     if loaded.case is None:
         raise CorpusError(path, None, loaded.error)
     return loaded.case
@@ -281,14 +292,13 @@ def _run_native(path: str, target: str, backend: Any = None) -> Result:
     result.bpf_executed = sum(outcome.insns_executed for outcome in expected)
     result.expected = summarize_outcomes(expected)
     assert loaded.runnable is not None
-    cached = len(backend._cache)
     try:
-        native = backend.compile(loaded.runnable)
+        native, from_cache = backend.compile_cached(loaded.runnable)
     except UnsupportedInstruction as error:
         result.status = UNSUPPORTED
         result.detail = str(error)
         return result
-    if len(backend._cache) != cached:  # translated now, not taken from this process's cache
+    if not from_cache:  # translated now, not taken from this process's cache
         timings["translate"] = native.translate_seconds
         timings["assemble"] = native.assemble_seconds
     result.code_size = len(native.code)

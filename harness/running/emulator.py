@@ -216,7 +216,7 @@ class Engine:
             self.state.fault = MemoryFault(address, 0)
             uc.emu_stop()
             return
-        args = tuple(uc.reg_read(reg) & U64 for reg in self.backend.argument_registers)
+        args = self.backend.helper_arguments(uc)
         try:
             result = call_helper(number, self.memory, args)  # type: ignore[arg-type]
         except MemoryFault as fault:
@@ -225,7 +225,7 @@ class Engine:
                                        f"({HELPERS[number].name}, called at stub {address:#x})")
             uc.emu_stop()
             return
-        uc.reg_write(self.backend.return_register, result)
+        self.backend.set_helper_result(uc, result)
 
     def _on_unmapped(self, uc: Uc, access: int, address: int, size: int, value: int,
                      _: Any) -> bool:
@@ -326,9 +326,8 @@ class Engine:
         for register in backend.general_registers:
             uc.reg_write(register, 0)
         canaries = self._plant_canaries()
-        uc.reg_write(backend.argument_registers[0], layout.MEM_BASE)
-        uc.reg_write(backend.argument_registers[1], len(input_memory))
         uc.reg_write(backend.stack_pointer, layout.NATIVE_STACK_TOP)
+        backend.set_entry_arguments(uc, layout.MEM_BASE, len(input_memory))
         backend.set_return_address(uc, layout.SENTINEL_BASE)
         self.state = state = _RunState()
         native_budget = budget * layout.NATIVE_BUDGET_FACTOR
@@ -357,7 +356,7 @@ class Engine:
         if state.fault is not None or state.exception is not None or error is not None:
             return self._fault_outcome(native, error, executed)
         if state.finished:
-            r0 = uc.reg_read(backend.return_register) & U64
+            r0 = backend.result(uc)
             return self._outcome(RETURNED, r0, "", None, executed, clobbered=self._clobbered(canaries))
         why = (f"native instruction budget of {native_budget} exhausted"
                if state.over_budget or backend.supports_count else "time limit")

@@ -88,8 +88,8 @@ class BareEngine:
         def stub(uc: Any, address: int, *_: Any) -> None:
             number = (address - layout.STUB_BASE) // layout.STUB_STRIDE
             if (address - layout.STUB_BASE) % layout.STUB_STRIDE == 0 and number in HELPERS:
-                args = tuple(uc.reg_read(reg) for reg in backend.argument_registers)
-                uc.reg_write(backend.return_register, call_helper(number, None, args))  # type: ignore[arg-type]
+                args = backend.helper_arguments(uc)
+                backend.set_helper_result(uc, call_helper(number, None, args))  # type: ignore[arg-type]
 
         uc.hook_add(unicorn.UC_HOOK_BLOCK, stub, begin=layout.STUB_BASE, end=layout.STUB_BASE + layout.STUB_SIZE - 1)
         self.uc, self.backend = uc, backend
@@ -102,12 +102,11 @@ class BareEngine:
         uc.ctl_remove_cache(layout.CODE_BASE, layout.CODE_BASE + len(code))
         uc.mem_write(layout.MEM_BASE, memory)
         uc.mem_write(layout.PACKET_LEN_ADDR, len(memory).to_bytes(8, backend.byte_order))
-        uc.reg_write(backend.argument_registers[0], layout.MEM_BASE)
-        uc.reg_write(backend.argument_registers[1], len(memory))
         uc.reg_write(backend.stack_pointer, layout.NATIVE_STACK_TOP)
+        backend.set_entry_arguments(uc, layout.MEM_BASE, len(memory))
         backend.set_return_address(uc, layout.SENTINEL_BASE)
         uc.emu_start(layout.CODE_BASE, 0, timeout=10_000_000)
-        return uc.reg_read(backend.return_register)
+        return backend.result(uc)
 
 
 def floor_costs(paths: list[str]) -> dict[str, dict[str, float]]:
@@ -120,7 +119,7 @@ def floor_costs(paths: list[str]) -> dict[str, dict[str, float]]:
     import keystone
 
     import arches
-    from harness.running.conformance import _load
+    from harness.running.conformance import load_checked
 
     floors: dict[str, dict[str, float]] = {}
     for name in arches.names():
@@ -129,7 +128,7 @@ def floor_costs(paths: list[str]) -> dict[str, dict[str, float]]:
         assembler = keystone.Ks(backend.ks_arch, backend.ks_mode) if backend.ks_arch is not None else None
         assemble_times, run_times = [], []
         for path in paths:
-            loaded = _load(path)
+            loaded = load_checked(path)
             case = loaded.case
             if loaded.runnable is None or case is None or case.maps or case.events or case.expect_error:
                 continue
@@ -165,20 +164,19 @@ def harness_costs_in_process(paths: list[str]) -> tuple[dict[str, float], float]
     import arches
     from harness.running import conformance
 
-    conformance._load.cache_clear()
-    conformance._oracle.cache_clear()
+    conformance.clear_caches()
     shared: list[float] = []
     for path in paths:
         started = time.perf_counter()
-        loaded = conformance._load(path)
+        loaded = conformance.load_checked(path)
         if loaded.runnable is not None:
-            conformance._oracle(path, "little")
-            conformance._oracle(path, "big")
+            conformance.oracle(path, "little")
+            conformance.oracle(path, "big")
         shared.append((time.perf_counter() - started) * 1e6)
     share = statistics.median(shared) / max(1, len(arches.names()))
     costs: dict[str, list[float]] = {}
     for name in arches.names():
-        arches.get(name)._cache.clear()
+        arches.get(name).clear_cache()
         for path in paths:
             started = time.perf_counter()
             result = conformance.run_item(path, name)
