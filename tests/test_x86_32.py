@@ -4,7 +4,10 @@ Expected values come from Python's integer arithmetic, never from the interprete
 """
 import random
 
+import keystone
 import pytest
+import unicorn
+from unicorn import x86_const
 
 import arches
 from harness import layout
@@ -91,3 +94,20 @@ def test_entry_arguments_are_cdecl_stack_words_and_the_result_is_edx_eax():
     program = assemble("mov %r0, %r1\nlsh %r0, 32\nor %r0, %r2\nexit")
     outcome = engine_for(backend).run(backend.compile(program), bytes(5))
     assert outcome.r0 == (layout.MEM_BASE << 32) | 5
+
+
+@pytest.mark.parametrize("stored, succeeds", [(5, True), (6, False)])
+def test_unicorn_cmpxchg_in_32_bit_mode_leaves_eax_as_the_hardware_does(stored, succeeds):
+    """The x86-64 deviation (a successful cmpxchg writes EAX) changes nothing in 32-bit mode:
+    EAX ends as the old memory value either way, as on the real CPU. Pinned: revisit if it changes."""
+    code = bytes(keystone.Ks(keystone.KS_ARCH_X86, keystone.KS_MODE_32).asm(
+        "mov eax, 5; mov ecx, 7; lock cmpxchg dword ptr [esi], ecx", layout.CODE_BASE)[0])
+    uc = unicorn.Uc(unicorn.UC_ARCH_X86, unicorn.UC_MODE_32)
+    uc.mem_map(layout.CODE_BASE, 0x10000)
+    uc.mem_map(layout.MEM_BASE, 0x1000)
+    uc.mem_write(layout.CODE_BASE, code)
+    uc.mem_write(layout.MEM_BASE, stored.to_bytes(4, "little"))
+    uc.reg_write(x86_const.UC_X86_REG_ESI, layout.MEM_BASE)
+    uc.emu_start(layout.CODE_BASE, layout.CODE_BASE + len(code))
+    assert uc.reg_read(x86_const.UC_X86_REG_EAX) == stored
+    assert int.from_bytes(uc.mem_read(layout.MEM_BASE, 4), "little") == (7 if succeeds else stored)

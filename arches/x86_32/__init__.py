@@ -14,8 +14,9 @@ more, multiply is built from 32-bit mul/imul parts, 64-bit atomics are
 
 ABI (cdecl, as i386 Linux user space; the kernel builds with -mregparm=3):
 
-* Entry: ``u64 jit(void *mem, u32 len)``: both arguments on the stack, the
-  result in edx:eax; ebx, esi, edi and ebp are preserved.
+* Entry: ``u64 jit(void *mem, u32 len)``: both arguments on the stack (the
+  caller's outgoing area, as gcc calls it), the result in edx:eax; ebx, esi,
+  edi, ebp and esp come back as they were (the runner checks them).
 * Helpers: as the kernel's 32-bit JIT calls them (the BPF_CALL path of
   do_jit, for a regparm(3) callee taking five u64): r1 in eax (low) and edx
   (high), r2-r5 pushed as four u64 stack arguments (r2 lowest), the result in
@@ -44,9 +45,11 @@ Facts measured with Unicorn 2.1.4 / keystone 0.9.2 (2026-11):
 
 Limits stated: addresses are the low 32 bits of an eBPF register (as in the
 kernel's 32-bit JIT), so an access through a pointer whose high word is not
-zero does not fault here as it does in the interpreter; an 8-byte load or
-store is two 4-byte accesses (low word first), so a store straddling the end
-of a mapping writes its low word before faulting.
+zero does not fault as in the interpreter (it reaches the low-word address, or
+faults there instead of at the 64-bit address); an 8-byte load or store is two
+4-byte accesses (low word first), so a store straddling the end of a mapping
+writes its low word before faulting (faults compare by address range, not by
+memory, so this is invisible to the harness).
 """
 from __future__ import annotations
 
@@ -134,6 +137,10 @@ class X86_32Backend(AssemblyBackend):
     program_counter = ux.UC_X86_REG_EIP
     general_registers = (ux.UC_X86_REG_EAX, ux.UC_X86_REG_EBX, ux.UC_X86_REG_ECX, ux.UC_X86_REG_EDX,
                          ux.UC_X86_REG_ESI, ux.UC_X86_REG_EDI, ux.UC_X86_REG_EBP)
+    # Callee-saved registers: ebx, esi, edi, ebp (and esp) belong to the caller.
+    callee_saved = {name: getattr(ux, f"UC_X86_REG_{name.upper()}") for name in _CALLEE_SAVED}
+    callee_saved_source = ("System V ABI, Intel386 Architecture Processor Supplement, 4th ed., chapter 3, "
+                           "Function Calling Sequence")
     helper_stub = b"\xc3"  # ret (the caller pops the stack arguments)
     sentinel_fill = b"\x90"  # nop: the runner's hook stops on the first one
 
@@ -149,9 +156,10 @@ class X86_32Backend(AssemblyBackend):
         uc.reg_write(self.stack_pointer, sp)
 
     def set_entry_arguments(self, uc, memory: int, length: int) -> None:
-        """cdecl ``jit(mem, len)``: the arguments pushed right to left."""
-        self._push(uc, length)
-        self._push(uc, memory)
+        """cdecl ``jit(mem, len)`` called as gcc calls it: the arguments stored in the caller's
+        outgoing area at [esp] and [esp+4] (no push), so esp is the same after the call returns."""
+        sp = uc.reg_read(self.stack_pointer)
+        uc.mem_write(sp, (memory & U32).to_bytes(4, "little") + (length & U32).to_bytes(4, "little"))
 
     def set_return_address(self, uc, address: int) -> None:
         """Push ``address`` like a ``call`` would."""
