@@ -7,10 +7,10 @@ r10 at [ebp+80]; low word first). An instruction loads what it needs into the
 working pairs edx:eax and ebx:ecx (high:low), with esi/edi as a third pair
 (the kernel keeps its blinding register BPF_REG_AX there), operates, and stores
 back; where x86 allows a memory operand the scratch word is used directly
-(``add [ebp+16], eax`` then ``adc [ebp+20], edx``). 64-bit ALU is add/adc and
-sub/sbb carry chains, shifts are shld/shrd plus a fix-up for counts of 32 and
-more, multiply is built from 32-bit mul/imul parts, 64-bit atomics are
-``lock cmpxchg8b`` loops.
+(``add [ebp+16], eax``, then ``adc [ebp+20], eax`` with the high word in eax).
+64-bit ALU is add/adc and sub/sbb carry chains, shifts are shld/shrd plus a
+fix-up for counts of 32 and more, multiply is built from 32-bit mul/imul
+parts, 64-bit atomics are ``lock cmpxchg8b`` loops.
 
 ABI (cdecl, as i386 Linux user space; the kernel builds with -mregparm=3):
 
