@@ -19,15 +19,17 @@ Measured with unicorn 2.1.4 and capstone 5.0.6 (and how the backend deals with i
   32-bit ``*w`` forms read the low 32 bits and sign-extend their result, so each
   32-bit result is zero-extended afterwards.
 * Misaligned scalar loads and stores execute in Unicorn (real cores may trap to
-  firmware that emulates them); misaligned AMOs and LR/SC raise an exception, as
-  the A extension allows. The validator does not see runtime alignment, so a
-  misaligned eBPF atomic faults here where the interpreter succeeds (the kernel's
-  verifier rejects such programs; the corpus has none).
+  firmware that emulates them); misaligned AMOs and LR raise exception 4, as the
+  A extension allows (with a load's cause number). The validator does not see
+  runtime alignment, so a misaligned eBPF atomic faults here where the
+  interpreter succeeds (the kernel's verifier rejects such programs; the corpus
+  and the fuzzer's generator keep atomics aligned).
+* At a CPU exception Unicorn's PC reads the next instruction; the runner names
+  the one before (harness/running/fidelity.py). Nothing here is compressed.
 * B-type branches reach +-4 KiB and JAL +-1 MiB: every branch and call to a label
   is relaxed by arches/direct.py (an inverted branch over ``jal``, then over
-  ``auipc``+``jalr`` through t6, the kernel JIT's own escalation).
-* ``count`` works and returning to the runner's ``ret`` address stops cleanly;
-  a sentinel page of ``nop`` ends the run as on the other targets.
+  ``auipc``+``jalr`` through t6, the escalation the kernel's JIT also uses).
+* Unicorn's instruction ``count`` is reliable (budget cases end as ``limit``).
 
 Conventions: eBPF r1-r5 arrive in a0-a4 (the psABI's argument registers), so a
 helper call needs no shuffling; helpers return in a0 and the result moves to a5.
@@ -133,6 +135,10 @@ class Riscv64Backend(EncodingBackend):
     stack_pointer = ur.UC_RISCV_REG_SP
     program_counter = ur.UC_RISCV_REG_PC
     general_registers = tuple(getattr(ur, f"UC_RISCV_REG_X{n}") for n in range(1, 32))
+    callee_saved = {**{f"s{n}": getattr(ur, f"UC_RISCV_REG_S{n}") for n in range(12)},
+                    **{f"fs{n}": getattr(ur, f"UC_RISCV_REG_FS{n}") for n in range(12)}}
+    callee_saved_source = ("RISC-V ELF psABI 1.0, \"Integer Register Convention\" and "
+                           "\"Floating-point Register Convention\" (s0-s11, fs0-fs11; sp restored)")
     helper_stub = encode("jalr", rd=ZERO, rs1=RA, imm=0)  # ret
     sentinel_fill = encode("addi", rd=ZERO, rs1=ZERO, imm=0)  # nop
     instruction_width = 4
