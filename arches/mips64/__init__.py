@@ -18,7 +18,9 @@ Target facts, measured with unicorn 2.1.4 (and where they lead):
   (UC_ERR_READ_UNALIGNED / UC_ERR_WRITE_UNALIGNED), as on a real release-2 CPU
   (where Linux emulates them in its trap handler); eBPF allows them. So words and
   doublewords go through ``lwl``/``lwr``, ``ldl``/``ldr``, ``swl``/``swr``,
-  ``sdl``/``sdr`` pairs (any alignment, two instructions), halfwords through bytes.
+  ``sdl``/``sdr`` pairs (any alignment, two instructions), halfwords through bytes;
+  only accesses known to be aligned (r10 plus a multiple of the size) use one
+  ``lw``/``ld``/``sw``/``sd``.
 * ``ddivu``/``ddiv`` by zero do not trap (the result is UNPREDICTABLE by the ISA;
   Unicorn leaves garbage); ``ddiv`` INT64_MIN / -1 gives INT64_MIN. Both are guarded
   without branches (``movz``/``movn``), as eBPF defines them.
@@ -73,6 +75,9 @@ _SHIFT_IMMEDIATE = {isa.LSH: "dsll", isa.RSH: "dsrl", isa.ARSH: "dsra"}
 _SIGNED = frozenset({isa.JSGT, isa.JSGE, isa.JSLT, isa.JSLE})
 # signed compare with zero: one branch instruction
 _AGAINST_ZERO = {isa.JSGT: "bgtz", isa.JSGE: "bgez", isa.JSLT: "bltz", isa.JSLE: "blez"}
+_LOAD = {1: "lbu", 2: "lhu", 4: "lwu", 8: "ld"}  # aligned accesses only: Unicorn traps on the others
+_LOAD_SIGNED = {1: "lb", 2: "lh", 4: "lw"}
+_STORE = {1: "sb", 2: "sh", 4: "sw", 8: "sd"}
 _ATOMIC = {isa.ADD: "daddu", isa.OR: "or", isa.AND: "and", isa.XOR: "xor"}
 U64 = (1 << 64) - 1
 
@@ -328,12 +333,18 @@ class Mips64Backend(AssemblyBackend):
         """(offset of the high byte, of the low byte) of a halfword at ``offset``."""
         return (offset, offset + 1) if self.byte_order == "big" else (offset + 1, offset)
 
+    @staticmethod
+    def aligned(register: int, offset: int, size: int) -> bool:
+        """Known aligned: r10 is always a multiple of FRAME_SIZE (the stack top, frames of 512)."""
+        return register == isa.FRAME_POINTER and fits16(offset) and offset % size == 0
+
     def build_load(self, insn: Insn, index: int) -> list[str]:
         # LDX: dst = *(size *)(src + off), any alignment; MEMSX sign-extends
         size, dst, signed = insn.nbytes, REGISTER_MAP[insn.dst], insn.mode == isa.MEMSX
+        if size == 1 or self.aligned(insn.src, insn.off, size):
+            mnemonic = (_LOAD_SIGNED if signed else _LOAD)[size]
+            return [f"{mnemonic} {dst}, {insn.off}({REGISTER_MAP[insn.src]})"]
         lines, base, offset = self.reach(REGISTER_MAP[insn.src], insn.off, size)
-        if size == 1:
-            return lines + [f"{'lb' if signed else 'lbu'} {dst}, {offset}({base})"]
         if size == 2:
             high, low = self.byte_offsets(offset)
             return lines + [f"{'lb' if signed else 'lbu'} {T1}, {high}({base})", f"lbu {T2}, {low}({base})",
@@ -352,10 +363,10 @@ class Mips64Backend(AssemblyBackend):
             lines, value = (load_immediate(T4, insn.imm), T4) if insn.imm else ([], ZERO)
         else:
             lines, value = [], REGISTER_MAP[insn.src]
+        if size == 1 or self.aligned(insn.dst, insn.off, size):
+            return lines + [f"{_STORE[size]} {value}, {insn.off}({REGISTER_MAP[insn.dst]})"]
         setup, base, offset = self.reach(REGISTER_MAP[insn.dst], insn.off, size)
         lines += setup
-        if size == 1:
-            return lines + [f"sb {value}, {offset}({base})"]
         if size == 2:
             high, low = self.byte_offsets(offset)
             return lines + [f"sb {value}, {low}({base})", f"dsrl {T1}, {value}, 8", f"sb {T1}, {high}({base})"]
