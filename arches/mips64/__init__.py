@@ -137,6 +137,12 @@ class Mips64Backend(AssemblyBackend):
     program_counter = um.UC_MIPS_REG_PC
     general_registers = tuple(getattr(um, f"UC_MIPS_REG_{n}") for n in range(1, 32) if n != 29) + (
         um.UC_MIPS_REG_HI, um.UC_MIPS_REG_LO)
+    # n64 callee-saved registers (LLVM's CSR_N64 in MipsCallingConv.td, after the MIPSpro N32/N64
+    # ABI Handbook, table 2-1; in n64, unlike o32, gp is callee-saved); ra is the return address.
+    callee_saved = {**{f"s{n}": getattr(um, f"UC_MIPS_REG_{16 + n}") for n in range(8)},
+                    "gp": um.UC_MIPS_REG_28, "fp": um.UC_MIPS_REG_30,
+                    **{f"f{n}": getattr(um, f"UC_MIPS_REG_F{n}") for n in range(24, 32)}}
+    callee_saved_source = "MIPSpro N32/N64 ABI Handbook, table 2-1; LLVM MipsCallingConv.td CSR_N64"
     helper_stub = bytes.fromhex("03e00008" "00000000")  # jr $ra; nop
     sentinel_fill = bytes(4)  # nop (sll $0, $0, 0)
     instruction_width = 4
@@ -325,9 +331,13 @@ class Mips64Backend(AssemblyBackend):
 
     def pair(self, left: str, right: str, register: str, base: str, offset: int, size: int) -> list[str]:
         """An unaligned word/doubleword access: the left instruction takes the most
-        significant end, which is the lowest address on big endian, the highest on little."""
-        high, low = (offset, offset + size - 1) if self.byte_order == "big" else (offset + size - 1, offset)
-        return [f"{left} {register}, {high}({base})", f"{right} {register}, {low}({base})"]
+        significant end, which is the lowest address on big endian, the highest on little.
+        The half at the lower address goes first, so a fault names the access's first byte
+        (Unicorn reports the byte a partial access touches first, measured)."""
+        last = offset + size - 1
+        if self.byte_order == "big":
+            return [f"{left} {register}, {offset}({base})", f"{right} {register}, {last}({base})"]
+        return [f"{right} {register}, {offset}({base})", f"{left} {register}, {last}({base})"]
 
     def byte_offsets(self, offset: int) -> tuple[int, int]:
         """(offset of the high byte, of the low byte) of a halfword at ``offset``."""
