@@ -8,7 +8,7 @@ from pathlib import Path
 import keystone
 import pytest
 import unicorn
-from unicorn import arm64_const, ppc_const, sparc_const, x86_const
+from unicorn import arm64_const, mips_const, ppc_const, sparc_const, x86_const
 
 from arches.base import NativeCode
 from arches.x86_64 import X86_64Backend
@@ -92,6 +92,14 @@ def assemble(arch: int, mode: int, source: str) -> bytes:
 ARM64 = (unicorn.UC_ARCH_ARM64, unicorn.UC_MODE_ARM)
 PPC64 = (unicorn.UC_ARCH_PPC, unicorn.UC_MODE_PPC64 | unicorn.UC_MODE_BIG_ENDIAN)
 SPARC64 = (unicorn.UC_ARCH_SPARC, unicorn.UC_MODE_SPARC64 | unicorn.UC_MODE_BIG_ENDIAN)
+MIPS64 = (unicorn.UC_ARCH_MIPS, unicorn.UC_MODE_MIPS64 | unicorn.UC_MODE_BIG_ENDIAN)
+MIPS64_CPU = mips_const.UC_CPU_MIPS64_MIPS64R2_GENERIC  # the backend's model
+
+
+def mips64(source: str) -> bytes:
+    """Exactly the words written (no delay-slot nops of keystone's own), MIPS64r2."""
+    return assemble(keystone.KS_ARCH_MIPS, keystone.KS_MODE_MIPS64 | keystone.KS_MODE_BIG_ENDIAN,
+                    ".set noreorder\n.set mips64r2\n" + source)
 
 
 def test_limit_arm64_default_cpu_traps_on_lse_atomics():
@@ -113,6 +121,34 @@ def test_limit_store_exclusive_never_fails(arch, source, tries):
     setup = (lambda uc: uc.reg_write(arm64_const.UC_ARM64_REG_X0, 0x40000)) if arch == ARM64 else None
     uc, error = run_bare(*arch, assemble(*keystone_mode, source), setup, tlb=arch == PPC64)
     assert error is None and uc.reg_read(tries) == 1  # one pass: the retry path never runs
+
+
+def test_limit_mips64_store_conditional_never_fails():
+    code = mips64("lui $4, 4\nori $6, $0, 0\nloop: lld $2, 0($4)\ndaddiu $2, $2, 1\nscd $2, 0($4)\n"
+                  "beqz $2, loop\ndaddiu $6, $6, 1")  # the delay slot counts the passes
+    uc, error = run_bare(*MIPS64, code, cpu=MIPS64_CPU)
+    assert error is None and uc.reg_read(mips_const.UC_MIPS_REG_6) == 1
+
+
+def test_limit_mips64_word_operations_ignore_the_upper_half_of_their_inputs():
+    """addu and srl on 0x00000000ffffffff (not a sign-extended word: UNPREDICTABLE on the CPU)
+    quietly use the low word: 0xffffffff + 1 gives 0, 0xffffffff >> 4 gives 0x0fffffff."""
+    def setup(uc):
+        uc.reg_write(mips_const.UC_MIPS_REG_4, 0xFFFFFFFF)
+        uc.reg_write(mips_const.UC_MIPS_REG_5, 1)
+    uc, error = run_bare(*MIPS64, mips64("addu $2, $4, $5\nsrl $3, $4, 4"), setup, cpu=MIPS64_CPU)
+    assert error is None
+    assert (uc.reg_read(mips_const.UC_MIPS_REG_2), uc.reg_read(mips_const.UC_MIPS_REG_3)) == (0, 0x0FFFFFFF)
+
+
+def test_limit_mips64_pc_reads_zero_at_a_cpu_exception():
+    seen = []
+
+    def setup(uc):
+        uc.hook_add(unicorn.UC_HOOK_INTR, lambda uc, number, _: (
+            seen.append((number, uc.reg_read(mips_const.UC_MIPS_REG_PC))), uc.emu_stop()))
+    run_bare(*MIPS64, mips64("nop\nbreak\nnop"), setup, cpu=MIPS64_CPU)
+    assert seen == [(18, 0)]  # EXCP_BREAK, and no trace of the break's address 0x10004
 
 
 def test_limit_ppc64_priority_hint_stops_the_emulation():
