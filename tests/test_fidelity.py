@@ -141,6 +141,45 @@ def test_limit_mips64_word_operations_ignore_the_upper_half_of_their_inputs():
     assert (uc.reg_read(mips_const.UC_MIPS_REG_2), uc.reg_read(mips_const.UC_MIPS_REG_3)) == (0, 0x0FFFFFFF)
 
 
+STRAIGHT_LINE = "daddiu $2, $2, 1\n" * 2000 + "jr $ra\nnop"  # one block of 2000 ALU instructions, then return
+
+
+LONG_BLOCK_SCRIPT = """
+import sys, keystone, unicorn
+mode = keystone.KS_MODE_MIPS64 | keystone.KS_MODE_BIG_ENDIAN
+code = bytes(keystone.Ks(keystone.KS_ARCH_MIPS, mode).asm(".set noreorder\\n" + "daddu $2, $2, $3\\n" * 400, 0x10000)[0])
+uc = unicorn.Uc(unicorn.UC_ARCH_MIPS, unicorn.UC_MODE_MIPS64 | unicorn.UC_MODE_BIG_ENDIAN)
+uc.mem_map(0x10000, 0x10000)
+uc.mem_write(0x10000, code)
+uc.emu_start(0x10000, 0x10000 + len(code), count=int(sys.argv[1]))
+"""
+
+
+def test_unicorn_crashes_on_a_long_mips64_block_without_a_code_hook():
+    """The deviation itself, in a child process (it dies of SIGSEGV); with count= it runs."""
+    import signal
+    import subprocess
+    import sys
+
+    crashed, counted = (subprocess.run([sys.executable, "-c", LONG_BLOCK_SCRIPT, count], capture_output=True)
+                        for count in ("0", "1000"))
+    assert crashed.returncode == -signal.SIGSEGV, (crashed.returncode, crashed.stderr[-300:])
+    assert counted.returncode == 0, counted.stderr[-300:]
+
+
+@pytest.mark.parametrize("name", ("mips64", "mips64el"))
+def test_the_runner_runs_long_mips64_blocks(name):
+    import arches
+
+    backend = arches.get(name)
+    mode = keystone.KS_MODE_MIPS64 | (keystone.KS_MODE_BIG_ENDIAN if backend.byte_order == "big"
+                                      else keystone.KS_MODE_LITTLE_ENDIAN)
+    code = bytes(keystone.Ks(keystone.KS_ARCH_MIPS, mode).asm(".set noreorder\n" + STRAIGHT_LINE,
+                                                               layout.CODE_BASE)[0])
+    outcome = Engine(backend).run(NativeCode(code, "hand-written"))
+    assert outcome.kind == "return" and outcome.r0 == 2000
+
+
 def test_limit_mips64_pc_reads_zero_at_a_cpu_exception():
     seen = []
 

@@ -33,6 +33,9 @@ Target facts, measured with unicorn 2.1.4 (and where they lead):
   ``beq``/``bne``/``beqz``/``bnez``; JMP32 compares sign- or zero-extended copies.
 * Unicorn's instruction ``count`` treats a branch and its delay slot as one step
   (a run can end one instruction late, never early): good enough for the budget.
+  Without ``count`` (or another code hook) Unicorn crashes the process on a
+  straight-line block of 365 or more ALU instructions, so the runner's ``count``
+  is required here.
 * LL/SC (``lld``/``scd``, ``ll``/``sc``) work under Unicorn; atomics are retry loops.
 
 Every branch and jump is followed by its delay slot: filled with an instruction
@@ -146,6 +149,9 @@ class Mips64Backend(AssemblyBackend):
     helper_stub = bytes.fromhex("03e00008" "00000000")  # jr $ra; nop
     sentinel_fill = bytes(4)  # nop (sll $0, $0, 0)
     instruction_width = 4
+    # The runner's count= is what keeps Unicorn from crashing on 365+ straight-line instructions
+    # (measured; harness/running/fidelity.py): this target must keep it.
+    supports_count = True
 
     def set_return_address(self, uc, address: int) -> None:
         uc.reg_write(um.UC_MIPS_REG_31, address)
@@ -155,7 +161,7 @@ class Mips64Backend(AssemblyBackend):
         return [n64_names(line) for line in super().disassemble(code, address)]
 
     def listing_for_keystone(self, mnemonic: str, operands: str, address: int) -> str:
-        return for_keystone(mnemonic, operands, address)
+        return for_keystone(mnemonic, operands)  # targets are absolute: the address is not needed
 
     # --- the emitter: relaxation, then keystone held to the words written -------------------
 

@@ -163,7 +163,7 @@ def n64_names(operands: str) -> str:
     return _REGISTER.sub(lambda match: "$" + _O32_TO_N64.get(match.group(1), match.group(1)), operands)
 
 
-def for_keystone(mnemonic: str, operands: str, address: int) -> str:
+def for_keystone(mnemonic: str, operands: str) -> str:
     """One capstone line as keystone reads it back: n64 names, branch targets modulo 2**18."""
     operands = n64_names(operands)
     if mnemonic in _BRANCHES:

@@ -67,6 +67,11 @@ DEVIATIONS = (
                                   "access) the PC register reads 0, and CP0 EPC is not exposed",
               "EPC holds the trapping instruction's address", LIMIT,
               "the fault detail names the exception but not the trapping instruction (pc 0x0)"),
+    Deviation("mips64, mips64el", "a straight-line block of 365 or more ALU instructions crashes the "
+                                  "process (a segmentation fault in Unicorn) unless a code hook runs",
+              "(not a CPU matter)", CORRECTED,
+              "the runner always passes emu_start's `count` (the instruction budget), whose counting "
+              "hook Unicorn runs on every instruction; the benchmark's floor does the same"),
     Deviation("sparc64", "`save`/`restore` trap: register-window spill and fill are not emulated",
               "an OS handles the window traps", LIMIT,
               "JIT code must be window-free (this backend's frame model); a JIT using windows, as "

@@ -105,7 +105,10 @@ class BareEngine:
         uc.reg_write(backend.stack_pointer, layout.NATIVE_STACK_TOP)
         backend.set_entry_arguments(uc, layout.MEM_BASE, len(memory))
         backend.set_return_address(uc, layout.SENTINEL_BASE)
-        uc.emu_start(layout.CODE_BASE, 0, timeout=10_000_000)
+        # the instruction budget as the runner passes it: on MIPS64 Unicorn's counting hook is also
+        # what keeps a long straight-line block from crashing the process (harness/running/fidelity.py)
+        count = layout.DEFAULT_INSN_BUDGET * layout.NATIVE_BUDGET_FACTOR if backend.supports_count else 0
+        uc.emu_start(layout.CODE_BASE, 0, timeout=10_000_000, count=count)
         return backend.result(uc)
 
 
