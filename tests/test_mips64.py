@@ -1,6 +1,8 @@
 """The MIPS64 backends' own guarantees (the shared checks are in backend_checks.py):
 conditional branches beyond the 16-bit reach are relaxed, and keystone emits exactly
 the words written (no delay-slot nops or macro expansions of its own)."""
+import re
+
 import pytest
 
 import arches
@@ -96,3 +98,16 @@ def test_delay_slots_are_kept_as_written(name):
     jal = next(index for index, line in enumerate(listing) if ": jal " in line)
     assert "lui $fp" in listing[jal + 1]  # r10 = the stack top, set in the delay slot of the call
     assert native.bpf_to_native[2] - native.bpf_to_native[1] == 8  # exit: jr $ra; nop
+
+
+@pytest.mark.parametrize("chunk, complaint", [
+    (["jr $31"], "holds `L"),  # the next instruction's label would follow the jump
+    (["j L0", "jr $31", "nop"], "holds `jr $31`"),
+    (["beqz $12, L0", "b L0", "nop"], "holds `b L0`"),
+])
+def test_a_branch_without_a_plain_delay_slot_is_refused(chunk, complaint):
+    """The ISA leaves a branch in a delay slot UNPREDICTABLE; a label there means the slot
+    also runs as the first instruction of something else: both are backend bugs."""
+    program = assemble("mov %r0, 1\nadd %r0, 2\nexit")
+    with pytest.raises(AssemblyError, match=re.escape(complaint)):
+        arches.get("mips64").translate(program, lambda index, insn, chunk_: chunk if index == 1 else chunk_)

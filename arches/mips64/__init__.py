@@ -50,8 +50,8 @@ from unicorn import mips_const as um
 
 from arches.base import AssemblyError
 from arches.driver import AssemblyBackend, local_label
-from arches.mips64.assembly import (PREAMBLE, Branch, check_jump_region, for_keystone, instruction_words,
-                                    n64_names, relax)
+from arches.mips64.assembly import (PREAMBLE, Branch, check_delay_slots, check_jump_region, for_keystone,
+                                    instruction_words, n64_names, relax)
 from harness import isa, layout
 from harness.isa import Insn
 
@@ -170,6 +170,10 @@ class Mips64Backend(AssemblyBackend):
         the size model did (so no short branch can be out of reach)."""
         check_jump_region()
         lines, offsets = relax(items)
+        try:
+            check_delay_slots(lines)
+        except ValueError as error:
+            raise AssemblyError(f"{self.name}: {error}") from None
         code, listing, measured = super().assemble(lines, marks)
         expected = [offsets[mark] for mark in marks]
         if measured != expected:

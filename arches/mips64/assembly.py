@@ -123,6 +123,23 @@ def layout_words(items: list[str], far: set[int]) -> tuple[list[int], dict[str, 
     return positions, labels
 
 
+_CONTROL = re.compile(r"(b|bal|beq|bne|beqz|bnez|bltz|bgez|blez|bgtz|j|jal|jr|jalr)\b")
+
+
+def check_delay_slots(lines: list[str]) -> None:
+    """Every branch and jump is followed directly by its delay slot: an instruction that is
+    not itself a branch or jump (the ISA leaves that UNPREDICTABLE), with no label between."""
+    pending = ""
+    for line in (piece.strip() for item in lines for piece in item.split("\n")):
+        if not line or (line.startswith(".") and not line.startswith((".long", ".word"))):
+            continue
+        if pending and (is_label(line) or _CONTROL.match(line)):
+            raise ValueError(f"the delay slot of `{pending}` holds `{line}`: it must be a plain instruction")
+        pending = line if _CONTROL.match(line) else ""
+    if pending:
+        raise ValueError(f"`{pending}` ends the code without a delay slot")
+
+
 def check_jump_region() -> None:
     """``j``/``jal`` replace the low 28 bits of the PC: all code must share one 256 MiB region."""
     first, last = layout.CODE_BASE, layout.CODE_BASE + layout.CODE_SIZE - 1
