@@ -287,6 +287,16 @@ class Arm32Backend(AssemblyBackend):
                 return lines + [f"{'tst' if op == isa.JSET else 'cmp'} {dst}, {src}", f"b{_COND[op]} {target}"]
             return lines + self.compare_immediate(op, dst, insn.imm, "") + [f"b{_COND[op]} {target}"]
         lines, (low, high) = fetch64(insn.dst, TMP1)
+        if insn.source == isa.K and op not in _COND_SIGNED64:
+            # the immediate's high word is 0 or all ones (sign extension)
+            high_word = MASK32 if insn.imm < 0 else 0
+            if op == isa.JSET:
+                if not high_word:
+                    return lines + self.compare_immediate(op, low, insn.imm, "") + [f"bne {target}"]
+                setup, operand = immediate_operand(insn.imm, "r8")
+                return lines + setup + [f"and ip, {low}, {operand}", f"orrs ip, ip, {high}", f"bne {target}"]
+            return (lines + self.compare_immediate(op, high, high_word, "")
+                    + self.compare_immediate(op, low, insn.imm, "eq") + [f"b{_COND[op]} {target}"])
         if insn.source == isa.X:
             setup, (src_low, src_high) = fetch64(insn.src, TMP2)
         else:
