@@ -19,7 +19,9 @@ Conventions every backend follows (so the runner needs no per-arch code):
   passes the first two arguments (:meth:`Backend.set_entry_arguments`; by default
   native argument registers 1 and 2); the stack pointer is
   ``layout.NATIVE_STACK_TOP``; returning to the address
-  :meth:`Backend.set_return_address` installed ends the run.
+  :meth:`Backend.set_return_address` installed ends the run, with every register
+  in ``callee_saved`` and the stack pointer as they were at entry (the code is
+  called as a C function of the target's ABI).
   The prologue sets the eBPF frame pointer to ``layout.STACK_TOP`` and calls the
   body as a function; the epilogue follows it and returns.
 * Exit: ``exit`` returns from the body (or from a local call); the epilogue
@@ -130,6 +132,11 @@ class Backend(ABC):
     stack_pointer: ClassVar[int]
     program_counter: ClassVar[int]
     general_registers: ClassVar[tuple[int, ...]] = ()  # zeroed before each run (determinism)
+    # The C ABI's callee-saved registers (name -> Unicorn id) and the document that lists them.
+    # The runner fills each with a distinct canary before every run and, once the code has
+    # returned, fails the run naming any that changed, and a stack pointer not back in place.
+    callee_saved: ClassVar[dict[str, int]] = {}
+    callee_saved_source: ClassVar[str] = ""
     helper_stub: ClassVar[bytes]  # native code at each helper stub: return to the caller
     sentinel_fill: ClassVar[bytes]  # repeated over the sentinel page (harmless instructions)
     # Unicorn's instruction ``count`` is reliable on this target (not on SPARC64).

@@ -72,6 +72,12 @@ class Ppc64Backend(AssemblyBackend):
     stack_pointer = up.UC_PPC_REG_1
     program_counter = up.UC_PPC_REG_PC
     general_registers = tuple(getattr(up, f"UC_PPC_REG_{n}") for n in range(32) if n != 1)
+    # Nonvolatile: r14-r31, the TOC pointer r2, the thread pointer r13 (reserved: never changed),
+    # condition register fields cr2-cr4 and f14-f31 (r1, the stack pointer, is checked as such).
+    callee_saved = {**{f"r{n}": getattr(up, f"UC_PPC_REG_{n}") for n in (2, 13, *range(14, 32))},
+                    **{f"cr{n}": getattr(up, f"UC_PPC_REG_CR{n}") for n in (2, 3, 4)},
+                    **{f"f{n}": getattr(up, f"UC_PPC_REG_FPR{n}") for n in range(14, 32)}}
+    callee_saved_source = "64-Bit ELF V2 ABI Specification (OpenPOWER) 1.5, section 2.2.1.1"
     helper_stub = bytes.fromhex("4e800020")  # blr
     instruction_width = 4
     sentinel_fill = bytes.fromhex("60000000")  # nop

@@ -76,6 +76,14 @@ class Sparc64Backend(AssemblyBackend):
     program_counter = us.UC_SPARC_REG_PC
     general_registers = tuple(getattr(us, f"UC_SPARC_REG_{bank}{n}") for bank in "GOLI" for n in range(8)
                               if (bank, n) not in (("G", 0), ("O", 6)))
+    # The window-free frame model (save/restore trap under Unicorn) promises what a SPARC leaf
+    # routine that never executes save promises: it runs in its caller's window, so it leaves the
+    # caller's %l0-%l7 and %i0-%i7 (which save/restore would have kept) and %sp as they were, and
+    # never touches the system registers %g6-%g7; %o0-%o5, %o7 and %g1-%g5 are scratch (%g5 is
+    # free in the 64-bit ABI).
+    callee_saved = {f"%{bank}{n}": getattr(us, f"UC_SPARC_REG_{bank.upper()}{n}")
+                    for bank, numbers in (("l", range(8)), ("i", range(8)), ("g", (6, 7))) for n in numbers}
+    callee_saved_source = "SPARC Compliance Definition 2.4 (64-bit SPARC V9 ABI), leaf routines"
     helper_stub = bytes.fromhex("81c3e008" "01000000")  # retl; nop
     instruction_width = 4
     sentinel_fill = bytes.fromhex("01000000")  # nop
@@ -101,13 +109,18 @@ class Sparc64Backend(AssemblyBackend):
 
     # --- translation ------------------------------------------------------------------
 
+    # The caller's %l registers this code uses are saved in the entry frame and restored (the frame
+    # model's promise, see callee_saved); %o7 is the return address.
+    SAVED = [(register, 8 * (slot + 1)) for slot, register in enumerate(["%l0", "%l1", "%l2", "%l3", "%l6", SAVED_SP])]
+
     def build_prologue(self, body: str) -> list[str]:
-        return (["sub %sp, 64, %sp", "stx %o7, [%sp]", f"stx {SAVED_SP}, [%sp + 8]", f"mov %sp, {SAVED_SP}"]
-                + load_immediate("%l6", layout.STACK_TOP) + [f"call {body}", "nop"])
+        return (["sub %sp, 64, %sp", "stx %o7, [%sp]"] + [f"stx {register}, [%sp + {offset}]" for register, offset in self.SAVED]
+                + [f"mov %sp, {SAVED_SP}"] + load_immediate("%l6", layout.STACK_TOP) + [f"call {body}", "nop"])
 
     def build_epilogue(self) -> list[str]:
-        return [f"mov {SAVED_SP}, %sp", "mov %o5, %o0", "ldx [%sp], %o7", f"ldx [%sp + 8], {SAVED_SP}",
-                "add %sp, 64, %sp", "retl", "nop"]
+        return ([f"mov {SAVED_SP}, %sp", "mov %o5, %o0", "ldx [%sp], %o7"]
+                + [f"ldx [%sp + {offset}], {register}" for register, offset in self.SAVED]
+                + ["add %sp, 64, %sp", "retl", "nop"])
 
     def build_packet_abort(self, epilogue: str) -> list[str]:
         # LD_ABS/LD_IND out of the packet: the whole program returns 0.

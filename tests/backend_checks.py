@@ -15,9 +15,12 @@ def program_with_every_form() -> Program:
     """A valid program holding one instruction of every form the interpreter implements.
 
     Jumps go to the next instruction, calls go to helper 100 or a trailing local
-    function, so the program is also runnable (its result is not the point).
+    function, so the program is also runnable (its result is not the point). Every
+    register is written before it is read, and r1-r5 again after each call and packet
+    load (they are scratch there), so the validator accepts it.
     """
     slots: list[Insn] = []
+    redefine = [Insn(0xB7, register, 0, 0, register) for register in range(1, 6)]
     for (opcode, variant), info in sorted(isa.OPCODES.items()):
         klass, op = opcode & 0x07, opcode & 0xF0
         if opcode == isa.LDDW:
@@ -31,6 +34,7 @@ def program_with_every_form() -> Program:
                 slots.append(Insn(opcode, 0, 0, 0, 100))
             else:
                 slots.append(Insn(opcode, 0, isa.CALL_LOCAL, 0, -1))  # patched below
+            slots.extend(redefine)
             continue
         if klass in (isa.ALU, isa.ALU64):
             off = variant if op in (isa.DIV, isa.MOD) or (op == isa.MOV and opcode & isa.X) else 0
@@ -48,6 +52,7 @@ def program_with_every_form() -> Program:
                                   0 if opcode & isa.X else 7))
         elif klass == isa.LD:
             slots.append(Insn(opcode, 0, 4 if opcode & 0xE0 == isa.IND else 0, 0, 1))
+            slots.extend(redefine)
         elif klass == isa.LDX:
             slots.append(Insn(opcode, 2, 10, -16, 0))
         elif klass == isa.ST:
@@ -55,7 +60,8 @@ def program_with_every_form() -> Program:
         else:  # STX and atomics
             slots.append(Insn(opcode, 10, 5, -16, variant if opcode & 0xE0 == isa.ATOMIC else 0))
     exit_ = Insn(isa.JMP | isa.EXIT)
-    body = [Insn(0xB7, 4, 0, 0, 1), Insn(0xB7, 5, 0, 0, 2)] + slots + [exit_]
+    body = [Insn(0xB7, 0, 0, 0, 0), Insn(0xB7, 3, 0, 0, 0), Insn(0xB7, 4, 0, 0, 1), Insn(0xB7, 5, 0, 0, 2)]
+    body += slots + [exit_]
     function_start = len(body)
     body += [Insn(0xB7, 0, 0, 0, 9), exit_]
     patched = []
@@ -151,6 +157,42 @@ def check_every_form_runs_like_the_interpreter(backend: Backend) -> None:
     assert difference is None, f"{backend.name}: {difference}"
 
 
+def check_faults_name_target_access_address_and_instruction(backend: Backend) -> None:
+    """A load from address 0x10, and an 8-byte store straddling the end of input memory,
+    fault as the interpreter's do, and the detail names what, where and which native instruction."""
+    from harness.cases.asm import assemble
+    from harness.running.emulator import engine_for
+    from harness.oracle.interpreter import interpret
+    from harness.oracle.outcome import FAULT, first_difference
+
+    for source, access, address in (
+            ("mov %r0, 0\nmov %r3, 0\nldxw %r0, [%r3+16]\nexit", "read", 0x10),
+            (f"mov %r0, 0\nlddw %r3, {layout.MEM_BASE + 0xFFFC:#x}\nstxdw [%r3], %r0\nexit", "write", None)):
+        program = assemble(source)
+        expected = interpret(program, b"", backend.byte_order)
+        actual = engine_for(backend).run(backend.compile(program))
+        assert actual.kind == FAULT and first_difference(expected, actual) is None, \
+            f"{backend.name}: {expected.summary()} vs {actual.summary()}"
+        assert actual.detail.startswith(f"{backend.name}: {access} of "), actual.detail
+        assert address is None or f" at {address:#x} by `" in actual.detail, actual.detail
+        assert "` at 0x" in actual.detail and actual.fault_access == access, actual.detail
+
+
+def check_declares_its_c_abi(backend: Backend) -> None:
+    """The callee-saved registers are declared with their source, apart from the return and
+    stack registers, and the every-form program preserves them."""
+    from harness.running.emulator import engine_for
+
+    assert backend.callee_saved and backend.callee_saved_source, f"{backend.name}: no callee-saved registers"
+    ids = list(backend.callee_saved.values())
+    assert len(set(ids)) == len(ids), f"{backend.name}: a callee-saved register is listed twice"
+    # (an argument register may be callee-saved: s390x's r6 is both)
+    overlap = set(ids) & {backend.return_register, backend.stack_pointer}
+    assert not overlap, f"{backend.name}: the return or stack register is declared callee-saved"
+    outcome = engine_for(backend).run(backend.compile(program_with_every_form()), bytes(range(1, 33)))
+    assert not outcome.clobbered, f"{backend.name}: {outcome.detail}"
+
+
 def assert_bpf_to_native_is_sound(backend: Backend, program: Program, native: NativeCode, name: str) -> None:
     """One entry per instruction start plus the end of the body, never decreasing, each
     on a native instruction boundary (capstone's decode), the body inside the code."""
@@ -226,4 +268,5 @@ def check_rewrite_replaces_one_instruction(backend: Backend) -> None:
 
 SHARED_CHECKS = (check_translates_every_form, check_capstone_decodes_everything,
                  check_reassembly_is_byte_identical, check_every_form_runs_like_the_interpreter,
-                 check_bpf_to_native_maps_every_instruction, check_rewrite_replaces_one_instruction)
+                 check_bpf_to_native_maps_every_instruction, check_rewrite_replaces_one_instruction,
+                 check_faults_name_target_access_address_and_instruction, check_declares_its_c_abi)

@@ -89,6 +89,11 @@ class Arm32Backend(AssemblyBackend):
     stack_pointer = ua.UC_ARM_REG_SP
     program_counter = ua.UC_ARM_REG_PC
     general_registers = tuple(getattr(ua, f"UC_ARM_REG_R{n}") for n in range(13)) + (ua.UC_ARM_REG_LR,)
+    # Callee-saved: r4-r11 (r9 is callee-saved on Linux, which uses it as no platform
+    # register) and sp; d8-d15 of the VFP register file.
+    callee_saved = {**{f"r{n}": getattr(ua, f"UC_ARM_REG_R{n}") for n in range(4, 12)},
+                    **{f"d{n}": getattr(ua, f"UC_ARM_REG_D{n}") for n in range(8, 16)}}
+    callee_saved_source = "AAPCS (Arm IHI 0042), sections 5.1.1 and 5.1.2.1"
     helper_stub = bytes.fromhex("1eff2fe1")  # bx lr
     sentinel_fill = bytes.fromhex("00f020e3")  # nop
     instruction_width = 4

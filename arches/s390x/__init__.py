@@ -7,7 +7,9 @@ lays the code out with its labels (arches/direct.py). Encoding is in
 ``encoding.py`` (keystone mis-encodes s390x branches, DESIGN.md); each builder
 returns an ``encoding.Chunk`` of encoded instructions and labels.
 
-Conventions: the link register is %r12 (%r14, the usual one, is eBPF r0); every
+Conventions: the entry is a C function (return address in %r14; %r6-%r15 saved in
+the caller's register save area and restored, as the kernel's JIT does); inside,
+the link register is %r12 (%r14, the usual one, is eBPF r0); every
 branch is ``brcl`` (+-4 GB), so no program is too long; division goes through
 the even/odd pair %r0:%r1 (``dlgr``/``dsgr`` trap on a zero divisor and ``dsgr``
 on INT_MIN / -1, so both are guarded); shifts take their count from the low six
@@ -30,6 +32,7 @@ from harness.isa import Insn
 REGISTER_MAP = {0: 14, 1: 2, 2: 3, 3: 4, 4: 5, 5: 6, 6: 7, 7: 8, 8: 9, 9: 10, 10: 13}
 R0, R1, TMP, LINK, SP = 0, 1, 11, 12, 15  # %r0:%r1 is the divide pair; %r0 is never a base register
 FRAME = 64
+SAVE_AREA = 48  # where a callee saves %r6-%r15 in its caller's frame (ELF ABI for s390x, stack frame layout)
 MASK = {"always": 15, "eq": 8, "ne": 7, "gt": 2, "ge": 10, "lt": 4, "le": 12, "cc1": 4}
 _COND = {isa.JEQ: "eq", isa.JNE: "ne", isa.JGT: "gt", isa.JGE: "ge", isa.JLT: "lt", isa.JLE: "le",
          isa.JSGT: "gt", isa.JSGE: "ge", isa.JSLT: "lt", isa.JSLE: "le", isa.JSET: "ne"}
@@ -60,6 +63,11 @@ class S390xBackend(EncodingBackend):
     stack_pointer = uz.UC_S390X_REG_R15
     program_counter = uz.UC_S390X_REG_PC
     general_registers = tuple(getattr(uz, f"UC_S390X_REG_R{n}") for n in range(15))
+    # Saved registers: r6-r13 (and the stack pointer r15) and f8-f15; r14 holds the return address
+    # and is volatile.
+    callee_saved = {**{f"%r{n}": getattr(uz, f"UC_S390X_REG_R{n}") for n in range(6, 14)},
+                    **{f"%f{n}": getattr(uz, f"UC_S390X_REG_F{n}") for n in range(8, 16)}}
+    callee_saved_source = "ELF ABI for s390x (zSeries) 1.6, section 'Register usage'"
     helper_stub = bytes.fromhex("07fc")  # br %r12 (bcr 15, %r12)
     sentinel_fill = bytes.fromhex("0700")  # bcr 0, %r0: a no-op; returning to ``until`` raises (DESIGN.md)
 
@@ -69,7 +77,7 @@ class S390xBackend(EncodingBackend):
         uc.reg_write(uz.UC_S390X_REG_PSWM, 0x0000000180000000)
 
     def set_return_address(self, uc, address: int) -> None:
-        uc.reg_write(uz.UC_S390X_REG_R12, address)
+        uc.reg_write(uz.UC_S390X_REG_R14, address)  # the C ABI's return address register
 
     # --- translation ------------------------------------------------------------------
 
@@ -87,9 +95,11 @@ class S390xBackend(EncodingBackend):
                 asm.emit("iihf", r1=register, i2=isa.to_s32(value >> 32))
 
     def build_prologue(self, body: str) -> Chunk:
+        # Called as a C function (return address in %r14): save %r6-%r15 in the caller's register
+        # save area, as the kernel's JIT and the ELF ABI do; the epilogue restores them.
         asm = Chunk()
+        asm.emit("stmg", r1=6, r3=15, b2=SP, **displacement(SAVE_AREA))
         asm.emit("aghi", r1=SP, i2=-FRAME)
-        asm.emit("stg", r1=LINK, b2=SP, **displacement(0))
         self.load_immediate(asm, REGISTER_MAP[10], layout.STACK_TOP)
         asm.emit("brasl", label=body, r1=LINK)
         return asm
@@ -97,9 +107,8 @@ class S390xBackend(EncodingBackend):
     def build_epilogue(self) -> Chunk:
         asm = Chunk()
         asm.emit("lgr", r1=2, r2=REGISTER_MAP[0])
-        asm.emit("lg", r1=LINK, b2=SP, **displacement(0))
-        asm.emit("aghi", r1=SP, i2=FRAME)
-        asm.emit("bcr", r1=MASK["always"], r2=LINK)
+        asm.emit("lmg", r1=6, r3=15, b2=SP, **displacement(FRAME + SAVE_AREA))  # %r15 too: the frame goes
+        asm.emit("bcr", r1=MASK["always"], r2=14)
         return asm
 
     def build_packet_abort(self, epilogue: str) -> Chunk:

@@ -104,6 +104,9 @@ OPCODES: dict[str, Opcode] = {
     "srak": _op(RSY, "R1 = (s32) R3 >> n (32-bit)", op1=0xEB, op2=0xDC),
     "csg": _op(RSY, "if *(u64 *) == R1 then store R3 else R1 = *", op1=0xEB, op2=0x30),
     "csy": _op(RSY, "if *(u32 *) == R1 then store R3 else R1 = *", op1=0xEB, op2=0x14),
+    # save and restore a range of registers (the C ABI's prologue and epilogue)
+    "stmg": _op(RSY, "store R1..R3 at the address", op1=0xEB, op2=0x24),
+    "lmg": _op(RSY, "load R1..R3 from the address", op1=0xEB, op2=0x04),
 }
 
 

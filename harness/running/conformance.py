@@ -16,7 +16,7 @@ from harness import layout
 from harness.cases.corpus import Case, CorpusError, load_case
 from harness.running.coverage import program_forms
 from harness.oracle.interpreter import interpret
-from harness.oracle.outcome import ERROR_KINDS, RETURNED, Outcome, first_difference
+from harness.oracle.outcome import ERROR_KINDS, FAULT, LIMIT, RETURNED, Outcome, first_difference
 from harness.isa import Program
 from harness.oracle.maps import MapError, MapSet, describe_snapshot, resolve_map_loads
 from harness.oracle.validator import ValidationError, ValidatorConfig, validate
@@ -159,9 +159,14 @@ def load(path: str) -> Case:
     return loaded.case
 
 
+# -- error KIND -> the Outcome kind it demands (a rejection never produces an Outcome).
+_KIND_OUTCOMES = {"fault": FAULT, "limit": LIMIT}
+
+
 def _declared(case: Case, byte_order: str) -> str:
     if case.expect_error:
-        return "error" + (f" ({case.error_text.splitlines()[0]})" if case.error_text else "")
+        return ("error" + (f" {case.error_kind}" if case.error_kind else "")
+                + (f" ({case.error_text.splitlines()[0]})" if case.error_text else ""))
     values = case.expected_results(byte_order)
     if all(value is None for value in values):
         return "unspecified"
@@ -172,7 +177,11 @@ def _declared(case: Case, byte_order: str) -> str:
 
 def _meets_declaration(case: Case, byte_order: str, outcomes: tuple[Outcome, ...]) -> bool:
     if case.expect_error:
-        return any(outcome.kind in ERROR_KINDS for outcome in outcomes)
+        wanted = _KIND_OUTCOMES.get(case.error_kind or "")
+        if case.error_kind == "reject":
+            return False  # the program ran: the validator accepted it
+        return any(outcome.kind in ERROR_KINDS and (wanted is None or outcome.kind == wanted)
+                   for outcome in outcomes)
     for value, outcome in zip(case.expected_results(byte_order), outcomes):
         if value is None:
             if outcome.kind != RETURNED and byte_order != "big":
@@ -221,8 +230,15 @@ def _run_interp(path: str) -> Result:
     if loaded.rejection:
         result.expected = _declared(case, "little")
         result.actual = f"rejected: {loaded.rejection.split(': ', 1)[1]}"
-        result.status = PASS if case.expect_error else FAIL
         result.detail = loaded.rejection
+        if not case.expect_error:  # the case itself is wrong, whatever any JIT does
+            result.status = ERROR
+            result.detail = (f"invalid case: it declares {result.expected}, but the validator rejects "
+                             f"the program ({loaded.rejection})")
+        elif case.error_kind not in (None, "reject"):
+            result.status = FAIL
+            result.detail = f"the case declares -- error {case.error_kind}, but the validator rejects " \
+                            f"the program ({loaded.rejection})"
         return result
     little = _oracle_timed(path, "little", timings, "interpret")
     result.bpf_executed = sum(outcome.insns_executed for outcome in little)
@@ -232,14 +248,23 @@ def _run_interp(path: str) -> Result:
         result.status = FAIL
         result.detail = f"little-endian: expected {result.expected}, got {result.actual}"
         return result
-    if case.result_be is not None or case.results_be is not None or case.expect_error:
+    if _declared(case, "big") != "unspecified":  # -- result binds both byte orders unless -- result-be
         big = _oracle_timed(path, "big", timings, "interpret_be")
         if not _meets_declaration(case, "big", big):
             result.status = FAIL
             result.expected += f"; big-endian {_declared(case, 'big')}"
             result.actual += f"; big-endian {summarize_outcomes(big)}"
-            result.detail = f"big-endian: expected {_declared(case, 'big')}, got {summarize_outcomes(big)}"
+            result.detail = f"big-endian: expected {_declared(case, 'big')}, got {summarize_outcomes(big)}" \
+                            + _needs_result_be(case)
     return result
+
+
+def _needs_result_be(case: Case) -> str:
+    """The hint for a big-endian disagreement with a value declared for both byte orders."""
+    if case.expect_error or case.declares_big_endian:
+        return ""
+    return ("; the case needs -- result-be: its -- result binds both byte orders, and the "
+            "big-endian interpreter disagrees with it")
 
 
 def _run_native(path: str, target: str, backend: Any = None) -> Result:
@@ -252,11 +277,14 @@ def _run_native(path: str, target: str, backend: Any = None) -> Result:
         return Result(path, target, ERROR, detail=loaded.error)
     case = loaded.case
     result = Result(path, target, PASS, timings=timings, bpf_insns=len(case.program))
-    if loaded.rejection:
-        result.status = SKIP if case.expect_error else FAIL
+    if loaded.rejection:  # never a JIT failure: the interp item says whether the case meant it
+        result.status = SKIP
         result.expected = _declared(case, "little")
         result.actual = "rejected before JIT"
         result.detail = f"nothing to run: the validator rejects the program ({loaded.rejection})"
+        if not case.expect_error:
+            result.detail = f"not run: invalid case, it declares {result.expected} but the validator " \
+                            f"rejects the program ({loaded.rejection})"
         return result
     backend = backend or arches.get(target)
     order = backend.byte_order
@@ -306,7 +334,8 @@ def _run_native(path: str, target: str, backend: Any = None) -> Result:
                                     f"expected {further.expected}, got {further.actual}")
             break
     if not _meets_declaration(case, order, actual):
-        problems.append(f"the case declares {_declared(case, order)}, got {result.actual}")
+        hint = _needs_result_be(case) if order == "big" and not _meets_declaration(case, order, expected) else ""
+        problems.append(f"the case declares {_declared(case, order)}, got {result.actual}{hint}")
     if problems:
         result.status = FAIL
         result.detail = "; ".join(problems)
