@@ -9,7 +9,7 @@ as ``ldrex``/``strex`` (``ldrexd``/``strexd``) retry loops.
 
 Frame: the entry saves r4-r11, ip and lr, points fp at the saved registers, puts
 the stacked eBPF registers below it (r2 = the input length, r10 = the top of the
-eBPF stack, the others 0) and ``bl``s eBPF instruction 0; ``exit`` is ``bx lr``;
+eBPF stack) and ``bl``s eBPF instruction 0; ``exit`` is ``bx lr``;
 the epilogue restores sp from fp, so it unwinds any call depth (the packet-abort
 path jumps there too). A local call saves r6-r10 and lr on the native stack and
 moves r10 down by one frame. Every call site saves lr, which is never a scratch
@@ -137,11 +137,11 @@ class Arm32Backend(AssemblyBackend):
 
     def build_prologue(self, body: str) -> list[str]:
         # the stacked homes, from fp - 8 down (push stores the lowest register lowest):
-        # r2 = the length (r2:r3), r3-r5 and r7-r9 = 0, r10 = the top of the eBPF stack
-        return ([f"push {_CALLEE_SAVED}", "mov fp, sp", "mov r6, #0", "mov r7, #0", "mov r8, #0", "mov r9, #0",
-                 "push {r2, r3}", "push {r6, r7, r8, r9}", "push {r6, r7, r8, r9}", "push {r6, r7, r8, r9}"]
-                + move_immediate("r8", layout.STACK_TOP) + ["push {r8, r9}"]
-                + ["mov r2, r0", "mov r3, r1", "mov r0, #0", "mov r1, #0", f"bl {body}"])
+        # r2 = the length (r2:r3), room for r3-r5 and r7-r9 (the validator rejects reading
+        # a register before writing it), r10 = the top of the eBPF stack
+        return ([f"push {_CALLEE_SAVED}", "mov fp, sp", "push {r2, r3}", "sub sp, sp, #48"]
+                + move_immediate("r8", layout.STACK_TOP) + ["mov r9, #0", "push {r8, r9}"]
+                + ["mov r2, r0", "mov r3, r1", f"bl {body}"])
 
     def build_epilogue(self) -> list[str]:
         # r0 is already r0:r1, the AAPCS 64-bit result; fp unwinds any call depth
