@@ -21,8 +21,9 @@ registers.
 
 The unsigned cores are restoring shift-and-subtract loops, one quotient bit per
 step; the dividend's leading zeros are skipped (``clz`` in the 32-bit core, a whole
-zero upper word in the 64-bit one), so a division costs at most about 11 native
-instructions per quotient bit.
+zero upper word in the 64-bit one), so a division costs at most about 10 native
+instructions per quotient bit. After k steps the remainder is the dividend's top k
+bits modulo the divisor, below 2^k, so shifting it never carries out of its width.
 """
 from __future__ import annotations
 
@@ -42,12 +43,10 @@ _CODE: dict[str, list[str]] = {
         "rsbs r3, ip, #32",  # quotient bits still to find
         f"beq {UDIVMOD32}_done",
         f"{UDIVMOD32}_loop:",
-        "adds r0, r0, r0",  # the next dividend bit moves into the remainder ...
-        "adcs r2, r2, r2",  # ... whose carry out is its 33rd bit
-        f"bcs {UDIVMOD32}_subtract",
+        "adds r0, r0, r0",  # the next dividend bit moves into the remainder
+        "adc r2, r2, r2",
         "cmp r2, r1",
         f"bcc {UDIVMOD32}_next",
-        f"{UDIVMOD32}_subtract:",
         "sub r2, r2, r1",
         "orr r0, r0, #1",  # a quotient bit enters where the dividend bit left
         f"{UDIVMOD32}_next:",
@@ -92,15 +91,13 @@ _CODE: dict[str, list[str]] = {
         "moveq r0, #0",
         "moveq ip, #32",
         f"{UDIVMOD64}_loop:",
-        "adds r0, r0, r0",  # the next dividend bit moves into the remainder ...
+        "adds r0, r0, r0",  # the next dividend bit moves into the remainder
         "adcs r1, r1, r1",
         "adcs r4, r4, r4",
-        "adcs r5, r5, r5",  # ... whose carry out is its 65th bit
-        f"bcs {UDIVMOD64}_subtract",
+        "adc r5, r5, r5",
         "cmp r5, r3",
         "cmpeq r4, r2",
         f"bcc {UDIVMOD64}_next",
-        f"{UDIVMOD64}_subtract:",
         "subs r4, r4, r2",
         "sbc r5, r5, r3",
         "orr r0, r0, #1",
