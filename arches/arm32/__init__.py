@@ -31,9 +31,11 @@ Unicorn/keystone facts (unicorn 2.1.4, keystone 0.9.2, measured):
   means 32; this backend never emits a shift by 0), and ``push {lr}`` as
   ``str lr, [sp, #-4]!``. No literal pools are used (movw/movt instead).
 * Unicorn allows unaligned ``ldr``/``ldrh``/``str``/``strh`` (as ARMv7 does with
-  SCTLR.A clear) and even unaligned ``ldrd``; ``ldrex``/``ldrexd`` fault unless
-  aligned to their size, as on hardware, so an atomic on a misaligned address ends
-  as a memory fault (the kernel's verifier rejects those programs).
+  SCTLR.A clear) and even unaligned ``ldrd`` (a stated limit: hardware faults; this
+  backend uses ``ldrd`` only on its aligned stack slots); ``ldrex``/``ldrexd`` fault
+  unless aligned to their size, as on hardware, so an atomic on a misaligned address
+  ends in a CPU exception where the interpreter completes it (so do arm64, s390x,
+  ppc64 and sparc64; the kernel's verifier rejects such programs, ours does not yet).
 * Addresses are 32 bits: a load or store uses the low word of the pointer, so a
   pointer whose high word is not 0 reaches the 32-bit address it wraps to.
 """
@@ -48,9 +50,10 @@ from arches.arm32 import alu, runtime
 from arches.arm32.registers import (HOMES, MASK32, TMP1, TMP2, fetch64, fetch_low,
                                     immediate_operand, move_immediate, put32, put64,
                                     working_pair)
+from arches.base import NativeCode, Rewrite
 from arches.driver import AssemblyBackend, local_label
 from harness import isa, layout
-from harness.isa import Insn
+from harness.isa import Insn, Program
 
 REGISTER_MAP = {number: home.describe() for number, home in HOMES.items()}
 _CALLEE_SAVED = "{r4, r5, r6, r7, r8, r9, r10, fp, ip, lr}"  # ip keeps sp 8-byte aligned (AAPCS)
@@ -130,7 +133,7 @@ class Arm32Backend(AssemblyBackend):
 
     # --- translation -----------------------------------------------------------------
 
-    def translate(self, program, rewrite=None):
+    def translate(self, program: Program, rewrite: Rewrite | None = None) -> NativeCode:
         """The driver's translation; the body's builders record which subroutines it calls."""
         self._subroutines = set()
         return super().translate(program, rewrite)
