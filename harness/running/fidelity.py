@@ -47,9 +47,16 @@ DEVIATIONS = (
     Deviation("arm64", "the default CPU model traps on LSE atomics (ldadd, cas, swp)",
               "ARMv8.1 and later CPUs run them", LIMIT,
               "a backend emitting LSE atomics must set uc_cpu = UC_CPU_ARM64_MAX; this one uses LL/SC"),
-    Deviation("arm64, ppc64, riscv64", "a store-exclusive (stxr, stdcx., sc) never fails in "
-                                       "single-threaded emulation", "may fail spuriously, and does under contention", LIMIT,
+    Deviation("arm64, ppc64, arm32, mips64, mips64el, riscv64", "a store-exclusive (stxr, stdcx., strex, "
+                                                                 "sc/scd, RISC-V sc) never fails in "
+                                                                 "single-threaded emulation",
+              "may fail spuriously, and does under contention", LIMIT,
               "the retry path of a JIT's LL/SC loop never runs, so a bug in it is not found"),
+    Deviation("arm32", "`ldrd`/`strd` at an address that is not word-aligned load and store",
+              "an alignment fault (ARMv7-A: LDRD/STRD need word alignment even with SCTLR.A clear)",
+              LIMIT, "a JIT that moves an eBPF doubleword with ldrd/strd passes with a misaligned pointer "
+                     "but faults on the hardware; this backend uses two ldr/str for eBPF memory and "
+                     "ldrd/strd only on its own 8-byte-aligned stack slots"),
     Deviation("ppc64", "`or N,N,N` priority hints (e.g. `or 1,1,1`) stop the emulation silently",
               "they are no-ops", LIMIT, "the backend never emits them; a JIT that does ends as `limit`"),
     Deviation("ppc64", "at a program interruption (an illegal instruction, a trap), the PC register "
@@ -57,6 +64,21 @@ DEVIATIONS = (
               CORRECTED, "the runner names the instruction before that PC"),
     Deviation("ppc64", "the named POWER CPU models run only 32-bit code", "64-bit CPUs",
               CORRECTED, "the default model with the virtual TLB runs 64-bit code (configure_engine)"),
+    Deviation("mips64, mips64el", "a 32-bit operation (`addu`, `subu`, `mult`, `divu`, `srl`, `sra`, "
+                                  "`srlv`, `srav`) on an input that is not a sign-extended word computes "
+                                  "the low word and sign-extends it",
+              "the result is UNPREDICTABLE (MIPS64 manual, each instruction's Restrictions)", LIMIT,
+              "a JIT that feeds them zero-extended eBPF values passes under Unicorn; this backend uses "
+              "64-bit operations or sign-extends first (`sll r, r, 0`, as the kernel's emit_sext)"),
+    Deviation("mips64, mips64el", "at a CPU exception (break, trap, an address error on a misaligned "
+                                  "access) the PC register reads 0, and CP0 EPC is not exposed",
+              "EPC holds the trapping instruction's address", LIMIT,
+              "the fault detail names the exception but not the trapping instruction (pc 0x0)"),
+    Deviation("mips64, mips64el", "a straight-line block of 365 or more ALU instructions crashes the "
+                                  "process (a segmentation fault in Unicorn) unless a code hook runs",
+              "(not a CPU matter)", CORRECTED,
+              "the runner always passes emu_start's `count` (the instruction budget), whose counting "
+              "hook Unicorn runs on every instruction; the benchmark's floor does the same"),
     Deviation("sparc64", "`save`/`restore` trap: register-window spill and fill are not emulated",
               "an OS handles the window traps", LIMIT,
               "JIT code must be window-free (this backend's frame model); a JIT using windows, as "
