@@ -163,19 +163,22 @@ def check(mutant: Any, programs: list[Program], mutated_backend: Any, seed: int 
     for program in programs:
         for index in program.instruction_starts():
             insn = program.insns[index]
-            if isa.opcode_key(insn) == mutant.form and len(instances) < MAX_INSTANCES:
+            if isa.opcode_key(insn) == mutant.form:
                 value = program.lddw_value(index) if insn.opcode == isa.LDDW else None
                 key = (insn.dst, insn.src, insn.off if insn.klass not in (isa.JMP, isa.JMP32) else 0,
                        insn.imm if insn.klass != isa.JMP32 or insn.op != isa.JA else 0, value)
                 instances.setdefault(key, (insn, value))
     rng = random.Random(f"{seed}:{mutant.ident}")
-    total = probes = 0
+    total = probes = built_count = 0
     order = backend.byte_order
     for insn, value in instances.values():
         built = probe_program(insn, value)
         if built is None:
             continue
         program, inputs = built
+        built_count += 1
+        if probes >= MAX_INSTANCES:
+            break
         try:
             original, mutated = backend.translate(program), mutated_backend.translate(program)
         except Exception as error:  # noqa: BLE001 - a probe the mutant cannot build proves nothing
@@ -201,9 +204,12 @@ def check(mutant: Any, programs: list[Program], mutated_backend: Any, seed: int 
                 return Verdict(False, f"NOT equivalent: `{_text(insn)}` with {shown or 'its memory'} ({order} "
                                       f"endian): {difference.what}{where} differs: original {difference.expected}, "
                                       f"mutated {difference.actual}")
-    if not probes:
+    if not built_count:
         return Verdict(False, "no verdict: no probe exists for this form (calls, exits, pointer helpers); "
                               "the survivor needs a corpus case or an argument")
+    if not probes:
+        return Verdict(False, f"no verdict: the mutation changes none of the {built_count} probe(s) built from "
+                              f"the corpus's instances, only the code of whole cases; it needs a corpus case")
     return Verdict(True, f"equivalent on probes: original and mutated code agree on all {total} input "
                          f"vectors over {probes} operand set(s) from the corpus (edge-value pairs, random "
                          f"values, every shift count 0-127)")
