@@ -380,6 +380,58 @@ def memory_families() -> list[Family]:
     return families
 
 
+# Memory offsets on both sides of every displacement field's edge among the targets:
+# x86 disp8 (-128..127), arm32 ldrh/ldrd imm8 (+-255) and ldr imm12 (+-4095), riscv64
+# s12 (-2048..2047), sparc64 simm13 (-4096..4095), s390x unsigned 12 bits (0..4095),
+# arm64 scaled imm12 (4095 * size) and unscaled simm9 (-256..255), ppc64 DS-form
+# (multiples of 4), mips64/ppc64 s16 for the first and the last byte (..32767).
+# (Field widths from each architecture's reference manual, as the backends cite them.)
+EDGE_OFFSETS = [-32768, -4097, -4096, -2049, -2048, -257, -256, -129, -128, 127, 128, 255, 256, 2047, 2048,
+                4095, 4096, 8190, 8191, 8192, 16380, 16383, 16384, 32757, 32760, 32761, 32764, 32765, 32766, 32767]
+EDGE_AREA = 0x8000  # access i touches input bytes EDGE_AREA + 16*i ..; the input region is 64 KiB of zeros
+
+
+def offset_edge_families() -> list[Family]:
+    """Each size stored and loaded at every offset of EDGE_OFFSETS, through a base register
+    placed so that base + offset is a fresh 16-byte slot of the input region. Access i
+    stores at offset EDGE_OFFSETS[i] and reads the same bytes back at the mirror offset
+    EDGE_OFFSETS[-1 - i] (another base), so a wrong displacement on either side reads
+    other bytes (zeros or another slot). The round trip is the same in both byte orders."""
+    families = []
+    for size, letter in ((1, "b"), (2, "h"), (4, "w"), (8, "dw")):
+        mask = (1 << (8 * size)) - 1
+        for signed_load in ((False, True) if size < 8 else (False,)):
+            acc = Accumulator()
+            for i, offset in enumerate(EDGE_OFFSETS):
+                mirror, slot = EDGE_OFFSETS[-1 - i], EDGE_AREA + 16 * i
+                value = (0x0123456789ABCDEF * (2 * i + 1) + 0x8080808080808080 * (i % 2)) & M64
+                acc.lines += [f"mov %r6, %r1", f"add %r6, {slot - offset}", f"mov %r7, %r1",
+                              f"add %r7, {slot - mirror}"]
+                if i % 3 == 2:  # every third store takes an immediate (ST), sign-extended to 64 bits
+                    immediate = s32(value)
+                    acc.lines.append(f"st{letter} [%r6{offset:+d}], {immediate}")
+                    value = immediate & M64
+                else:
+                    acc.lines += [f"lddw %r2, 0x{value:x}", f"stx{letter} [%r6{offset:+d}], %r2"]
+                stored = value & mask
+                if signed_load:
+                    acc.lines.append(f"ldxs{letter} %r3, [%r7{mirror:+d}]")
+                    acc.record("%r3", _sign_extend(stored, 8 * size))
+                else:
+                    acc.lines.append(f"ldx{letter} %r3, [%r7{mirror:+d}]")
+                    acc.record("%r3", stored)
+            load = f"ldxs{letter}" if signed_load else f"ldx{letter}"
+            families.append(acc.family(
+                f"{'v4' if signed_load else 'mem'}/{load}_st{letter}_at_displacement_edges.data",
+                f"st{letter}/stx{letter} at offsets on both sides of every target's displacement-field edge "
+                f"(-32768 .. 32767: disp8, imm8, s12, simm13, imm12, scaled imm12, DS-form, s16 for the "
+                f"last byte), read back by {load} at the mirror offset through another base. Guards "
+                "against a long-offset encoding that is wrong for one size (arm64 strh far, sparc64's "
+                "simm13 edge, riscv64's s12 edge, mips64's last byte past 32767), a displacement off by "
+                "one, and a wrong register as the materialised base."))
+    return families
+
+
 def _sign_extend(value: int, bits: int) -> int:
     return (value - (1 << bits) if value >> (bits - 1) else value) & M64
 
@@ -752,7 +804,7 @@ def high_half_divide_families() -> list[Family]:
 def all_families() -> list[Family]:
     return (alu_families() + unary_families() + jump_families() + endian_families() + memory_families()
             + far_jump_families() + half_shift_families() + carry_families() + high_word_jump_families()
-            + high_half_divide_families() + mebibyte_families())
+            + high_half_divide_families() + mebibyte_families() + offset_edge_families())
 
 
 def write(out_dir: Path = OUT_DIR) -> list[Path]:
