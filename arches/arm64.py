@@ -81,6 +81,9 @@ class Arm64Backend(AssemblyBackend):
     stack_pointer = ua.UC_ARM64_REG_SP
     program_counter = ua.UC_ARM64_REG_PC
     general_registers = tuple(getattr(ua, f"UC_ARM64_REG_X{n}") for n in range(31))
+    # AAPCS64, section 6.1.1: x0-x17 are corruptible by a callee (x18 is the platform
+    # register; x30 holds the return address the stub's ret uses).
+    caller_saved_registers = tuple(getattr(ua, f"UC_ARM64_REG_X{n}") for n in range(18))
     helper_stub = bytes.fromhex("c0035fd6")  # ret
     instruction_width = 4
     sentinel_fill = bytes.fromhex("1f2003d5")  # nop

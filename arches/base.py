@@ -83,6 +83,9 @@ class Backend(ABC):
     stack_pointer: ClassVar[int]
     program_counter: ClassVar[int]
     general_registers: ClassVar[tuple[int, ...]] = ()  # zeroed before each run (determinism)
+    # The native ABI's caller-saved general registers that a helper may overwrite, without the
+    # one the helper stub returns through (a trashing helper overwrites all of them).
+    caller_saved_registers: ClassVar[tuple[int, ...]] = ()
     helper_stub: ClassVar[bytes]  # native code at each helper stub: return to the caller
     sentinel_fill: ClassVar[bytes]  # repeated over the sentinel page (harmless instructions)
     # Unicorn's instruction ``count`` is reliable on this target (not on SPARC64).

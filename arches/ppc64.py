@@ -71,6 +71,8 @@ class Ppc64Backend(AssemblyBackend):
     stack_pointer = up.UC_PPC_REG_1
     program_counter = up.UC_PPC_REG_PC
     general_registers = tuple(getattr(up, f"UC_PPC_REG_{n}") for n in range(32) if n != 1)
+    # 64-bit ELF V2 ABI, section 2.2.1.1: r0 and r3-r12 are volatile (r2, the TOC, is not).
+    caller_saved_registers = tuple(getattr(up, f"UC_PPC_REG_{n}") for n in (0, *range(3, 13)))
     helper_stub = bytes.fromhex("4e800020")  # blr
     instruction_width = 4
     sentinel_fill = bytes.fromhex("60000000")  # nop

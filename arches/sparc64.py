@@ -76,6 +76,10 @@ class Sparc64Backend(AssemblyBackend):
     program_counter = us.UC_SPARC_REG_PC
     general_registers = tuple(getattr(us, f"UC_SPARC_REG_{bank}{n}") for bank in "GOLI" for n in range(8)
                               if (bank, n) not in (("G", 0), ("O", 6)))
+    # SPARC V9 ABI: %g1 and %o0-%o5 are volatile (%o7 holds the return address retl uses;
+    # %g2-%g4 belong to the application, %g5-%g7 to the system).
+    caller_saved_registers = tuple(getattr(us, f"UC_SPARC_REG_{name}") for name in (
+        "G1", "O0", "O1", "O2", "O3", "O4", "O5"))
     helper_stub = bytes.fromhex("81c3e008" "01000000")  # retl; nop
     instruction_width = 4
     sentinel_fill = bytes.fromhex("01000000")  # nop

@@ -46,6 +46,10 @@ def _run(args: argparse.Namespace) -> int:
         pytest_args += ["--harness-progress", "auto"]
     if args.allow_unsupported:
         pytest_args.append("--allow-unsupported")
+    if args.helpers:
+        pytest_args += ["--helpers", args.helpers]
+    if args.empty_memory:
+        pytest_args += ["--empty-memory", args.empty_memory]
     if args.workers != "0":  # as in pytest-xdist: 0 runs in this process, N >= 1 starts N workers
         # loadfile: a case's items run in one worker, which parses and interprets it once
         pytest_args += ["-n", args.workers, "--dist", "loadfile"]
@@ -242,6 +246,13 @@ def build_parser() -> argparse.ArgumentParser:
                           "unless --json is given) into DIR")
     run.add_argument("--allow-unsupported", action="store_true",
                      help="exit 0 even when a backend reports unsupported instructions")
+    run.add_argument("--helpers", choices=("harness", "ubpf"), default=None,
+                     help="helper numbering for cases whose folder has no harness.toml saying: "
+                          "'harness' (default: test helpers 100-104) or 'ubpf' (uBPF's 0-5; use it "
+                          "for bpf_conformance's tests)")
+    run.add_argument("--empty-memory", choices=("mapped", "null"), default=None,
+                     help="r1 for a case without -- mem whose folder has no harness.toml saying: "
+                          "'mapped' (default: 64 KiB of zeros) or 'null' (r1 = 0, as uBPF's runners)")
     run.add_argument("-k", dest="keyword", metavar="EXPR",
                      help="only cases whose name matches this pytest -k expression")
     run.add_argument("-x", dest="exitfirst", action="store_true", help="stop at the first failure")

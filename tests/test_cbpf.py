@@ -62,8 +62,13 @@ def test_out_of_packet_load_drops():
 
 
 def test_cbpf_errors_in_a_case_name_the_file_line():
-    with pytest.raises(CorpusError, match=r"x.data:4: -- cbpf: instruction 1: division by constant 0"):
-        parse_case("x.data", "-- cbpf\n2\n0 0 0 1\n52 0 0 0\n-- result\n0\n")
+    with pytest.raises(CorpusError, match=r"x.data:3: -- cbpf: four numbers|x.data:3: -- cbpf: expected"):
+        parse_case("x.data", "-- cbpf\n2\n0 0 0\n6 0 0 0\n-- result\n0\n")
+
+
+def test_a_filter_the_kernel_refuses_is_a_rejection_naming_the_file_line():
+    case = parse_case("x.data", "-- cbpf\n2\n0 0 0 1\n52 0 0 0\n-- error\n")
+    assert case.load_rejection == "classic BPF check (x.data:4): instruction 1: division by constant 0"
 
 
 TCPDUMP = shutil.which("tcpdump")

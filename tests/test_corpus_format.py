@@ -41,7 +41,7 @@ def test_negative_result_is_taken_as_u64():
     ("-- asm\nexit\n-- budget\n0\n", 3, "-- budget: one number from 1 to 100000000"),
     ("stray text\n-- asm\nexit\n", 1, "before the first"),
     ("-- asm\nexit\n-- asm\nexit\n", 3, "appears twice"),
-    ("-- asm\nexit\n-- result\n1\n-- error\n", 5, "not both"),
+    ("-- asm\nexit\n-- result-be\n1\n-- error\n", 3, "a failing run has no result"),
 ])
 def test_malformed_files_name_file_and_line(text, line, message):
     with pytest.raises(CorpusError, match=message) as error:

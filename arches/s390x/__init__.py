@@ -60,6 +60,10 @@ class S390xBackend(Backend):
     stack_pointer = uz.UC_S390X_REG_R15
     program_counter = uz.UC_S390X_REG_PC
     general_registers = tuple(getattr(uz, f"UC_S390X_REG_R{n}") for n in range(15))
+    # s390x ELF ABI supplement, "Register usage": r0-r5 and r14 are volatile. (r6 carries the
+    # fifth argument, eBPF r5, which eBPF's convention lets a call change: trashed as an argument.)
+    # The helper stub returns through %r12, which is not volatile.
+    caller_saved_registers = tuple(getattr(uz, f"UC_S390X_REG_R{n}") for n in (0, 1, 2, 3, 4, 5, 14))
     helper_stub = bytes.fromhex("07fc")  # br %r12 (bcr 15, %r12)
     sentinel_fill = bytes.fromhex("0700")  # bcr 0, %r0: a no-op; returning to ``until`` raises (DESIGN.md)
 

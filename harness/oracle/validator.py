@@ -113,6 +113,10 @@ def validate(program: Program, config: ValidatorConfig = ValidatorConfig()) -> N
     for index in starts:
         insn = insns[index]
         info = isa.describe(insn)
+        if insn.opcode == isa.JMP | isa.CALL | isa.X:  # bpf_conformance's "callx" group
+            raise ValidationError(index, "callx (opcode 0x8d, a call through a register) is not in "
+                                         "RFC 9669, whose CALL takes a constant only; the Linux "
+                                         "verifier and uBPF refuse it too")
         if info is None:
             raise ValidationError(index, f"unknown opcode {insn.opcode:#04x}"
                                   + _variant_hint(insn))

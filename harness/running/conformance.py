@@ -6,6 +6,7 @@ problem becomes a :class:`Result` with status ``error`` (or ``unsupported``).
 """
 from __future__ import annotations
 
+import re
 import time
 import traceback
 from dataclasses import asdict, dataclass, field, replace
@@ -13,7 +14,9 @@ from functools import lru_cache
 from typing import Any
 
 from harness import layout
+from harness.cases.config import RunDefaults
 from harness.cases.corpus import Case, CorpusError, load_case
+from harness.oracle.helpers import helper_set
 from harness.running.coverage import program_forms
 from harness.oracle.interpreter import interpret
 from harness.oracle.outcome import ERROR_KINDS, RETURNED, Outcome, first_difference
@@ -76,18 +79,28 @@ class _Loaded:
     runnable: Program | None = None  # the program as loaded: map loads resolved to handles
 
 
+# What "loading" a case refuses before the validator sees it (uBPF: ubpf_load twice).
+RELOAD_REFUSAL = ("the program is loaded a second time into the same VM without unloading it "
+                  "(-- reload), which uBPF refuses: a VM holds one program")
+
+
 @lru_cache(maxsize=4096)
-def _load(path: str) -> _Loaded:
+def _load(path: str, defaults: RunDefaults = RunDefaults()) -> _Loaded:
     started = time.perf_counter()
     try:
-        case = load_case(path)
+        case = load_case(path, defaults)
     except CorpusError as error:
         return _Loaded(None, error=str(error))
     parsed = time.perf_counter()
     rejection = ""
     runnable = None
     try:
-        validate(case.program, ValidatorConfig(map_count=len(case.maps)))
+        if case.load_rejection:
+            raise ValidationError(None, case.load_rejection)
+        if case.reload:
+            raise ValidationError(None, RELOAD_REFUSAL)
+        validate(case.program, ValidatorConfig(helpers=frozenset(helper_set(case.helpers)),
+                                               map_count=len(case.maps)))
         runnable = resolve_map_loads(case.program, MapSet(case.maps, "little") if case.maps else None)
     except (ValidationError, MapError) as error:
         rejection = f"{path}: {error}"
@@ -96,28 +109,29 @@ def _load(path: str) -> _Loaded:
 
 
 @lru_cache(maxsize=4096)
-def _forms_cached(path: str) -> tuple[tuple[int, int], ...]:
-    loaded = _load(path)
+def _forms_cached(path: str, defaults: RunDefaults) -> tuple[tuple[int, int], ...]:
+    loaded = _load(path, defaults)
     return tuple(sorted(program_forms(loaded.case.program))) if loaded.case is not None else ()
 
 
-def _forms(path: str) -> list[list[int]]:
-    return [list(key) for key in _forms_cached(path)]
+def _forms(path: str, defaults: RunDefaults = RunDefaults()) -> list[list[int]]:
+    return [list(key) for key in _forms_cached(path, defaults)]
 
 
-def _load_timed(path: str) -> tuple[_Loaded, dict[str, float]]:
+def _load_timed(path: str, defaults: RunDefaults) -> tuple[_Loaded, dict[str, float]]:
     """The loaded case, and the parse/validate time if this call did the work (not cached)."""
     misses = _load.cache_info().misses
-    loaded = _load(path)
+    loaded = _load(path, defaults)
     if _load.cache_info().misses == misses:
         return loaded, {}
     return loaded, {"parse": loaded.parse_seconds, "validate": loaded.validate_seconds}
 
 
-def _oracle_timed(path: str, byte_order: str, timings: dict[str, float], phase: str) -> tuple[Outcome, ...]:
+def _oracle_timed(path: str, defaults: RunDefaults, byte_order: str, timings: dict[str, float],
+                  phase: str) -> tuple[Outcome, ...]:
     """The interpreter's outcomes; records ``phase`` only when they were computed now."""
     misses = _oracle.cache_info().misses
-    outcomes, seconds = _oracle(path, byte_order)
+    outcomes, seconds = _oracle(path, byte_order, defaults)
     if _oracle.cache_info().misses != misses:
         timings[phase] = seconds
     return outcomes
@@ -129,20 +143,22 @@ def new_maps(case: Case, byte_order: str) -> MapSet | None:
 
 
 @lru_cache(maxsize=4096)
-def _oracle(path: str, byte_order: str) -> tuple[tuple[Outcome, ...], float]:
+def _oracle(path: str, byte_order: str, defaults: RunDefaults = RunDefaults()) -> tuple[tuple[Outcome, ...], float]:
     """The interpreter's outcome of every event of a case (maps persist between them)."""
-    loaded = _load(path)
+    loaded = _load(path, defaults)
     assert loaded.case is not None and loaded.runnable is not None
     started = time.perf_counter()
     maps = new_maps(loaded.case, byte_order)
-    outcomes = tuple(interpret(loaded.runnable, memory, byte_order, loaded.case.budget, maps=maps)
+    chosen = helper_set(loaded.case.helpers)
+    outcomes = tuple(interpret(loaded.runnable, memory, byte_order, loaded.case.budget, maps=maps,
+                               helpers=chosen, entry_pointer=loaded.case.entry_pointer)
                      for memory in loaded.case.inputs)
     return outcomes, time.perf_counter() - started
 
 
-def load(path: str) -> Case:
+def load(path: str, defaults: RunDefaults = RunDefaults()) -> Case:
     """The parsed case (raises CorpusError), shared with the per-process cache."""
-    loaded = _load(path)
+    loaded = _load(path, defaults)
     if loaded.case is None:
         raise CorpusError(path, None, loaded.error)
     return loaded.case
@@ -150,23 +166,41 @@ def load(path: str) -> Case:
 
 def _declared(case: Case, byte_order: str) -> str:
     if case.expect_error:
+        if case.error_pattern is not None:
+            return f"error matching /{case.error_pattern}/"
         return "error" + (f" ({case.error_text.splitlines()[0]})" if case.error_text else "")
     values = case.expected_results(byte_order)
     if all(value is None for value in values):
         return "unspecified"
+    low = f" (low {case.result_bits} bits)" if case.result_bits != 64 else ""
     if len(values) == 1:
-        return f"return r0={values[0]:#x}"
-    return "returns r0=" + ", ".join("?" if value is None else f"{value:#x}" for value in values)
+        return f"return r0={values[0]:#x}{low}"
+    return "returns r0=" + ", ".join("?" if value is None else f"{value:#x}" for value in values) + low
 
 
-def _meets_declaration(case: Case, byte_order: str, outcomes: tuple[Outcome, ...]) -> bool:
+def _error_message(outcome: Outcome) -> str:
+    """The text an ``-- error pattern`` is matched against for a run that did not return."""
+    return outcome.detail or outcome.summary()
+
+
+def _meets_declaration(case: Case, byte_order: str, outcomes: tuple[Outcome, ...],
+                       check_pattern: bool = False) -> bool:
+    """Whether ``outcomes`` are what the case declares; ``check_pattern`` also holds the
+    interpreter's error message to ``-- error pattern`` (a JIT target's message comes
+    from its emulator, so targets are held to the interpreter's kind of ending instead)."""
     if case.expect_error:
-        return any(outcome.kind in ERROR_KINDS for outcome in outcomes)
+        failed = [outcome for outcome in outcomes if outcome.kind in ERROR_KINDS]
+        if not failed:
+            return False
+        if check_pattern and case.error_pattern is not None:
+            return any(re.search(case.error_pattern, _error_message(outcome)) for outcome in failed)
+        return True
+    mask = case.result_mask
     for value, outcome in zip(case.expected_results(byte_order), outcomes):
         if value is None:
             if outcome.kind != RETURNED and byte_order != "big":
                 return False
-        elif outcome.kind != RETURNED or outcome.r0 != value:
+        elif outcome.kind != RETURNED or outcome.r0 & mask != value & mask:
             return False
     return True
 
@@ -185,15 +219,16 @@ def summarize_outcomes(outcomes: tuple[Outcome, ...]) -> str:
     return text
 
 
-def run_item(path: str, target: str, backend: Any = None) -> Result:
+def run_item(path: str, target: str, backend: Any = None, defaults: RunDefaults = RunDefaults()) -> Result:
     """Run one case on one target; never raises.
 
     ``backend`` replaces the registered backend of ``target`` (mutation testing
-    and the broken-backend tests pass a modified copy).
+    and the broken-backend tests pass a modified copy). ``defaults`` are the run's
+    settings for cases whose folder chooses none (harness.toml: helpers, empty-memory).
     """
     try:
-        result = _run_interp(path) if target == INTERP else _run_native(path, target, backend)
-        result.forms = _forms(path)  # for coverage, without parsing the case again elsewhere
+        result = _run_interp(path, defaults) if target == INTERP else _run_native(path, target, backend, defaults)
+        result.forms = _forms(path, defaults)  # for coverage, without parsing the case again elsewhere
         return result
     except Exception as error:  # a harness or backend bug must not end the run
         detail = "".join(traceback.format_exception_only(type(error), error)).strip()
@@ -201,29 +236,47 @@ def run_item(path: str, target: str, backend: Any = None) -> Result:
                       + traceback.format_exc(limit=6))
 
 
-def _run_interp(path: str) -> Result:
-    loaded, timings = _load_timed(path)
+def _nothing_declared(result: Result, rejection: str) -> Result:
+    """A case with no -- result or -- error whose program is refused: an assembler test
+    (uBPF keeps such files; its runner and bpf_conformance's skip files without either)."""
+    result.status = SKIP
+    result.detail = f"nothing to check: no -- result or -- error, and the program is refused ({rejection})"
+    return result
+
+
+def _rejection_matches(case: Case, rejection: str) -> bool:
+    return case.error_pattern is None or re.search(case.error_pattern, rejection) is not None
+
+
+def _run_interp(path: str, defaults: RunDefaults = RunDefaults()) -> Result:
+    loaded, timings = _load_timed(path, defaults)
     if loaded.case is None:
         return Result(path, INTERP, ERROR, detail=loaded.error)
     case = loaded.case
     result = Result(path, INTERP, PASS, timings=timings, bpf_insns=len(case.program))
+    if loaded.rejection and not case.declares_something:
+        return _nothing_declared(result, loaded.rejection)
     if loaded.rejection:
+        message = loaded.rejection.split(": ", 1)[1]
         result.expected = _declared(case, "little")
-        result.actual = f"rejected: {loaded.rejection.split(': ', 1)[1]}"
-        result.status = PASS if case.expect_error else FAIL
+        result.actual = f"rejected: {message}"
+        result.status = PASS if case.expect_error and _rejection_matches(case, message) else FAIL
         result.detail = loaded.rejection
         return result
-    little = _oracle_timed(path, "little", timings, "interpret")
-    result.bpf_executed = sum(outcome.insns_executed for outcome in little)
-    result.expected = _declared(case, "little")
-    result.actual = summarize_outcomes(little)
-    if not _meets_declaration(case, "little", little):
+    # The interpreter runs in the byte order the case is written for (little when both).
+    first = "big" if case.byte_order == "big" else "little"
+    outcomes = _oracle_timed(path, defaults, first, timings, "interpret")
+    result.bpf_executed = sum(outcome.insns_executed for outcome in outcomes)
+    result.expected = _declared(case, first)
+    result.actual = summarize_outcomes(outcomes)
+    if not _meets_declaration(case, first, outcomes, check_pattern=True):
         result.status = FAIL
-        result.detail = f"little-endian: expected {result.expected}, got {result.actual}"
+        result.detail = f"{first}-endian: expected {result.expected}, got {result.actual}"
         return result
-    if case.result_be is not None or case.results_be is not None or case.expect_error:
-        big = _oracle_timed(path, "big", timings, "interpret_be")
-        if not _meets_declaration(case, "big", big):
+    if case.byte_order is None and (case.result_be is not None or case.results_be is not None
+                                    or case.expect_error):
+        big = _oracle_timed(path, defaults, "big", timings, "interpret_be")
+        if not _meets_declaration(case, "big", big, check_pattern=True):
             result.status = FAIL
             result.expected += f"; big-endian {_declared(case, 'big')}"
             result.actual += f"; big-endian {summarize_outcomes(big)}"
@@ -231,31 +284,48 @@ def _run_interp(path: str) -> Result:
     return result
 
 
-def _run_native(path: str, target: str, backend: Any = None) -> Result:
+def _run_native(path: str, target: str, backend: Any = None, defaults: RunDefaults = RunDefaults()) -> Result:
     import arches
     from arches.base import UnsupportedInstruction
     from harness.running.emulator import discard_engine, engine_for
 
-    loaded, timings = _load_timed(path)
+    loaded, timings = _load_timed(path, defaults)
     if loaded.case is None:
         return Result(path, target, ERROR, detail=loaded.error)
     case = loaded.case
     result = Result(path, target, PASS, timings=timings, bpf_insns=len(case.program))
+    if loaded.rejection and not case.declares_something:
+        return _nothing_declared(result, loaded.rejection)
     if loaded.rejection:
         result.status = SKIP if case.expect_error else FAIL
         result.expected = _declared(case, "little")
         result.actual = "rejected before JIT"
         result.detail = f"nothing to run: the validator rejects the program ({loaded.rejection})"
         return result
+    if case.no_jit is not None:
+        result.status = SKIP
+        result.detail = f"interpreter only (-- no jit): {case.no_jit}"
+        return result
     backend = backend or arches.get(target)
     order = backend.byte_order
-    expected = _oracle_timed(path, order, timings, "interpret")
+    if not case.runs_on(order):
+        result.status = SKIP
+        result.detail = f"written for {case.byte_order}-endian targets only (-- byte-order {case.byte_order})"
+        return result
+    expected = _oracle_timed(path, defaults, order, timings, "interpret")
     result.bpf_executed = sum(outcome.insns_executed for outcome in expected)
     result.expected = summarize_outcomes(expected)
     assert loaded.runnable is not None
     cached = len(backend._cache)
     try:
         native = backend.compile(loaded.runnable)
+        if case.unload:  # loaded, unloaded, loaded again: a second translation must be the same
+            again = backend.translate(loaded.runnable)
+            if again.code != native.code:
+                result.status = FAIL
+                result.detail = (f"-- unload: compiling the program again gave different native code "
+                                 f"({len(native.code)} then {len(again.code)} bytes)")
+                return result
     except UnsupportedInstruction as error:
         result.status = UNSUPPORTED
         result.detail = str(error)
@@ -269,8 +339,11 @@ def _run_native(path: str, target: str, backend: Any = None) -> Result:
     timings["setup"] = time.perf_counter() - started
     started = time.perf_counter()
     maps = new_maps(case, order)
+    chosen = helper_set(case.helpers)
     try:
-        actual = tuple(engine.run(native, memory, case.budget, maps=maps) for memory in case.inputs)
+        actual = tuple(engine.run(native, memory, case.budget, maps=maps, helpers=chosen,
+                                  entry_pointer=case.entry_pointer)
+                       for memory in case.inputs)
     except Exception:
         discard_engine(backend)
         raise

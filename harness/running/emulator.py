@@ -16,7 +16,7 @@ from unicorn import Uc, UcError
 
 from arches.base import Backend, NativeCode
 from harness import layout
-from harness.oracle.helpers import HELPERS, MemoryFault, call_helper
+from harness.oracle.helpers import (HELPERS, TRASHED_ARGUMENTS, TRASHED_OTHER, Helper, MemoryFault)
 from harness.oracle.maps import MapSet
 from harness.oracle.outcome import FAULT, LIMIT, RETURNED, Outcome
 
@@ -114,6 +114,7 @@ class Engine:
         self.state = _RunState()
         self.block_insns: dict[tuple[int, int], int] = {}
         self.budget = 0
+        self.helpers: dict[int, Helper] = HELPERS  # the helper set of the current run
         self.loaded_code: bytes | None = None
         self.code_length = 0
         uc.hook_add(unicorn.UC_HOOK_CODE, self._on_sentinel, begin=layout.SENTINEL_BASE,
@@ -154,20 +155,34 @@ class Engine:
         if offset % layout.STUB_STRIDE:
             return  # a later instruction of the stub (e.g. a delay slot)
         number = offset // layout.STUB_STRIDE
-        if number not in HELPERS:
+        helper = self.helpers.get(number)
+        if helper is None:
             self.state.fault_detail = f"call to unknown helper stub {number}"
             self.state.fault = MemoryFault(address, 0)
             uc.emu_stop()
             return
-        args = tuple(uc.reg_read(reg) & U64 for reg in self.backend.argument_registers)
+        backend = self.backend
+        args = [uc.reg_read(reg) & U64 for reg in backend.argument_registers]
         try:
-            result = call_helper(number, self.memory, args)  # type: ignore[arg-type]
+            result = helper.function(self.memory, *args) & U64
         except MemoryFault as fault:
             self.state.fault = fault
-            self.state.fault_detail = f"helper {HELPERS[number].name}: {fault}"
+            self.state.fault_detail = f"helper {helper.name}: {fault}"
             uc.emu_stop()
             return
-        uc.reg_write(self.backend.return_register, result)
+        if helper.trashes_registers:  # as a native function may: every caller-saved register
+            others = [reg for reg in backend.caller_saved_registers
+                      if reg not in backend.argument_registers and reg != backend.return_register]
+            for value, reg in enumerate(others, start=TRASHED_OTHER):
+                uc.reg_write(reg, value)
+            for value, reg in zip(TRASHED_ARGUMENTS, backend.argument_registers):
+                uc.reg_write(reg, value)
+        uc.reg_write(backend.return_register, result)
+        if helper.unwinds and result == 0:
+            # uBPF's unwind: the program ends here returning 0. The stub's block completes
+            # (it only returns); no JIT instruction after the call runs.
+            self.state.finished = True
+            uc.emu_stop()
 
     def _on_unmapped(self, uc: Uc, access: int, address: int, size: int, value: int,
                      _: Any) -> bool:
@@ -236,12 +251,16 @@ class Engine:
 
     def run(self, native: NativeCode, input_memory: bytes = b"",
             budget: int = layout.DEFAULT_INSN_BUDGET,
-            timeout: float = DEFAULT_TIMEOUT_SECONDS, maps: MapSet | None = None) -> Outcome:
+            timeout: float = DEFAULT_TIMEOUT_SECONDS, maps: MapSet | None = None,
+            helpers: dict[int, Helper] = HELPERS, entry_pointer: int = layout.MEM_BASE) -> Outcome:
         """Run ``native`` once on fresh program memory and return its outcome.
 
-        ``maps`` (optional) carries map values in and out, so they persist between runs.
+        ``maps`` (optional) carries map values in and out, so they persist between runs;
+        ``helpers`` is the helper set the program's calls use; ``entry_pointer`` is r1
+        at entry (0 for a null context).
         """
         backend, uc = self.backend, self.uc
+        self.helpers = helpers
         self._load(native)
         self._reset_memory(input_memory)
         self.memory.maps = maps
@@ -250,7 +269,7 @@ class Engine:
             self.maps_dirty = maps.used
         for register in backend.general_registers:
             uc.reg_write(register, 0)
-        uc.reg_write(backend.argument_registers[0], layout.MEM_BASE)
+        uc.reg_write(backend.argument_registers[0], entry_pointer)
         uc.reg_write(backend.argument_registers[1], len(input_memory))
         uc.reg_write(backend.stack_pointer, layout.NATIVE_STACK_TOP)
         backend.set_return_address(uc, layout.SENTINEL_BASE)

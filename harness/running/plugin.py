@@ -16,6 +16,7 @@ from typing import Any, Iterator
 
 import pytest
 
+from harness.cases.config import DEFAULT_HELPER_SET, EMPTY_MEMORY_CHOICES, HELPER_SET_NAMES, RunDefaults
 from harness.running import conformance
 from harness.running.conformance import (ERROR, FAIL, INTERP, PASS, SKIP, STATUSES, UNSUPPORTED, Result,
                                          all_targets, target_order)
@@ -48,6 +49,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="'bar': a progress bar with counts and elapsed time instead of one "
                          "character per item; 'auto': the bar on a terminal, nothing otherwise; "
                          "'none' (default): pytest's usual output")
+    group.addoption("--helpers", dest="harness_helpers", default=DEFAULT_HELPER_SET, choices=HELPER_SET_NAMES,
+                    help="helper numbering for cases whose folder has no harness.toml choosing one: "
+                         "'harness' (default: maps 1-3, test helpers 100-104) or 'ubpf' (uBPF's test "
+                         "helpers 0-5, as bpf_conformance's uBPF plugin and uBPF's tests use)")
+    group.addoption("--empty-memory", dest="harness_empty_memory", default="mapped", choices=EMPTY_MEMORY_CHOICES,
+                    help="r1 for a case without -- mem whose folder has no harness.toml choosing: "
+                         "'mapped' (default: 64 KiB of zeros, r2 = 0) or 'null' (r1 = 0, as uBPF's "
+                         "runners and test_bpf pass no context)")
     group.addoption("--allow-unsupported", dest="harness_allow_unsupported",
                     action="store_true",
                     help="do not fail the run when a backend reports an unsupported instruction")
@@ -109,7 +118,9 @@ class CaseItem(pytest.Item):
     def runtest(self) -> None:
         # Run by the short (root-relative) name when it resolves, so messages stay readable.
         path = self.case_path if Path(self.case_path).is_file() else self.file_path
-        result = conformance.run_item(path, self.target)
+        defaults = RunDefaults(self.config.getoption("harness_helpers"),
+                               self.config.getoption("harness_empty_memory"))
+        result = conformance.run_item(path, self.target, defaults=defaults)
         result.case = self.case_path
         result.worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
         result.peak_rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
