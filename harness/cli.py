@@ -117,6 +117,19 @@ def _new(args: argparse.Namespace) -> int:
     return 0
 
 
+def _import_test_bpf(args: argparse.Namespace) -> int:
+    from harness.tools.test_bpf import KernelTestImportError, import_test_bpf
+
+    try:
+        result = import_test_bpf(Path(args.source), Path(args.out))
+    except KernelTestImportError as error:
+        print(f"harness import-test-bpf: {error}", file=sys.stderr)
+        return 2
+    print(result.summary())
+    print(f"run them: python -m harness run {args.out}   (huge/ needs programs over 65,536 instructions)")
+    return 0
+
+
 def _list(args: argparse.Namespace) -> int:
     from harness.reporting.listing import corpus_listing
 
@@ -281,6 +294,19 @@ def build_parser() -> argparse.ArgumentParser:
     new.add_argument("path", metavar="PATH", help="where to create it, e.g. corpus/alu64/my_case.data")
     new.add_argument("--description", metavar="TEXT", help="the case's description line")
     new.set_defaults(handler=_new)
+
+    importer = commands.add_parser(
+        "import-test-bpf", help="convert the Linux kernel's lib/test_bpf.c into corpus cases",
+        description="Extract lib/test_bpf.c from a kernel source tree or a linux-source tarball "
+                    "(e.g. /usr/src/linux-source-6.1.tar.xz), compile its test table with the "
+                    "system C compiler against the harness's shim of kernel macros, and write one "
+                    "case per test into DIR (classic/, ebpf/, long/, huge/) with manifest.json "
+                    "listing what was converted and what was skipped and why. The cases derive "
+                    "from GPL-2.0 source: do not commit them. Exit status 2 when the source cannot "
+                    "be read or the table does not compile.")
+    importer.add_argument("source", metavar="LINUX_SRC_OR_TARBALL")
+    importer.add_argument("--out", required=True, metavar="DIR", help="where the cases go")
+    importer.set_defaults(handler=_import_test_bpf)
 
     list_parser = commands.add_parser(
         "list", help="cases per folder, targets, and opcode coverage per target")

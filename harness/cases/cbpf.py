@@ -16,7 +16,7 @@ Translation follows the kernel's ``bpf_convert_filter`` for socket filters: A is
 X is r7, a temporary r8, the packet length saved in r9, the scratch words M[0..15]
 on the stack, packet loads as LD_ABS/LD_IND (an access outside the packet ends the
 filter returning 0), and a division by X == 0 returns 0. Our translation is shorter
-than the kernel's (a packet load is one LD_ABS/LD_IND here, 9 to 16 instructions
+than the kernel's (a packet load is one LD_ABS/LD_IND here, 8 to 16 instructions
 there), so a jump whose kernel translation overflows the 16-bit offset would still
 fit here: :func:`validate` measures jumps with the kernel's lengths
 (:func:`kernel_length`) and refuses those, as the kernel does.

@@ -35,7 +35,8 @@ Sections of bpf_conformance and uBPF, read with their runners' meaning:
                            compiles twice and must produce the same code both times
 
 uBPF's ``-- asm @ FILE`` (also for raw, mem, c) reads the section from FILE beside the
-case. With both -- asm and -- raw the two must encode the same program. With -- error,
+case; ours, ``-- raw @ FILE.bin``, reads a long program in the wire format (8 bytes
+per slot, as the import of the kernel's test_bpf writes its long programs). With both -- asm and -- raw the two must encode the same program. With -- error,
 a -- result is what the suite's own runner reports for the failed run (uBPF prints
 0xffffffffffffffff): it is shown, and the error alone is judged. uBPF's -- error text
 is its own message wording, so it is shown only; -- error pattern is checked.
@@ -168,6 +169,7 @@ class _Section:
     line: int  # line of the "-- name" header
     lines: list[tuple[int, str]] = field(default_factory=list)
     source: str | None = None  # the linked file ("-- asm @ FILE") its lines come from
+    binary: bytes | None = None  # "-- raw @ FILE.bin": the program's bytes (8 per slot)
 
 
 def _strip_comment(text: str) -> str:
@@ -201,6 +203,8 @@ def _parse_hex_bytes(path: str, section: _Section) -> bytes:
 
 def _parse_raw(path: str, section: _Section) -> tuple[Program, list[int]]:
     """The program of a -- raw section and the line of each slot."""
+    if section.binary is not None:
+        return Program.decode(section.binary), [section.line] * (len(section.binary) // 8)
     raw = bytearray()
     lines = []
     for line, text in section.lines:
@@ -329,6 +333,19 @@ def _linked_lines(path: str, number: int, name: str, target: str) -> tuple[str, 
     return str(file), list(enumerate(text.splitlines(), start=1))
 
 
+def _linked_binary(path: str, number: int, target: str) -> tuple[str, bytes]:
+    """``-- raw @ FILE.bin``: the program in the wire format, 8 bytes per slot (ours)."""
+    file = Path(path).parent / target.split("#", 1)[0].strip()
+    try:
+        data = file.read_bytes()
+    except OSError as error:
+        raise CorpusError(path, number, f"-- raw @ {file.name}: cannot read {file}: {error.strerror}") from None
+    if len(data) % 8:
+        raise CorpusError(path, number, f"-- raw @ {file.name}: {len(data)} bytes is not a whole number "
+                                        f"of 8-byte instructions")
+    return str(file), data
+
+
 def split_sections(path: str, text: str) -> list[_Section]:
     sections: list[_Section] = []
     for number, line in enumerate(text.splitlines(), start=1):
@@ -341,7 +358,9 @@ def split_sections(path: str, text: str) -> list[_Section]:
             if name not in REPEATABLE and any(section.name == name for section in sections):
                 raise CorpusError(path, number, f"section '-- {name}' appears twice")
             section = _Section(name, number)
-            if rest.startswith("@") and name in LINKABLE:
+            if rest.startswith("@") and name == "raw" and rest[1:].split("#")[0].strip().endswith(".bin"):
+                section.source, section.binary = _linked_binary(path, number, rest[1:])
+            elif rest.startswith("@") and name in LINKABLE:
                 section.source, section.lines = _linked_lines(path, number, name, rest[1:])
             elif rest:
                 section.lines.append((number, rest))

@@ -4,7 +4,11 @@ from __future__ import annotations
 from harness.cases.asm import disassemble
 from harness.running.conformance import INTERP, Result, load
 from harness.cases.corpus import CorpusError
+from harness.isa import Program
 from harness import layout
+
+LISTING_LIMIT = 200  # eBPF slots shown in a failure report; a longer program is cut, with a count
+NATIVE_BYTES_LIMIT = LISTING_LIMIT * 64  # native code disassembled for the report at most
 
 
 def side_by_side(left: list[str], right: list[str], left_title: str, right_title: str,
@@ -31,7 +35,10 @@ def native_listing(case_path: str, target: str) -> list[str]:
         return [f"(no native code: {error})"]
     except Exception as error:  # a backend bug: show it instead of a listing
         return [f"(backend failed: {type(error).__name__}: {error})"]
-    return backend.disassemble(native.code, layout.CODE_BASE)
+    lines = backend.disassemble(native.code[:NATIVE_BYTES_LIMIT], layout.CODE_BASE)
+    if len(native.code) > NATIVE_BYTES_LIMIT:
+        lines.append(f"... {len(native.code) - NATIVE_BYTES_LIMIT} more bytes of native code not shown")
+    return lines
 
 
 def ebpf_listing(case_path: str) -> list[str]:
@@ -39,10 +46,15 @@ def ebpf_listing(case_path: str) -> list[str]:
         program = load(case_path).program
     except CorpusError as error:
         return [f"(no program: {error})"]
+    total = len(program)
+    if total > LISTING_LIMIT:
+        program = Program(program.insns[:LISTING_LIMIT])
     lines = []
     starts = program.instruction_starts()
     for index, text in zip(starts, disassemble(program)):
         lines.append(f"{index:4}: {text}")
+    if total > LISTING_LIMIT:
+        lines.append(f"... {total - LISTING_LIMIT} more slots not shown ({total} in all)")
     return lines
 
 
@@ -66,6 +78,7 @@ def explain_failure(case_path: str, result: Result) -> str:
     if result.target == INTERP:
         lines.extend(["eBPF program:"] + ["  " + line for line in ebpf])
     else:
-        lines.extend(side_by_side(ebpf, native_listing(case_path, result.target),
-                                  "eBPF", f"{result.target} native"))
+        native = (["(no native code: the validator rejects the program)"]
+                  if result.actual == "rejected before JIT" else native_listing(case_path, result.target))
+        lines.extend(side_by_side(ebpf, native, "eBPF", f"{result.target} native"))
     return "\n".join(lines)
