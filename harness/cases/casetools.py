@@ -19,8 +19,12 @@ exit
 0x0
 # -- result-be
 # The expected r0 on big-endian targets (s390x, ppc64, sparc64), only where it differs.
+# -- result-bits
+# 32 to compare only the low 32 bits of r0 with -- result (as the kernel's test_bpf does).
 # -- error
 # Use instead of -- result when the program must be rejected, fault or hit the limit.
+# -- error pattern
+# Like -- error, and the error message must match this regular expression.
 """
 
 
