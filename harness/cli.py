@@ -50,6 +50,8 @@ def _run(args: argparse.Namespace) -> int:
         pytest_args += ["--helpers", args.helpers]
     if args.empty_memory:
         pytest_args += ["--empty-memory", args.empty_memory]
+    if args.results:
+        pytest_args += ["--results", args.results]
     if args.workers != "0":  # as in pytest-xdist: 0 runs in this process, N >= 1 starts N workers
         # loadfile: a case's items run in one worker, which parses and interprets it once
         pytest_args += ["-n", args.workers, "--dist", "loadfile"]
@@ -235,6 +237,8 @@ def _worker_count(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    import arches
+
     parser = argparse.ArgumentParser(
         prog="python -m harness",
         description="eBPF JIT conformance harness: run corpus cases on the reference "
@@ -249,7 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help=".data files or directories (default: corpus/)")
     run.add_argument("--arch", default="all", metavar="NAME[,NAME]|all",
                      help="targets: 'all' (default), or a comma list of interp and "
-                          "architecture names (x86_64, arm64, s390x, ppc64, sparc64)")
+                          f"architecture names ({', '.join(arches.names())})")
     run.add_argument("-n", dest="workers", default="auto", metavar="N|auto",
                      help="worker processes (pytest-xdist): 0 runs in this process, N starts N workers; "
                           "default auto (one per core)")
@@ -266,6 +270,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--empty-memory", choices=("mapped", "null"), default=None,
                      help="r1 for a case without -- mem whose folder has no harness.toml saying: "
                           "'mapped' (default: 64 KiB of zeros) or 'null' (r1 = 0, as uBPF's runners)")
+    run.add_argument("--results", choices=("both-orders", "little-endian"), default=None,
+                     help="what -- result speaks for where no harness.toml says: 'both-orders' (default) "
+                          "or 'little-endian' (bpf_conformance's and uBPF's values; big-endian targets are "
+                          "then held to the big-endian interpreter)")
     run.add_argument("-k", dest="keyword", metavar="EXPR",
                      help="only cases whose name matches this pytest -k expression")
     run.add_argument("-x", dest="exitfirst", action="store_true", help="stop at the first failure")

@@ -4,7 +4,6 @@ from pathlib import Path
 import pytest
 
 from arches.x86_64 import X86_64Backend
-from harness import isa
 from harness.cases.asm import assemble
 from harness.oracle.helpers import HELPER_SETS, UBPF_HELPERS, MemoryFault, helper_set
 from harness.oracle.interpreter import interpret
@@ -65,18 +64,16 @@ def test_unwind_ends_the_program_in_the_interpreter():
 class StashesR6InR9(X86_64Backend):
     """A broken JIT: it keeps eBPF r6 (rbx) in r9, a caller-saved register, across helper calls."""
 
-    def build_jump(self, insn, index):
-        lines = super().build_jump(insn, index)
-        if insn.op == isa.CALL and insn.src == isa.CALL_HELPER:
-            return ["mov r9, rbx"] + lines + ["mov rbx, r9"]
-        return lines
+    def build_helper_call(self, insn, index, address):
+        return ["mov r9, rbx"] + super().build_helper_call(insn, index, address) + ["mov rbx, r9"]
 
 
 @pytest.mark.parametrize("helper, caught", [(0, False), (2, True)])
 def test_trash_registers_catches_a_jit_keeping_values_in_caller_saved_registers(tmp_path, helper, caught):
     (tmp_path / "harness.toml").write_text('helpers = "ubpf"\n')
     path = tmp_path / "c.data"
-    path.write_text(f"-- asm\nmov %r6, 7\ncall {helper}\nmov %r0, %r6\nexit\n-- result\n7\n")
+    arguments = "".join(f"mov %r{n}, {n}\n" for n in range(1, 6))
+    path.write_text(f"-- asm\nmov %r6, 7\n{arguments}call {helper}\nmov %r0, %r6\nexit\n-- result\n7\n")
     assert run_item(str(path), "x86_64").status == "pass"  # the real backend keeps r6 in rbx
     broken = run_item(str(path), "x86_64", backend=StashesR6InR9())
     assert broken.status == ("fail" if caught else "pass"), broken.detail

@@ -9,7 +9,8 @@ SCAFFOLD = """\
 {description}
 -- asm
 # The program, one instruction per line (see README "Adding a corpus case").
-# r1 = input memory (the -- mem bytes), r2 = its length, r10 = stack top.
+# r1 = input memory (the -- mem bytes), r2 = its length, r10 = stack top; every other
+# register is undefined until written, and r1-r5 are undefined again after a call.
 mov %r0, 0
 exit
 # -- mem
@@ -18,11 +19,13 @@ exit
 # The expected r0 as a u64, reasoned by hand from RFC 9669 (never copied from a run).
 0x0
 # -- result-be
-# The expected r0 on big-endian targets (s390x, ppc64, sparc64), only where it differs.
+# The expected r0 on big-endian targets (s390x, ppc64, sparc64), only where it differs
+# (without it, -- result binds the big-endian targets too).
 # -- result-bits
 # 32 to compare only the low 32 bits of r0 with -- result (as the kernel's test_bpf does).
-# -- error
-# Use instead of -- result when the program must be rejected, fault or hit the limit.
+# -- error reject
+# Use instead of -- result when the program must be rejected (reject), fault (fault) or
+# run out of its instruction budget (limit); a bare -- error accepts any of the three.
 # -- error pattern
 # Like -- error, and the error message must match this regular expression.
 """

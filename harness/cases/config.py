@@ -5,15 +5,22 @@ A corpus folder written for another runtime says so once instead of in every cas
     # harness.toml
     helpers = "ubpf"        # call N uses uBPF's test helpers (0-5) instead of the harness's
     empty-memory = "null"   # a case without -- mem starts with r1 = 0 (uBPF, test_bpf)
+    results = "little-endian"   # -- result is what a little-endian runtime returns
 
 ``empty-memory`` says where r1 points when a case gives no input memory: ``mapped``
 (the default: 64 KiB of zeros at the input-memory address, r2 = 0) or ``null`` (r1 = 0
 and r2 = 0, as uBPF's runners pass a NULL context and test_bpf passes one for
 FLAG_NO_DATA).
 
+``results`` says which targets a ``-- result`` speaks for: ``both-orders`` (the
+default: every target, unless ``-- result-be`` gives the big-endian value) or
+``little-endian`` (suites written against little-endian runtimes, such as
+bpf_conformance and uBPF: a big-endian target, without ``-- result-be``, is held to
+the big-endian interpreter alone).
+
 The nearest ``harness.toml`` from a case's folder upwards applies (the search stops at
 the file system root). A setting it does not make comes from the run (``--helpers``,
-``--empty-memory``), and otherwise from the defaults. An unknown key or value is a
+``--empty-memory``, ``--results``), and otherwise from the defaults. An unknown key or value is a
 :class:`ConfigError` naming the file, so a typo never silently changes what a case means.
 """
 from __future__ import annotations
@@ -28,7 +35,8 @@ CONFIG_NAME = "harness.toml"
 HELPER_SET_NAMES = ("harness", "ubpf")
 DEFAULT_HELPER_SET = "harness"
 EMPTY_MEMORY_CHOICES = ("mapped", "null")
-CHOICES = {"helpers": HELPER_SET_NAMES, "empty-memory": EMPTY_MEMORY_CHOICES}
+RESULTS_CHOICES = ("both-orders", "little-endian")
+CHOICES = {"helpers": HELPER_SET_NAMES, "empty-memory": EMPTY_MEMORY_CHOICES, "results": RESULTS_CHOICES}
 KNOWN_KEYS = tuple(CHOICES)
 
 
@@ -42,6 +50,7 @@ class RunDefaults:
 
     helpers: str = DEFAULT_HELPER_SET
     empty_memory: str = "mapped"
+    results: str = "both-orders"
 
 
 @dataclass(frozen=True)
@@ -51,6 +60,7 @@ class FolderConfig:
     path: Path | None = None  # the file it came from
     helpers: str | None = None
     empty_memory: str | None = None
+    results: str | None = None
 
 
 def _read(path: Path) -> FolderConfig:
@@ -66,7 +76,7 @@ def _read(path: Path) -> FolderConfig:
     for key, value in data.items():
         if value not in CHOICES[key]:
             raise ConfigError(f"{path}: {key} = {value!r}: expected one of {', '.join(CHOICES[key])}")
-    return FolderConfig(path, data.get("helpers"), data.get("empty-memory"))
+    return FolderConfig(path, data.get("helpers"), data.get("empty-memory"), data.get("results"))
 
 
 @lru_cache(maxsize=1024)

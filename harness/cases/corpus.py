@@ -7,7 +7,9 @@ A file is a sequence of sections, each opened by a ``-- name`` line::
     -- mem            input memory as hex bytes (may span lines)
     -- result         expected r0 as u64 (decimal or 0x-hex)
     -- result-be      expected r0 on big-endian targets, where it differs
-    -- error          the program must not return normally; following text is shown only
+    -- error [KIND]   the program must not return normally; KIND, alone on the header line, is
+                      reject, fault or limit and must then match; any other text (after the
+                      header or on the lines below) is shown in reports only
     -- description    free text shown in reports
     -- cbpf           a classic BPF filter as ``tcpdump -ddd`` prints it (instead of asm/raw)
     -- elf            FILE [SECTION]: the program from a clang-built eBPF object (instead of asm/raw)
@@ -69,6 +71,10 @@ KNOWN_SECTIONS = ("asm", "raw", "cbpf", "elf", "mem", "result", "result-be", "er
 MULTI_WORD_SECTIONS = ("no register offset", "no jit", "error pattern")  # uBPF's names
 LINKABLE = ("asm", "raw", "mem", "c", "cbpf")  # "-- asm @ FILE": the section's text is in FILE
 REPEATABLE = ("mem", "map")
+# ``-- error KIND``: how the program must end. The kind is recognised only when the rest of the
+# header line is exactly one of these words, so the free text of bpf_conformance and uBPF files
+# ("-- error" then a message, or "-- error pattern") keeps its old meaning: any error will do.
+ERROR_KINDS = ("reject", "fault", "limit")
 _HEX_BYTE = re.compile(r"^[0-9a-fA-F]{2}$")
 
 
@@ -95,6 +101,7 @@ class Case:
     result: int | None = None
     result_be: int | None = None
     expect_error: bool = False
+    error_kind: str | None = None  # "reject", "fault" or "limit" (-- error KIND); None: any error
     error_text: str = ""
     description: str = ""
     program_line: int = 1  # file line where the program section starts
@@ -115,6 +122,7 @@ class Case:
     notes: list[str] = field(default_factory=list)  # information sections (e.g. -- no register offset)
     load_rejection: str = ""  # a refusal before the eBPF validator (the classic BPF checks)
     null_context: bool = False  # r1 = r2 = 0 at entry: no input memory and empty-memory = "null"
+    results_little_endian: bool = False  # results = "little-endian": -- result speaks for little-endian targets
 
     @property
     def entry_pointer(self) -> int:
@@ -135,7 +143,10 @@ class Case:
     def expected_results(self, byte_order: str) -> list[int | None]:
         """The declared r0 of every event (None where nothing is declared)."""
         count = len(self.inputs)
-        every = self.results_be if byte_order == "big" else self.results
+        every = self.results
+        if byte_order == "big" and (self.results_be is not None or self.result_be is not None
+                                    or self.results_little_endian):
+            every = self.results_be
         if every is not None:
             return list(every)
         return [None] * (count - 1) + [self.expected_result(byte_order)]
@@ -146,12 +157,15 @@ class Case:
 
     def expected_result(self, byte_order: str) -> int | None:
         """The declared r0 for a target of ``byte_order`` (None: nothing declared)."""
-        if byte_order == "big":
-            # Without -- result-be the author stated nothing order-specific: a
-            # big-endian target is then held to the big-endian interpreter alone
-            # (unless the case is written for big-endian targets only).
-            return self.result if self.byte_order == "big" and self.result_be is None else self.result_be
+        if byte_order == "big" and (self.result_be is not None or self.results_little_endian):
+            return self.result_be
+        # Without -- result-be the declared value holds in both byte orders.
         return self.result
+
+    @property
+    def declares_big_endian(self) -> bool:
+        """Whether the case gives a big-endian value of its own (-- result-be)."""
+        return self.result_be is not None or self.results_be is not None
 
     @property
     def result_mask(self) -> int:
@@ -495,6 +509,7 @@ def parse_case(path: str, text: str, defaults: RunDefaults = RunDefaults()) -> C
     case.helpers = settings.helpers or defaults.helpers
     empty_memory = settings.empty_memory or defaults.empty_memory
     case.null_context = empty_memory == "null" and "mem" not in sections and "events" not in sections
+    case.results_little_endian = (settings.results or defaults.results) == "little-endian"
     return case
 
 
@@ -511,7 +526,11 @@ def _read_error_sections(path: str, sections: dict[str, _Section], case: Case) -
     if "error" in sections or "error pattern" in sections:
         case.expect_error = True
         if "error" in sections:
-            case.error_text = _section_text(sections["error"])
+            section = sections["error"]
+            lines = list(section.lines)
+            if lines and lines[0][0] == section.line and lines[0][1].strip() in ERROR_KINDS:
+                case.error_kind = lines.pop(0)[1].strip()  # -- error reject|fault|limit
+            case.error_text = "\n".join(text for _, text in lines).strip()
         if "error pattern" in sections:
             section = sections["error pattern"]
             pattern = _section_text(section)

@@ -55,6 +55,7 @@ class Helper:
     name: str
     function: HelperFunction
     summary: str
+    arguments: int  # how many of r1-r5 it reads (the validator rejects a call with one undefined)
     # uBPF's unwind extension: when this helper returns 0 the whole program ends at once,
     # returning 0 (vm/ubpf_vm.c: ``inst.imm == vm->unwind_stack_extension_index && reg[0] == 0``).
     unwinds: bool = False
@@ -177,27 +178,27 @@ def ubpf_unwind(memory: MemoryAccess, value: int, *_: int) -> int:
 
 HELPERS: dict[int, Helper] = {
     helper.number: helper for helper in (
-        Helper(1, "map_lookup_elem", map_lookup_elem, "pointer to the value under *r2 in map r1, or 0"),
-        Helper(2, "map_update_elem", map_update_elem, "map r1: store *r3 under *r2 (flags r4); 0 or -errno"),
-        Helper(3, "map_delete_elem", map_delete_elem, "map r1: delete *r2; 0 or -errno"),
-        Helper(100, "gather", gather, "low byte of each argument, a..e into bits 39..0"),
-        Helper(101, "memfrob", memfrob, "xor each byte of (ptr, len) with 42, return 0"),
-        Helper(102, "sqrti", sqrti, "integer square root"),
-        Helper(103, "strcmp", strcmp, "compare two NUL-terminated strings: -1, 0 or 1"),
-        Helper(104, "mix", mix, "a + 3b + 5c + 7d + 11e (mod 2**64)"),
+        Helper(1, "map_lookup_elem", map_lookup_elem, "pointer to the value under *r2 in map r1, or 0", 2),
+        Helper(2, "map_update_elem", map_update_elem, "map r1: store *r3 under *r2 (flags r4); 0 or -errno", 4),
+        Helper(3, "map_delete_elem", map_delete_elem, "map r1: delete *r2; 0 or -errno", 2),
+        Helper(100, "gather", gather, "low byte of each argument, a..e into bits 39..0", 5),
+        Helper(101, "memfrob", memfrob, "xor each byte of (ptr, len) with 42, return 0", 2),
+        Helper(102, "sqrti", sqrti, "integer square root", 1),
+        Helper(103, "strcmp", strcmp, "compare two NUL-terminated strings: -1, 0 or 1", 2),
+        Helper(104, "mix", mix, "a + 3b + 5c + 7d + 11e (mod 2**64)", 5),
     )
 }
 
 
 UBPF_HELPERS: dict[int, Helper] = {
     helper.number: helper for helper in (
-        Helper(0, "gather_bytes", ubpf_gather_bytes, "low byte of each argument, a..e into bits 39..0"),
-        Helper(1, "memfrob", ubpf_memfrob, "xor each byte of (ptr, len) with 42, return ptr"),
+        Helper(0, "gather_bytes", ubpf_gather_bytes, "low byte of each argument, a..e into bits 39..0", 5),
+        Helper(1, "memfrob", ubpf_memfrob, "xor each byte of (ptr, len) with 42, return ptr", 2),
         Helper(2, "trash_registers", ubpf_trash_registers,
-               "overwrite the caller-saved registers (r1-r5 = 0xf1..0xf5), r0 = 0xf0", trashes_registers=True),
-        Helper(3, "sqrti", ubpf_sqrti, "integer square root of the low 32 bits"),
-        Helper(4, "strcmp_ext", ubpf_strcmp_ext, "C strcmp: difference of the first differing bytes"),
-        Helper(5, "unwind", ubpf_unwind, "returns r1; when that is 0 the program ends returning 0",
+               "overwrite the caller-saved registers (r1-r5 = 0xf1..0xf5), r0 = 0xf0", 0, trashes_registers=True),
+        Helper(3, "sqrti", ubpf_sqrti, "integer square root of the low 32 bits", 1),
+        Helper(4, "strcmp_ext", ubpf_strcmp_ext, "C strcmp: difference of the first differing bytes", 2),
+        Helper(5, "unwind", ubpf_unwind, "returns r1; when that is 0 the program ends returning 0", 1,
                unwinds=True),
     )
 }

@@ -19,7 +19,7 @@ from harness.cases.corpus import Case, CorpusError, load_case
 from harness.oracle.helpers import helper_set
 from harness.running.coverage import program_forms
 from harness.oracle.interpreter import interpret
-from harness.oracle.outcome import ERROR_KINDS, RETURNED, Outcome, first_difference
+from harness.oracle.outcome import ERROR_KINDS, FAULT, LIMIT, RETURNED, Outcome, first_difference
 from harness.isa import Program
 from harness.oracle.maps import MapError, MapSet, describe_snapshot, resolve_map_loads
 from harness.oracle.validator import ValidationError, ValidatorConfig, validate
@@ -70,7 +70,9 @@ class Result:
 
 
 @dataclass
-class _Loaded:
+class LoadedCase:
+    """A case file as every target's run starts from it: parsed, validated, map loads resolved."""
+
     case: Case | None
     error: str = ""  # parse error (CorpusError text)
     rejection: str = ""  # validator message
@@ -85,32 +87,35 @@ RELOAD_REFUSAL = ("the program is loaded a second time into the same VM without 
 
 
 @lru_cache(maxsize=4096)
-def _load(path: str, defaults: RunDefaults = RunDefaults()) -> _Loaded:
+def load_checked(path: str, defaults: RunDefaults = RunDefaults()) -> LoadedCase:
+    """The case at ``path`` parsed and validated (never raises; cached per process, see clear_caches).
+
+    ``defaults`` are the run's settings for a case whose folder chooses none (harness.toml).
+    """
     started = time.perf_counter()
     try:
         case = load_case(path, defaults)
     except CorpusError as error:
-        return _Loaded(None, error=str(error))
+        return LoadedCase(None, error=str(error))
     parsed = time.perf_counter()
     rejection = ""
     runnable = None
     try:
-        if case.load_rejection:
+        if case.load_rejection:  # the classic BPF checks refused the filter
             raise ValidationError(None, case.load_rejection)
         if case.reload:
             raise ValidationError(None, RELOAD_REFUSAL)
-        validate(case.program, ValidatorConfig(helpers=frozenset(helper_set(case.helpers)),
-                                               map_count=len(case.maps)))
+        validate(case.program, ValidatorConfig(helpers=helper_set(case.helpers), map_count=len(case.maps)))
         runnable = resolve_map_loads(case.program, MapSet(case.maps, "little") if case.maps else None)
     except (ValidationError, MapError) as error:
         rejection = f"{path}: {error}"
-    return _Loaded(case, rejection=rejection, parse_seconds=parsed - started,
+    return LoadedCase(case, rejection=rejection, parse_seconds=parsed - started,
                    validate_seconds=time.perf_counter() - parsed, runnable=runnable)
 
 
 @lru_cache(maxsize=4096)
 def _forms_cached(path: str, defaults: RunDefaults) -> tuple[tuple[int, int], ...]:
-    loaded = _load(path, defaults)
+    loaded = load_checked(path, defaults)
     return tuple(sorted(program_forms(loaded.case.program))) if loaded.case is not None else ()
 
 
@@ -118,21 +123,21 @@ def _forms(path: str, defaults: RunDefaults = RunDefaults()) -> list[list[int]]:
     return [list(key) for key in _forms_cached(path, defaults)]
 
 
-def _load_timed(path: str, defaults: RunDefaults) -> tuple[_Loaded, dict[str, float]]:
+def _load_timed(path: str, defaults: RunDefaults) -> tuple[LoadedCase, dict[str, float]]:
     """The loaded case, and the parse/validate time if this call did the work (not cached)."""
-    misses = _load.cache_info().misses
-    loaded = _load(path, defaults)
-    if _load.cache_info().misses == misses:
+    misses = load_checked.cache_info().misses
+    loaded = load_checked(path, defaults)
+    if load_checked.cache_info().misses == misses:
         return loaded, {}
     return loaded, {"parse": loaded.parse_seconds, "validate": loaded.validate_seconds}
 
 
-def _oracle_timed(path: str, defaults: RunDefaults, byte_order: str, timings: dict[str, float],
-                  phase: str) -> tuple[Outcome, ...]:
+def _oracle_timed(path: str, byte_order: str, timings: dict[str, float], phase: str,
+                  defaults: RunDefaults = RunDefaults()) -> tuple[Outcome, ...]:
     """The interpreter's outcomes; records ``phase`` only when they were computed now."""
-    misses = _oracle.cache_info().misses
-    outcomes, seconds = _oracle(path, byte_order, defaults)
-    if _oracle.cache_info().misses != misses:
+    misses = oracle.cache_info().misses
+    outcomes, seconds = oracle(path, byte_order, defaults)
+    if oracle.cache_info().misses != misses:
         timings[phase] = seconds
     return outcomes
 
@@ -143,32 +148,45 @@ def new_maps(case: Case, byte_order: str) -> MapSet | None:
 
 
 @lru_cache(maxsize=4096)
-def _oracle(path: str, byte_order: str, defaults: RunDefaults = RunDefaults()) -> tuple[tuple[Outcome, ...], float]:
-    """The interpreter's outcome of every event of a case (maps persist between them)."""
-    loaded = _load(path, defaults)
+def oracle(path: str, byte_order: str, defaults: RunDefaults = RunDefaults()) -> tuple[tuple[Outcome, ...], float]:
+    """The interpreter's outcome of every event of a runnable case (maps persist between
+    them) and the seconds it took; cached per process, see clear_caches."""
+    loaded = load_checked(path, defaults)
     assert loaded.case is not None and loaded.runnable is not None
+    case = loaded.case
     started = time.perf_counter()
-    maps = new_maps(loaded.case, byte_order)
-    chosen = helper_set(loaded.case.helpers)
-    outcomes = tuple(interpret(loaded.runnable, memory, byte_order, loaded.case.budget, maps=maps,
-                               helpers=chosen, entry_pointer=loaded.case.entry_pointer)
-                     for memory in loaded.case.inputs)
+    maps = new_maps(case, byte_order)
+    outcomes = tuple(interpret(loaded.runnable, memory, byte_order, case.budget, maps=maps,
+                               helpers=helper_set(case.helpers), entry_pointer=case.entry_pointer)
+                     for memory in case.inputs)
     return outcomes, time.perf_counter() - started
+
+
+def clear_caches() -> None:
+    """Forget every loaded case and oracle outcome (the benchmark measures cold runs)."""
+    load_checked.cache_clear()
+    oracle.cache_clear()
+    _forms_cached.cache_clear()
 
 
 def load(path: str, defaults: RunDefaults = RunDefaults()) -> Case:
     """The parsed case (raises CorpusError), shared with the per-process cache."""
-    loaded = _load(path, defaults)
+    loaded = load_checked(path, defaults)
     if loaded.case is None:
         raise CorpusError(path, None, loaded.error)
     return loaded.case
+
+
+# -- error KIND -> the Outcome kind it demands (a rejection never produces an Outcome).
+_KIND_OUTCOMES = {"fault": FAULT, "limit": LIMIT}
 
 
 def _declared(case: Case, byte_order: str) -> str:
     if case.expect_error:
         if case.error_pattern is not None:
             return f"error matching /{case.error_pattern}/"
-        return "error" + (f" ({case.error_text.splitlines()[0]})" if case.error_text else "")
+        return ("error" + (f" {case.error_kind}" if case.error_kind else "")
+                + (f" ({case.error_text.splitlines()[0]})" if case.error_text else ""))
     values = case.expected_results(byte_order)
     if all(value is None for value in values):
         return "unspecified"
@@ -189,12 +207,14 @@ def _meets_declaration(case: Case, byte_order: str, outcomes: tuple[Outcome, ...
     interpreter's error message to ``-- error pattern`` (a JIT target's message comes
     from its emulator, so targets are held to the interpreter's kind of ending instead)."""
     if case.expect_error:
-        failed = [outcome for outcome in outcomes if outcome.kind in ERROR_KINDS]
-        if not failed:
-            return False
+        wanted = _KIND_OUTCOMES.get(case.error_kind or "")
+        if case.error_kind == "reject":
+            return False  # the program ran: the validator accepted it
+        failed = [outcome for outcome in outcomes
+                  if outcome.kind in ERROR_KINDS and (wanted is None or outcome.kind == wanted)]
         if check_pattern and case.error_pattern is not None:
             return any(re.search(case.error_pattern, _error_message(outcome)) for outcome in failed)
-        return True
+        return bool(failed)
     mask = case.result_mask
     for value, outcome in zip(case.expected_results(byte_order), outcomes):
         if value is None:
@@ -244,10 +264,6 @@ def _nothing_declared(result: Result, rejection: str) -> Result:
     return result
 
 
-def _rejection_matches(case: Case, rejection: str) -> bool:
-    return case.error_pattern is None or re.search(case.error_pattern, rejection) is not None
-
-
 def _run_interp(path: str, defaults: RunDefaults = RunDefaults()) -> Result:
     loaded, timings = _load_timed(path, defaults)
     if loaded.case is None:
@@ -260,12 +276,22 @@ def _run_interp(path: str, defaults: RunDefaults = RunDefaults()) -> Result:
         message = loaded.rejection.split(": ", 1)[1]
         result.expected = _declared(case, "little")
         result.actual = f"rejected: {message}"
-        result.status = PASS if case.expect_error and _rejection_matches(case, message) else FAIL
         result.detail = loaded.rejection
+        if not case.expect_error:  # the case itself is wrong, whatever any JIT does
+            result.status = ERROR
+            result.detail = (f"invalid case: it declares {result.expected}, but the validator rejects "
+                             f"the program ({loaded.rejection})")
+        elif case.error_kind not in (None, "reject"):
+            result.status = FAIL
+            result.detail = f"the case declares -- error {case.error_kind}, but the validator rejects " \
+                            f"the program ({loaded.rejection})"
+        elif case.error_pattern is not None and not re.search(case.error_pattern, message):
+            result.status = FAIL
+            result.detail = f"the rejection does not match -- error pattern /{case.error_pattern}/: {message}"
         return result
-    # The interpreter runs in the byte order the case is written for (little when both).
+    # The interpreter runs in the byte order the case is written for (both when it is not).
     first = "big" if case.byte_order == "big" else "little"
-    outcomes = _oracle_timed(path, defaults, first, timings, "interpret")
+    outcomes = _oracle_timed(path, first, timings, "interpret", defaults)
     result.bpf_executed = sum(outcome.insns_executed for outcome in outcomes)
     result.expected = _declared(case, first)
     result.actual = summarize_outcomes(outcomes)
@@ -273,15 +299,23 @@ def _run_interp(path: str, defaults: RunDefaults = RunDefaults()) -> Result:
         result.status = FAIL
         result.detail = f"{first}-endian: expected {result.expected}, got {result.actual}"
         return result
-    if case.byte_order is None and (case.result_be is not None or case.results_be is not None
-                                    or case.expect_error):
-        big = _oracle_timed(path, defaults, "big", timings, "interpret_be")
+    if case.byte_order is None and _declared(case, "big") != "unspecified":  # -- result binds both orders
+        big = _oracle_timed(path, "big", timings, "interpret_be", defaults)
         if not _meets_declaration(case, "big", big, check_pattern=True):
             result.status = FAIL
             result.expected += f"; big-endian {_declared(case, 'big')}"
             result.actual += f"; big-endian {summarize_outcomes(big)}"
-            result.detail = f"big-endian: expected {_declared(case, 'big')}, got {summarize_outcomes(big)}"
+            result.detail = f"big-endian: expected {_declared(case, 'big')}, got {summarize_outcomes(big)}" \
+                            + _needs_result_be(case)
     return result
+
+
+def _needs_result_be(case: Case) -> str:
+    """The hint for a big-endian disagreement with a value declared for both byte orders."""
+    if case.expect_error or case.declares_big_endian:
+        return ""
+    return ("; the case needs -- result-be: its -- result binds both byte orders, and the "
+            "big-endian interpreter disagrees with it")
 
 
 def _run_native(path: str, target: str, backend: Any = None, defaults: RunDefaults = RunDefaults()) -> Result:
@@ -296,11 +330,14 @@ def _run_native(path: str, target: str, backend: Any = None, defaults: RunDefaul
     result = Result(path, target, PASS, timings=timings, bpf_insns=len(case.program))
     if loaded.rejection and not case.declares_something:
         return _nothing_declared(result, loaded.rejection)
-    if loaded.rejection:
-        result.status = SKIP if case.expect_error else FAIL
+    if loaded.rejection:  # never a JIT failure: the interp item says whether the case meant it
+        result.status = SKIP
         result.expected = _declared(case, "little")
         result.actual = "rejected before JIT"
         result.detail = f"nothing to run: the validator rejects the program ({loaded.rejection})"
+        if not case.expect_error:
+            result.detail = f"not run: invalid case, it declares {result.expected} but the validator " \
+                            f"rejects the program ({loaded.rejection})"
         return result
     if case.no_jit is not None:
         result.status = SKIP
@@ -312,13 +349,12 @@ def _run_native(path: str, target: str, backend: Any = None, defaults: RunDefaul
         result.status = SKIP
         result.detail = f"written for {case.byte_order}-endian targets only (-- byte-order {case.byte_order})"
         return result
-    expected = _oracle_timed(path, defaults, order, timings, "interpret")
+    expected = _oracle_timed(path, order, timings, "interpret", defaults)
     result.bpf_executed = sum(outcome.insns_executed for outcome in expected)
     result.expected = summarize_outcomes(expected)
     assert loaded.runnable is not None
-    cached = len(backend._cache)
     try:
-        native = backend.compile(loaded.runnable)
+        native, from_cache = backend.compile_cached(loaded.runnable)
         if case.unload:  # loaded, unloaded, loaded again: a second translation must be the same
             again = backend.translate(loaded.runnable)
             if again.code != native.code:
@@ -330,7 +366,7 @@ def _run_native(path: str, target: str, backend: Any = None, defaults: RunDefaul
         result.status = UNSUPPORTED
         result.detail = str(error)
         return result
-    if len(backend._cache) != cached:  # translated now, not taken from this process's cache
+    if not from_cache:  # translated now, not taken from this process's cache
         timings["translate"] = native.translate_seconds
         timings["assemble"] = native.assemble_seconds
     result.code_size = len(native.code)
@@ -339,9 +375,9 @@ def _run_native(path: str, target: str, backend: Any = None, defaults: RunDefaul
     timings["setup"] = time.perf_counter() - started
     started = time.perf_counter()
     maps = new_maps(case, order)
-    chosen = helper_set(case.helpers)
+    helpers = helper_set(case.helpers)
     try:
-        actual = tuple(engine.run(native, memory, case.budget, maps=maps, helpers=chosen,
+        actual = tuple(engine.run(native, memory, case.budget, maps=maps, helpers=helpers,
                                   entry_pointer=case.entry_pointer)
                        for memory in case.inputs)
     except Exception:
@@ -369,7 +405,8 @@ def _run_native(path: str, target: str, backend: Any = None, defaults: RunDefaul
                                     f"expected {further.expected}, got {further.actual}")
             break
     if not _meets_declaration(case, order, actual):
-        problems.append(f"the case declares {_declared(case, order)}, got {result.actual}")
+        hint = _needs_result_be(case) if order == "big" and not _meets_declaration(case, order, expected) else ""
+        problems.append(f"the case declares {_declared(case, order)}, got {result.actual}{hint}")
     if problems:
         result.status = FAIL
         result.detail = "; ".join(problems)

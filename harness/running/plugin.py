@@ -16,7 +16,8 @@ from typing import Any, Iterator
 
 import pytest
 
-from harness.cases.config import DEFAULT_HELPER_SET, EMPTY_MEMORY_CHOICES, HELPER_SET_NAMES, RunDefaults
+from harness.cases.config import (DEFAULT_HELPER_SET, EMPTY_MEMORY_CHOICES, HELPER_SET_NAMES, RESULTS_CHOICES,
+                                  RunDefaults)
 from harness.running import conformance
 from harness.running.conformance import (ERROR, FAIL, INTERP, PASS, SKIP, STATUSES, UNSUPPORTED, Result,
                                          all_targets, target_order)
@@ -57,6 +58,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="r1 for a case without -- mem whose folder has no harness.toml choosing: "
                          "'mapped' (default: 64 KiB of zeros, r2 = 0) or 'null' (r1 = 0, as uBPF's "
                          "runners and test_bpf pass no context)")
+    group.addoption("--results", dest="harness_results", default="both-orders", choices=RESULTS_CHOICES,
+                    help="what -- result speaks for in a folder whose harness.toml does not say: "
+                         "'both-orders' (default: every target unless -- result-be) or 'little-endian' "
+                         "(suites written for little-endian runtimes: bpf_conformance, uBPF)")
     group.addoption("--allow-unsupported", dest="harness_allow_unsupported",
                     action="store_true",
                     help="do not fail the run when a backend reports an unsupported instruction")
@@ -119,7 +124,8 @@ class CaseItem(pytest.Item):
         # Run by the short (root-relative) name when it resolves, so messages stay readable.
         path = self.case_path if Path(self.case_path).is_file() else self.file_path
         defaults = RunDefaults(self.config.getoption("harness_helpers"),
-                               self.config.getoption("harness_empty_memory"))
+                               self.config.getoption("harness_empty_memory"),
+                               self.config.getoption("harness_results"))
         result = conformance.run_item(path, self.target, defaults=defaults)
         result.case = self.case_path
         result.worker = os.environ.get("PYTEST_XDIST_WORKER", "main")

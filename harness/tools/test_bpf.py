@@ -366,6 +366,11 @@ def known_failure(test: dict[str, Any]) -> str | None:
     return "the harness accepts what the kernel refuses" if expected_fail else None
 
 
+def _line_count(path: Path) -> int:
+    with path.open("rb") as lines:
+        return sum(1 for _ in lines)
+
+
 def import_test_bpf(source: Path, out: Path) -> ImportResult:
     """Read lib/test_bpf.c from ``source``, convert it, and write cases and manifest.json to ``out``."""
     import time
@@ -378,8 +383,7 @@ def import_test_bpf(source: Path, out: Path) -> ImportResult:
     with tempfile.TemporaryDirectory(prefix="test_bpf_") as scratch:
         little_file = dump_table(region, False, Path(scratch))
         big_file = dump_table(region, True, Path(scratch))
-        little_count = sum(1 for _ in little_file.open())
-        if little_count != sum(1 for _ in big_file.open()):
+        if _line_count(little_file) != _line_count(big_file):
             raise KernelTestImportError("the little- and big-endian builds of the table hold different numbers of tests")
         with little_file.open() as little_lines, big_file.open() as big_lines:
             for line, line_be in zip(little_lines, big_lines):
