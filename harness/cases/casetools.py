@@ -19,7 +19,7 @@ exit
 # The expected r0 as a u64, reasoned by hand from RFC 9669 (never copied from a run).
 0x0
 # -- result-be
-# The expected r0 on big-endian targets (s390x, ppc64, sparc64), only where it differs
+# The expected r0 on big-endian targets (s390x, ppc64, sparc64, mips64), only where it differs
 # (without it, -- result binds the big-endian targets too).
 # -- result-bits
 # 32 to compare only the low 32 bits of r0 with -- result (as the kernel's test_bpf does).

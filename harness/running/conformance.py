@@ -18,7 +18,7 @@ from harness.cases.config import RunDefaults
 from harness.cases.corpus import Case, CorpusError, load_case
 from harness.oracle.helpers import helper_set
 from harness.running.coverage import program_forms
-from harness.oracle.interpreter import interpret
+from harness.oracle.interpreter import Interpreter
 from harness.oracle.outcome import ERROR_KINDS, FAULT, LIMIT, RETURNED, Outcome, first_difference
 from harness.isa import Program
 from harness.oracle.maps import MapError, MapSet, describe_snapshot, resolve_map_loads
@@ -156,9 +156,9 @@ def oracle(path: str, byte_order: str, defaults: RunDefaults = RunDefaults()) ->
     case = loaded.case
     started = time.perf_counter()
     maps = new_maps(case, byte_order)
-    outcomes = tuple(interpret(loaded.runnable, memory, byte_order, case.budget, maps=maps,
-                               helpers=helper_set(case.helpers), entry_pointer=case.entry_pointer)
-                     for memory in case.inputs)
+    # built once: a program may hold 24,000 slots
+    machine = Interpreter(loaded.runnable, byte_order, helper_set(case.helpers))
+    outcomes = tuple(machine.run(memory, case.budget, maps, case.entry_pointer) for memory in case.inputs)
     return outcomes, time.perf_counter() - started
 
 

@@ -242,14 +242,16 @@ class Engine:
 
     def _trash_registers(self) -> None:
         """What a trashing helper leaves: eBPF r1-r5 = TRASHED_ARGUMENTS where the backend
-        passes helper arguments in registers, and a distinct pattern in each other
-        caller-saved register of the native ABI (``Backend.caller_saved_registers``)."""
+        passes them in five native registers, and a distinct pattern in each other
+        caller-saved register of the native ABI (``Backend.caller_saved_registers``; a
+        32-bit backend keeps eBPF registers in pairs and stack words the helper leaves)."""
         backend, uc = self.backend, self.uc
         others = [reg for reg in backend.caller_saved_registers if reg not in backend.argument_registers]
         for value, reg in enumerate(others, start=TRASHED_OTHER):
             uc.reg_write(reg, value)
-        for value, reg in zip(TRASHED_ARGUMENTS, backend.argument_registers):
-            uc.reg_write(reg, value)
+        if len(backend.argument_registers) == len(TRASHED_ARGUMENTS):  # eBPF r1-r5 live in them
+            for value, reg in zip(TRASHED_ARGUMENTS, backend.argument_registers):
+                uc.reg_write(reg, value)
 
     def _on_unmapped(self, uc: Uc, access: int, address: int, size: int, value: int,
                      _: Any) -> bool:
