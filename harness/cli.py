@@ -14,16 +14,18 @@ DEFAULT_CORPUS = "corpus"
 
 
 def _targets(text: str, command: str) -> list[str] | None:
-    """The chosen targets, or None after printing why the choice is bad."""
-    from harness.running.conformance import all_targets
+    """The chosen targets, or None after printing why the choice is bad (unknown, or an
+    external JIT that is unavailable here); notes on configured external JITs left out go to stderr."""
+    from harness.running.targets import TargetError, select
 
-    chosen = [name.strip() for name in text.split(",") if name.strip()]
-    unknown = [name for name in chosen if name != "all" and name not in all_targets()]
-    if unknown or not chosen:
-        print(f"harness {command}: unknown target(s) {', '.join(unknown) or '(none)'}; "
-              f"known: all, {', '.join(all_targets())}", file=sys.stderr)
+    try:
+        chosen = select(text)
+    except TargetError as error:
+        print(f"harness {command}: {error}", file=sys.stderr)
         return None
-    return all_targets() if "all" in chosen else chosen
+    for note in chosen.notes:
+        print(f"harness {command}: not run: {note}", file=sys.stderr)
+    return chosen.targets
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -159,6 +161,8 @@ def _fuzz(args: argparse.Namespace) -> int:
           f"seeds {args.seed}..{args.seed + stats.programs - 1}, {workers} worker(s)")
     for target, count in sorted(stats.unsupported.items()):
         print(f"  {target}: {count} program(s) used an instruction the backend reports unsupported")
+    for target, count in sorted(stats.rejected.items()):
+        print(f"  {target}: {count} program(s) rejected by the JIT itself (not run)")
     print(f"mismatches: {len(stats.mismatches)}")
     for mismatch in stats.mismatches:
         path = write_finding(mismatch, Path(args.out))
@@ -177,6 +181,11 @@ def _mutate(args: argparse.Namespace) -> int:
 
     targets = _targets(args.arch, "mutate")
     if targets is None:
+        return 2
+    external = [target for target in targets if target in _external_names()]
+    if external:
+        print(f"harness mutate: {', '.join(external)}: an external JIT's code cannot be mutated (mutation "
+              f"testing rewrites the output of backends built on arches/driver.py)", file=sys.stderr)
         return 2
     arches_chosen = [target for target in targets if target != "interp"]
     paths = args.paths or [DEFAULT_CORPUS]
@@ -211,6 +220,12 @@ def _bench(args: argparse.Namespace) -> int:
     return 0 if all(figures["targets_met"].values()) else 1
 
 
+def _external_names() -> list[str]:
+    import arches
+
+    return arches.external_names()
+
+
 def _worker_count(text: str) -> int:
     import os
 
@@ -230,9 +245,11 @@ def build_parser() -> argparse.ArgumentParser:
                     "bad usage.")
     run.add_argument("paths", nargs="*", metavar="PATH",
                      help=".data files or directories (default: corpus/)")
-    run.add_argument("--arch", default="all", metavar="NAME[,NAME]|all",
-                     help="targets: 'all' (default), or a comma list of interp and "
-                          "architecture names (x86_64, arm64, s390x, ppc64, sparc64)")
+    run.add_argument("--arch", default="default", metavar="NAME[,NAME]|all|default",
+                     help="targets: 'default' (the built-in targets plus every configured external "
+                          "JIT, e.g. uBPF's when UBPF_SRC is set), 'all' (the built-in targets), or a "
+                          "comma list of interp, architecture names (x86_64, arm64, s390x, ppc64, "
+                          "sparc64) and external JIT names (ubpf-x86_64, ubpf-arm64)")
     run.add_argument("-n", dest="workers", default="auto", metavar="N|auto",
                      help="worker processes (pytest-xdist): 0 runs in this process, N starts N workers; "
                           "default auto (one per core)")
@@ -262,8 +279,9 @@ def build_parser() -> argparse.ArgumentParser:
     show_parser = commands.add_parser(
         "show", help="one case: eBPF and native disassembly, and its outcome on each target")
     show_parser.add_argument("case", metavar="CASE", help="a .data file")
-    show_parser.add_argument("--arch", default="all", metavar="NAME[,NAME]|all",
-                             help="targets to run and disassemble for (default: all)")
+    show_parser.add_argument("--arch", default="default", metavar="NAME[,NAME]|all|default",
+                             help="targets to run and disassemble for (default: the built-in targets "
+                                  "and the configured external JITs)")
     show_parser.set_defaults(handler=_show)
 
     new = commands.add_parser("new", help="scaffold a new corpus case with every section explained")
@@ -274,7 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
     list_parser = commands.add_parser(
         "list", help="cases per folder, targets, and opcode coverage per target")
     list_parser.add_argument("paths", nargs="*", metavar="PATH", help="default: corpus/")
-    list_parser.add_argument("--arch", default="all", metavar="NAME[,NAME]|all")
+    list_parser.add_argument("--arch", default="default", metavar="NAME[,NAME]|all|default")
     list_parser.add_argument("-v", dest="verbose", action="store_true", help="name every case")
     list_parser.set_defaults(handler=_list)
 
@@ -282,8 +300,9 @@ def build_parser() -> argparse.ArgumentParser:
         "fuzz", help="differential fuzzing: generated programs on the interpreter and the targets",
         description="Run generated valid programs on the interpreter and each target, shrink every "
                     "mismatch to a minimal .data case under --out. Exit 1 when a mismatch is found.")
-    fuzz_parser.add_argument("--arch", default="all", metavar="NAME[,NAME]|all",
-                             help="architectures to fuzz (default: all)")
+    fuzz_parser.add_argument("--arch", default="all", metavar="NAME[,NAME]|all|default",
+                             help="architectures to fuzz (default: all, the built-in targets; name "
+                                  "external JITs such as ubpf-arm64 to fuzz them)")
     budget = fuzz_parser.add_mutually_exclusive_group()
     budget.add_argument("--seconds", type=float, metavar="N", help="run for N seconds (default 10)")
     budget.add_argument("--count", type=int, metavar="N", help="run N programs")

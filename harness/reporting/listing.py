@@ -24,12 +24,13 @@ def show(path: str, targets: list[str], native: bool = True) -> str:
     if case.memory:
         lines += ["", f"input memory: {len(case.memory)} bytes"]
     lines += ["", "outcome per target:"]
+    width = max([8] + [len(target) for target in targets])
     for target in targets:
         result = run_item(path, target)
         summary = result.actual or (result.detail.splitlines()[0] if result.detail else "")
-        lines.append(f"  {target:<8} {result.status.upper():<11} {summary}")
+        lines.append(f"  {target:<{width}} {result.status.upper():<11} {summary}")
         if result.status not in ("pass", "skip") and result.detail:
-            lines.append(f"           {result.detail.splitlines()[0]}")
+            lines += [f"  {'':<{width}} {line}" for line in result.detail.splitlines()[:2]]
     if native:
         for target in targets:
             if target == INTERP:
@@ -68,7 +69,9 @@ def corpus_listing(paths: list[str], targets: list[str], verbose: bool = False) 
             lines.append(f"  {INTERP:<8} reference interpreter (either byte order)")
             continue
         backend = arches.get(target)
-        lines.append(f"  {target:<8} {backend.byte_order}-endian, backend version {backend.version}")
+        what = f"{backend.description.summary} via {' '.join(backend.command)}" \
+            if target in arches.external_names() else f"backend version {backend.version}"
+        lines.append(f"  {target:<8} {backend.byte_order}-endian, {what}")
     lines += ["", "opcode coverage (instruction forms some case runs on the target):"]
     for target in targets:
         covered: set[tuple[int, int]] = set()

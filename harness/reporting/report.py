@@ -14,20 +14,21 @@ from pathlib import Path
 from xml.etree import ElementTree
 
 from harness.reporting.model import (BAD_STATUSES, ISA_GROUPS, ISA_VERSIONS, Conformance, ReportData,
-                                     StatusChange, build, case_group, load_results)
+                                     StatusChange, build, case_group, load_results, shown_statuses)
 from harness.reporting.report_html import report_html
-from harness.running.conformance import ERROR, FAIL, SKIP, STATUSES, UNSUPPORTED
+from harness.running.conformance import ERROR, FAIL, KNOWN, SKIP, STALE, UNSUPPORTED
 
 # --- Markdown -----------------------------------------------------------------
 
 def summary_markdown(data: ReportData, max_failures: int = 15) -> str:
     """A pull-request-comment sized summary: counts, ISA conformance, changes, failures."""
     lines = ["## eBPF JIT conformance", ""]
-    lines.append("| target | " + " | ".join(STATUSES) + " |")
-    lines.append("|---|" + "---:|" * len(STATUSES))
+    statuses = shown_statuses(data.summary)
+    lines.append("| target | " + " | ".join(statuses) + " |")
+    lines.append("|---|" + "---:|" * len(statuses))
     for target in data.targets:
         counts = data.summary[target]
-        lines.append(f"| {target} | " + " | ".join(str(counts.get(status, 0)) for status in STATUSES) + " |")
+        lines.append(f"| {target} | " + " | ".join(str(counts.get(status, 0)) for status in statuses) + " |")
     lines += ["", "ISA conformance groups (RFC 9669), per target: ✅ every case using the group passes.", ""]
     lines.append("| target | " + " | ".join(ISA_GROUPS) + " | " + " | ".join(f"v{v}" for v in ISA_VERSIONS) + " |")
     lines.append("|---|" + ":---:|" * (len(ISA_GROUPS) + len(ISA_VERSIONS)))
@@ -45,6 +46,13 @@ def summary_markdown(data: ReportData, max_failures: int = 15) -> str:
         for item in bad[:max_failures]:
             detail = (item.get("detail") or "").splitlines()[0][:160] if item.get("detail") else ""
             lines.append(f"- `{item['case']}` on {item['target']}: {item['status']}: {detail}")
+    known = [item for item in data.results if item["status"] == KNOWN]
+    if known:
+        lines += ["", f"**{len(known)} known failure(s)** (recorded in the target's known-failure file; "
+                      "they do not fail the run):"]
+        for item in known[:max_failures]:
+            reason = (item.get("detail") or "").splitlines()[0][:200]
+            lines.append(f"- `{item['case']}` on {item['target']}: {reason}")
     if data.wall_seconds is not None:
         lines += ["", f"{len(data.cases)} cases x {len(data.targets)} targets in {data.wall_seconds:.1f} s."]
     return "\n".join(lines) + "\n"
@@ -77,8 +85,9 @@ def junit_xml(data: ReportData) -> str:
         seconds = sum(sum((item.get("timings") or {}).values()) for item in items)
         suite = ElementTree.SubElement(
             suites, "testsuite", name=target, tests=str(len(items)),
-            failures=str(counts.get(FAIL, 0) + counts.get(UNSUPPORTED, 0)),
-            errors=str(counts.get(ERROR, 0)), skipped=str(counts.get(SKIP, 0)), time=f"{seconds:.6f}")
+            failures=str(counts.get(FAIL, 0) + counts.get(UNSUPPORTED, 0) + counts.get(STALE, 0)),
+            errors=str(counts.get(ERROR, 0)), skipped=str(counts.get(SKIP, 0) + counts.get(KNOWN, 0)),
+            time=f"{seconds:.6f}")
         for item in items:
             case = ElementTree.SubElement(
                 suite, "testcase", classname=f"{target}.{case_group(item['case']).replace('/', '.')}",
@@ -86,12 +95,13 @@ def junit_xml(data: ReportData) -> str:
                 time=f"{sum((item.get('timings') or {}).values()):.6f}")
             message = (item.get("detail") or item["status"]).splitlines()[0][:300] if item.get("detail") else item["status"]
             body = f"expected: {item.get('expected', '')}\nactual:   {item.get('actual', '')}\n{item.get('detail', '')}"
-            if item["status"] in (FAIL, UNSUPPORTED):
+            if item["status"] in (FAIL, UNSUPPORTED, STALE):
                 ElementTree.SubElement(case, "failure", message=message, type=item["status"]).text = body
             elif item["status"] == ERROR:
                 ElementTree.SubElement(case, "error", message=message, type="error").text = body
-            elif item["status"] == SKIP:
-                ElementTree.SubElement(case, "skipped", message=message)
+            elif item["status"] in (SKIP, KNOWN):  # a known failure: visible, but not a failure of the run
+                ElementTree.SubElement(case, "skipped", message=message, type=item["status"]).text = \
+                    body if item["status"] == KNOWN else None
     ElementTree.indent(suites)
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ElementTree.tostring(suites, encoding="unicode") + "\n"
 

@@ -13,12 +13,15 @@ import json
 from pathlib import Path
 from typing import Any
 
-from harness.running.conformance import INTERP, STATUSES
-from harness.reporting.model import ISA_GROUPS, ISA_VERSIONS, Conformance, ReportData, case_group, chart_rows
+from harness.running.conformance import INTERP
+from harness.reporting.model import (BAD_STATUSES, ISA_GROUPS, ISA_VERSIONS, Conformance, ReportData, case_group,
+                                     chart_rows, shown_statuses)
 
 MAX_LISTING_LINES = 400
+# known: a recorded known failure of an external JIT (fails, does not fail the run);
+# stale: a recorded known failure that passes now (fails the run until its record goes).
 STATUS_COLOURS = {"pass": "#2e9d4f", "fail": "#d93f3f", "error": "#8e2bb0", "skip": "#9aa4ad",
-                  "unsupported": "#e49b1f"}
+                  "unsupported": "#e49b1f", "known": "#c48a8a", "stale": "#1f6fb4"}
 TARGET_COLOURS = ["#3d6fd9", "#d9763d", "#2e9d8f", "#b03d8e", "#7a8a2e", "#6b4fd9", "#444"]
 
 CSS = """
@@ -113,12 +116,13 @@ def _header(data: ReportData) -> str:
 
 
 def _summary_section(data: ReportData) -> str:
-    rows = ["<tr><th class='name'>target</th>" + "".join(f"<th>{s}</th>" for s in STATUSES) + "</tr>"]
+    statuses = shown_statuses(data.summary)
+    rows = ["<tr><th class='name'>target</th>" + "".join(f"<th>{s}</th>" for s in statuses) + "</tr>"]
     for target in data.targets:
         counts = data.summary[target]
         rows.append(f"<tr><td class='name'>{html.escape(target)}</td>" + "".join(
             f"<td style='color:{STATUS_COLOURS[s] if counts.get(s) and s != 'pass' else 'inherit'}'>"
-            f"{counts.get(s, 0)}</td>" for s in STATUSES) + "</tr>")
+            f"{counts.get(s, 0)}</td>" for s in statuses) + "</tr>")
     return f"<section id='summary'><h2>Summary per target</h2><table>{''.join(rows)}</table></section>"
 
 
@@ -211,7 +215,7 @@ def _matrix_section(data: ReportData) -> str:
     rows = [head]
     for group, cases in data.cases_by_group().items():
         bad = sum(1 for c in cases for t in data.targets
-                  if data.cells.get((c, t), {}).get("status") in ("fail", "error", "unsupported"))
+                  if data.cells.get((c, t), {}).get("status") in BAD_STATUSES)
         rows.append(f"<tr class='group'><th colspan='{len(data.targets) + 1}'>{html.escape(group)} "
                     f"({len(cases)} cases{', ' + str(bad) + ' failing cells' if bad else ''})</th></tr>")
         for case in cases:
@@ -222,7 +226,7 @@ def _matrix_section(data: ReportData) -> str:
                     cells.append("<td class='cell'></td>")
                     continue
                 status = item["status"]
-                row_bad |= status in ("fail", "error", "unsupported")
+                row_bad |= status in BAD_STATUSES
                 key = html.escape(f"{case}|{target}", quote=True)
                 cells.append(f"<td class='cell' style='background:{STATUS_COLOURS.get(status, '#666')}'>"
                              f"<a href='#cell={key}' data-key='{key}' title='{html.escape(status)}'>"

@@ -23,7 +23,10 @@ from harness.oracle.validator import ValidationError, ValidatorConfig, validate
 
 INTERP = "interp"
 PASS, FAIL, ERROR, SKIP, UNSUPPORTED = "pass", "fail", "error", "skip", "unsupported"
-STATUSES = (PASS, FAIL, ERROR, SKIP, UNSUPPORTED)
+# A recorded known failure of an external JIT that fails (known) or now passes (stale:
+# the record is out of date, which fails the run so it gets removed).
+KNOWN, STALE = "known", "stale"
+STATUSES = (PASS, FAIL, ERROR, SKIP, UNSUPPORTED, KNOWN, STALE)
 
 
 def all_targets() -> list[str]:
@@ -34,10 +37,13 @@ def all_targets() -> list[str]:
 
 
 def target_order(targets: set[str]) -> list[str]:
-    """interp first, then the registry's order, then anything else alphabetically."""
+    """interp first, then the registry's order, external JITs next, then anything else alphabetically."""
     import arches
 
-    registry = arches.names()
+    try:
+        registry = arches.names() + arches.external_names()
+    except ValueError:  # an unreadable external description: order the built-in targets only
+        registry = arches.names()
     return sorted(targets, key=lambda name: (name != INTERP, registry.index(name)
                                              if name in registry else len(registry), name))
 
@@ -214,11 +220,30 @@ def run_item(path: str, target: str, backend: Any = None) -> Result:
     try:
         result = _run_interp(path) if target == INTERP else _run_native(path, target, backend)
         result.forms = _forms(path)  # for coverage, without parsing the case again elsewhere
-        return result
+        return _known_failure(result, path, backend) if target != INTERP else result
     except Exception as error:  # a harness or backend bug must not end the run
         detail = "".join(traceback.format_exception_only(type(error), error)).strip()
         return Result(path, target, ERROR, detail=f"internal error: {detail}\n"
                       + traceback.format_exc(limit=6))
+
+
+def _known_failure(result: Result, path: str, backend: Any) -> Result:
+    """A failing cell the target's known-failure file records is ``known``; a passing one is ``stale``."""
+    import arches
+
+    if result.status not in (PASS, FAIL):
+        return result
+    reason = (backend or arches.get(result.target)).known_failure(path)
+    if reason is None:
+        return result
+    if result.status == FAIL:
+        result.status = KNOWN
+        result.detail = f"known failure of {result.target}: {reason}\n{result.detail}"
+    else:
+        result.status = STALE
+        result.detail = (f"recorded as a known failure of {result.target}, but it passes now: remove its "
+                         f"entry from the target's known-failure file (it said: {reason})")
+    return result
 
 
 def _run_interp(path: str) -> Result:
@@ -269,7 +294,7 @@ def _needs_result_be(case: Case) -> str:
 
 def _run_native(path: str, target: str, backend: Any = None) -> Result:
     import arches
-    from arches.base import UnsupportedInstruction
+    from arches.base import BackendFailure, RejectedProgram, UnsupportedInstruction
     from harness.running.emulator import discard_engine, engine_for
 
     loaded, timings = _load_timed(path)
@@ -286,7 +311,12 @@ def _run_native(path: str, target: str, backend: Any = None) -> Result:
             result.detail = f"not run: invalid case, it declares {result.expected} but the validator " \
                             f"rejects the program ({loaded.rejection})"
         return result
-    backend = backend or arches.get(target)
+    try:
+        backend = backend or arches.get(target)
+    except BackendFailure as error:  # an external target that cannot run here says why
+        result.status = ERROR
+        result.detail = str(error)
+        return result
     order = backend.byte_order
     expected = _oracle_timed(path, order, timings, "interpret")
     result.bpf_executed = sum(outcome.insns_executed for outcome in expected)
@@ -296,6 +326,15 @@ def _run_native(path: str, target: str, backend: Any = None) -> Result:
         native, from_cache = backend.compile_cached(loaded.runnable)
     except UnsupportedInstruction as error:
         result.status = UNSUPPORTED
+        result.detail = str(error)
+        return result
+    except RejectedProgram as error:  # the JIT's own refusal: not an error of the harness
+        result.status = SKIP
+        result.actual = "rejected by the JIT"
+        result.detail = f"{target} rejects the program: {error}"
+        return result
+    except BackendFailure as error:
+        result.status = ERROR
         result.detail = str(error)
         return result
     if not from_cache:  # translated now, not taken from this process's cache

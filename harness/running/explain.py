@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from harness.cases.asm import disassemble
-from harness.running.conformance import INTERP, Result, load
+from harness.running.conformance import INTERP, Result, load, load_checked
 from harness.cases.corpus import CorpusError
 from harness import layout
 
@@ -21,14 +21,17 @@ def side_by_side(left: list[str], right: list[str], left_title: str, right_title
 def native_listing(case_path: str, target: str) -> list[str]:
     """Capstone disassembly of the target's code for a case (or why there is none)."""
     import arches
-    from arches.base import UnsupportedInstruction
+    from arches.base import BackendFailure, RejectedProgram, UnsupportedInstruction
 
     try:
         case = load(case_path)
+        program = load_checked(case_path).runnable or case.program  # map loads resolved, as the run had it
         backend = arches.get(target)
-        native = backend.compile(case.program)
-    except (CorpusError, UnsupportedInstruction, KeyError) as error:
+        native = backend.compile(program)
+    except (CorpusError, UnsupportedInstruction, KeyError, BackendFailure) as error:
         return [f"(no native code: {error})"]
+    except RejectedProgram as error:
+        return [f"(no native code: {target} rejects the program: {error})"]
     except Exception as error:  # a backend bug: show it instead of a listing
         return [f"(backend failed: {type(error).__name__}: {error})"]
     return backend.disassemble(native.code, layout.CODE_BASE)

@@ -17,30 +17,40 @@ from typing import Any, Iterator
 import pytest
 
 from harness.running import conformance
-from harness.running.conformance import (ERROR, FAIL, INTERP, PASS, SKIP, STATUSES, UNSUPPORTED, Result,
-                                         all_targets, target_order)
+from harness.running.conformance import (ERROR, FAIL, INTERP, KNOWN, PASS, SKIP, STALE, STATUSES, UNSUPPORTED,
+                                         Result, all_targets, target_order)
 from harness.running.coverage import Coverage, opcode_keys
+from harness.running.targets import Selection, TargetError, select
 
 RESULT_KEY = "ebpf_harness_result"
+SELECTION_KEY = pytest.StashKey[Selection]()
 
 
 def parse_targets(text: str) -> list[str]:
-    """``all`` or a comma-separated list of target names (checked)."""
-    known = all_targets()
-    if text.strip() == "all":
-        return known
-    chosen = [name.strip() for name in text.split(",") if name.strip()]
-    unknown = [name for name in chosen if name not in known]
-    if unknown:
-        raise pytest.UsageError(f"unknown target(s) {', '.join(unknown)}; known: {', '.join(known)}")
-    return chosen
+    """``all``, ``default`` or a comma-separated list of target names (checked; see harness/running/targets.py)."""
+    try:
+        return select(text).targets
+    except TargetError as error:
+        raise pytest.UsageError(str(error)) from None
+
+
+def selection(config: pytest.Config) -> Selection:
+    """The targets of this session, chosen once per process (external JITs may build on first use)."""
+    if SELECTION_KEY not in config.stash:
+        try:
+            config.stash[SELECTION_KEY] = select(config.getoption("harness_targets"))
+        except TargetError as error:
+            raise pytest.UsageError(str(error)) from None
+    return config.stash[SELECTION_KEY]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("ebpf-harness", "eBPF JIT harness")
-    group.addoption("--targets", "--arch", dest="harness_targets", default="all",
-                    help="targets to run corpus cases on: 'all' (default) or a comma list "
-                         "of interp and architecture names, e.g. interp,x86_64")
+    group.addoption("--targets", "--arch", dest="harness_targets", default="default",
+                    help="targets to run corpus cases on: 'default' (the built-in targets plus the "
+                         "external JITs that are configured, e.g. by UBPF_SRC), 'all' (the built-in "
+                         "targets), or a comma list of interp, architecture and external target names, "
+                         "e.g. interp,x86_64,ubpf-arm64")
     group.addoption("--harness-json", dest="harness_json", default=None, metavar="FILE",
                     help="write every (case, target) result and a per-target summary as JSON")
     group.addoption("--harness-progress", dest="harness_progress", default="none",
@@ -55,6 +65,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "ebpf_case: a corpus case run on one target")
+    selection(config)  # fail early, once, on a bad or unavailable --arch (and build external JITs)
     if not hasattr(config, "workerinput"):  # xdist workers report to the controller
         config.pluginmanager.register(ResultCollector(config), "ebpf-harness-results")
         mode = config.getoption("harness_progress")
@@ -63,6 +74,16 @@ def pytest_configure(config: pytest.Config) -> None:
 
             interactive = sys.stdout.isatty() if mode == "auto" else True
             config.pluginmanager.register(ProgressBar(config, show=interactive), "ebpf-harness-progress")
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    """The external JITs this session runs, and why a configured one does not run."""
+    import arches
+
+    chosen = set(selection(config).targets)
+    lines = [f"external JIT {backend.name}: {backend.description.summary}, {' '.join(backend.command)}"
+             for backend in (arches.get(name) for name in arches.external_names() if name in chosen)]
+    return lines + [f"not run: {note}" for note in selection(config).notes]
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
@@ -83,7 +104,7 @@ class CaseFile(pytest.File):
     """One corpus file: yields an item per selected target."""
 
     def collect(self) -> Iterator[pytest.Item]:
-        targets = parse_targets(self.config.getoption("harness_targets"))
+        targets = selection(self.config).targets
         key = _case_key(self.path, self.config)
         for target in targets:
             yield CaseItem.from_parent(self, name=target, case_path=key, target=target,
@@ -114,8 +135,10 @@ class CaseItem(pytest.Item):
         result.worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
         result.peak_rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         self.user_properties.append((RESULT_KEY, json.dumps(result.to_json())))
-        if result.status in (FAIL, ERROR):
+        if result.status in (FAIL, ERROR, STALE):
             raise CaseFailure(result)
+        if result.status == KNOWN:
+            pytest.xfail(result.detail.splitlines()[0])
         if result.status == SKIP:
             pytest.skip(result.detail or "skipped")
         if result.status == UNSUPPORTED:
@@ -192,10 +215,19 @@ class ResultCollector:
         summary = summarize(self.results)
         write = terminalreporter.write_line
         terminalreporter.section("eBPF harness summary")
-        write(f"{'target':<10}" + "".join(f"{status:>13}" for status in STATUSES))
+        # known and stale (external JITs' recorded failures) only when some target has one
+        statuses = [status for status in STATUSES if status not in (KNOWN, STALE)
+                    or any(counts.get(status) for counts in summary.values())]
+        width = max([10] + [len(target) + 2 for target in summary])
+        write(f"{'target':<{width}}" + "".join(f"{status:>13}" for status in statuses))
         for target in target_order(set(summary)):
             counts = summary[target]
-            write(f"{target:<10}" + "".join(f"{counts.get(status, 0):>13}" for status in STATUSES))
+            write(f"{target:<{width}}" + "".join(f"{counts.get(status, 0):>13}" for status in statuses))
+        for note in selection(config).notes:
+            write(f"not run: {note}")
+        stale = sum(counts.get(STALE, 0) for counts in summary.values())
+        if stale:
+            write(f"{stale} known failure(s) pass now (stale): remove them from the known-failure file")
         cases = sorted({item["case"] for item in self.results})
         coverage = coverage_of(self.results)
         write(f"opcode coverage: {coverage.covered_count} of {coverage.total} instruction forms "

@@ -36,6 +36,8 @@ class ProgressBar:
     def pytest_report_teststatus(self, report: pytest.TestReport, config: pytest.Config) -> Any:
         """The usual categories (for the summary line) without the per-item character."""
         if report.when == "call":
+            if hasattr(report, "wasxfail"):  # a known failure of an external JIT
+                return "xfailed", "", "XFAIL"
             return report.outcome, "", report.outcome.upper()
         if report.skipped:
             return "skipped", "", "SKIPPED"
