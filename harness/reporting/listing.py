@@ -64,14 +64,15 @@ def corpus_listing(paths: list[str], targets: list[str], verbose: bool = False) 
     for message in broken:
         lines.append(f"  unreadable: {message}")
     lines += ["", "targets:"]
+    width = max([8] + [len(target) for target in targets])
     for target in targets:
         if target == INTERP:
-            lines.append(f"  {INTERP:<8} reference interpreter (either byte order)")
+            lines.append(f"  {INTERP:<{width}} reference interpreter (either byte order)")
             continue
         backend = arches.get(target)
         what = f"{backend.description.summary} via {' '.join(backend.command)}" \
             if target in arches.external_names() else f"backend version {backend.version}"
-        lines.append(f"  {target:<8} {backend.byte_order}-endian, {what}")
+        lines.append(f"  {target:<{width}} {backend.byte_order}-endian, {what}")
     lines += ["", "opcode coverage (instruction forms some case runs on the target):"]
     for target in targets:
         covered: set[tuple[int, int]] = set()
@@ -85,6 +86,6 @@ def corpus_listing(paths: list[str], targets: list[str], verbose: bool = False) 
                     continue
             covered |= forms
         missing = sorted(set(isa.OPCODES) - covered)
-        lines.append(f"  {target:<8} {len(covered)} of {len(isa.OPCODES)}"
+        lines.append(f"  {target:<{width}} {len(covered)} of {len(isa.OPCODES)}"
                      + (f"; none runs: {', '.join(form_name(key) for key in missing)}" if missing else ""))
     return "\n".join(lines)
