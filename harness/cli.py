@@ -182,11 +182,14 @@ def _mutate(args: argparse.Namespace) -> int:
     targets = _targets(args.arch, "mutate")
     if targets is None:
         return 2
+    named = {name.strip() for name in args.arch.split(",")}
     external = [target for target in targets if target in _external_names()]
-    if external:
-        print(f"harness mutate: {', '.join(external)}: an external JIT's code cannot be mutated (mutation "
-              f"testing rewrites the output of backends built on arches/driver.py)", file=sys.stderr)
+    if named & set(external):
+        print(f"harness mutate: {', '.join(sorted(named & set(external)))}: an external JIT's code cannot be "
+              f"mutated (mutation testing rewrites the output of backends built on arches/driver.py)",
+              file=sys.stderr)
         return 2
+    targets = [target for target in targets if target not in external]  # 'default' may add them
     arches_chosen = [target for target in targets if target != "interp"]
     paths = args.paths or [DEFAULT_CORPUS]
     missing = [path for path in paths if not Path(path).exists()]

@@ -211,7 +211,8 @@ def test_known_failures_are_known_while_they_fail_and_stale_once_they_pass(tmp_p
     assert run_item(seven, "seven-x86_64").status == "stale"
     known = run_item(eight, "seven-x86_64")
     assert known.status == "known"
-    assert known.detail.startswith("known failure of seven-x86_64: always returns 7\n")
+    assert known.detail.startswith(f"known failure of seven-x86_64: always returns 7 (recorded in "
+                                   f"{tmp_path / 'known.toml'})\n")
     assert "expected 0x8, got 0x7" in known.detail
     assert run_item(other, "seven-x86_64").status == "fail"
     # through the command line: a known failure keeps the run green, a stale one fails it
@@ -282,25 +283,57 @@ def test_ubpf_helper_numbers_above_its_table_are_renumbered_and_linked():
     assert result.status == "pass", result.detail
 
 
-def test_a_broken_copy_of_ubpf_is_caught_with_expected_actual_and_its_listing(tmp_path):
-    """uBPF's arm64 JSGT emitted as GE (signed >=): the corpus catches it, the failure shows
-    the case, expected vs actual and uBPF's native code."""
+def run_patched_ubpf(tmp_path: Path, file: str, correct: str, patched: str, *paths: str) -> str:
+    """Copy uBPF's vm/, replace one snippet, build it (in a cache of its own) and run the corpus
+    paths on ubpf-arm64; returns the terminal output."""
     source = ubpf_or_skip()
     copy = tmp_path / "ubpf"
     shutil.copytree(source / "vm", copy / "vm")
-    jit = copy / "vm" / "ubpf_jit_arm64.c"
-    text = jit.read_text()
-    correct = "case EBPF_MODE_JSGT:\n        return COND_GT;"
-    assert text.count(correct) == 1, "uBPF's to_condition() changed: update this test's patch"
-    jit.write_text(text.replace(correct, "case EBPF_MODE_JSGT:\n        return COND_GE;"))
+    path = copy / "vm" / file
+    text = path.read_text()
+    assert text.count(correct) == 1, f"uBPF's {file} changed: update this test's patch"
+    path.write_text(text.replace(correct, patched))
     environment = {**os.environ, "UBPF_SRC": str(copy), "HARNESS_CACHE_DIR": str(tmp_path / "cache")}
-    completed = subprocess.run([sys.executable, "-m", "harness", "run", "--arch", "ubpf-arm64", "-n", "0",
-                                "corpus/jmp", "corpus/families/jmp"], cwd=ROOT, env=environment,
-                               capture_output=True, text=True, timeout=600)
-    output = completed.stdout
-    assert completed.returncode == 1, output + completed.stderr
-    failed = sorted(line.split()[1] for line in output.splitlines() if line.startswith("FAILED "))
-    assert failed == ["corpus/families/jmp/jsgt_k_boundaries.data::ubpf-arm64",
-                      "corpus/families/jmp/jsgt_x_boundaries.data::ubpf-arm64"]  # equal operands: GE != GT
+    completed = subprocess.run([sys.executable, "-m", "harness", "run", "--arch", "ubpf-arm64", "-n", "0", *paths],
+                               cwd=ROOT, env=environment, capture_output=True, text=True, timeout=600)
+    assert completed.returncode == 1, completed.stdout + completed.stderr
+    return completed.stdout
+
+
+def failed_items(output: str) -> list[str]:
+    return sorted(line.split()[1] for line in output.splitlines() if line.startswith("FAILED "))
+
+
+def test_a_broken_copy_of_ubpf_is_caught_with_expected_actual_and_its_listing(tmp_path):
+    """uBPF's arm64 JSGT emitted as GE (signed >=): the corpus catches it, the failure shows
+    the case, expected vs actual and uBPF's native code."""
+    output = run_patched_ubpf(tmp_path, "ubpf_jit_arm64.c", "case EBPF_MODE_JSGT:\n        return COND_GT;",
+                              "case EBPF_MODE_JSGT:\n        return COND_GE;", "corpus/jmp", "corpus/families/jmp")
+    assert failed_items(output) == ["corpus/families/jmp/jsgt_k_boundaries.data::ubpf-arm64",
+                                    "corpus/families/jmp/jsgt_x_boundaries.data::ubpf-arm64"]  # equal operands
     assert "on ubpf-arm64: FAIL" in output and "  expected: " in output and "  actual:   " in output
     assert "ubpf-arm64 native" in output and "b.ge" in output and "(helper table)" in output
+
+
+def test_a_fixed_copy_of_ubpf_makes_its_known_failures_stale(tmp_path):
+    """With the stdw immediate loaded as 64 bits, the recorded known failures pass: the run fails,
+    saying which records to remove."""
+    output = run_patched_ubpf(tmp_path, "ubpf_jit_arm64.c", "int sixty_four = is_alu64_op(&inst);",
+                              "int sixty_four = is_alu64_op(&inst) || inst.opcode == EBPF_OP_STDW;", "corpus/mem")
+    assert failed_items(output) == sorted(f"{path}::ubpf-arm64" for path in STDW_CASES)
+    assert output.count("on ubpf-arm64: STALE") == 2
+    assert "remove its entry from the known-failure file" in output
+    assert "2 known failure(s) pass now (stale)" in output
+
+
+def test_fuzzing_ubpf_shrinks_each_mismatch_to_a_case(tmp_path):
+    """Differential fuzzing of both uBPF JITs; today every finding is arm64's stdw sign-extension bug."""
+    ubpf_or_skip()
+    out = tmp_path / "findings"
+    completed = run_cli("fuzz", "--arch", "ubpf-x86_64,ubpf-arm64", "--count", "25", "--out", str(out))
+    assert completed.returncode in (0, 1), completed.stdout + completed.stderr
+    assert "fuzz: 25 programs x 2 targets" in completed.stdout
+    for finding in sorted(out.glob("*.data")) if out.exists() else []:
+        text = finding.read_text()
+        assert finding.name.startswith("ubpf-arm64-"), text
+        assert any(line.startswith("stdw ") and ", -" in line for line in text.splitlines()), text

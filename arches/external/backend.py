@@ -11,6 +11,7 @@ JIT's own message when it refuses the program.
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Callable
 
 import unicorn
@@ -118,7 +119,9 @@ class ExternalBackend(Backend):
 
     def known_failure(self, case: str) -> str | None:
         failure = matching(self.failures, case)
-        return failure.reason if failure is not None else None
+        if failure is None:
+            return None
+        return failure.reason + (f" (recorded in {_shown(failure.source)})" if failure.source else "")
 
     # --- the ABI ----------------------------------------------------------------------
 
@@ -174,3 +177,11 @@ def describe_data(data: bytes, address: int, name: str, byte_order: str) -> list
     if not nonzero:
         lines.append(f"{'':10}  (all zero)")
     return lines
+
+
+def _shown(path: Path) -> str:
+    """A path relative to the working directory when it lies below it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)

@@ -28,6 +28,7 @@ class KnownFailure:
     case: str
     target: str
     reason: str
+    source: Path | None = None  # the file that records it
 
 
 def load_known_failures(path: Path, target: str) -> list[KnownFailure]:
@@ -49,7 +50,7 @@ def load_known_failures(path: Path, target: str) -> list[KnownFailure]:
             raise DescriptionError(f"{where}: case, target and reason are required strings")
         if entry["target"] != target:
             raise DescriptionError(f"{where}: target {entry['target']!r} in the file of target {target!r}")
-        failures.append(KnownFailure(entry["case"], entry["target"], " ".join(entry["reason"].split())))
+        failures.append(KnownFailure(entry["case"], entry["target"], " ".join(entry["reason"].split()), path))
     return failures
 
 

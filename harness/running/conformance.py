@@ -242,7 +242,7 @@ def _known_failure(result: Result, path: str, backend: Any) -> Result:
     else:
         result.status = STALE
         result.detail = (f"recorded as a known failure of {result.target}, but it passes now: remove its "
-                         f"entry from the target's known-failure file (it said: {reason})")
+                         f"entry from the known-failure file; it said: {reason}")
     return result
 
 
