@@ -236,6 +236,8 @@ def _worker_count(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    import arches
+
     parser = argparse.ArgumentParser(
         prog="python -m harness",
         description="eBPF JIT conformance harness: run corpus cases on the reference "
@@ -251,8 +253,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--arch", default="default", metavar="NAME[,NAME]|all|default",
                      help="targets: 'default' (the built-in targets plus every configured external "
                           "JIT, e.g. uBPF's when UBPF_SRC is set), 'all' (the built-in targets), or a "
-                          "comma list of interp, architecture names (x86_64, arm64, s390x, ppc64, "
-                          "sparc64) and external JIT names (ubpf-x86_64, ubpf-arm64)")
+                          f"comma list of interp, architecture names ({', '.join(arches.names())}) and "
+                          "external JIT names (e.g. ubpf-x86_64, ubpf-arm64)")
     run.add_argument("-n", dest="workers", default="auto", metavar="N|auto",
                      help="worker processes (pytest-xdist): 0 runs in this process, N starts N workers; "
                           "default auto (one per core)")

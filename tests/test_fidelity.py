@@ -8,7 +8,7 @@ from pathlib import Path
 import keystone
 import pytest
 import unicorn
-from unicorn import arm64_const, ppc_const, sparc_const, x86_const
+from unicorn import arm64_const, arm_const, ppc_const, sparc_const, x86_const
 
 from arches.base import NativeCode
 from arches.x86_64 import X86_64Backend
@@ -90,6 +90,7 @@ def assemble(arch: int, mode: int, source: str) -> bytes:
 
 
 ARM64 = (unicorn.UC_ARCH_ARM64, unicorn.UC_MODE_ARM)
+ARM32 = (unicorn.UC_ARCH_ARM, unicorn.UC_MODE_ARM)
 PPC64 = (unicorn.UC_ARCH_PPC, unicorn.UC_MODE_PPC64 | unicorn.UC_MODE_BIG_ENDIAN)
 SPARC64 = (unicorn.UC_ARCH_SPARC, unicorn.UC_MODE_SPARC64 | unicorn.UC_MODE_BIG_ENDIAN)
 
@@ -106,13 +107,29 @@ def test_limit_arm64_default_cpu_traps_on_lse_atomics():
      arm64_const.UC_ARM64_REG_X3),
     (PPC64, "li 6, 0\nlis 5, 4\nloop: ldarx 3, 0, 5\naddi 3, 3, 1\nstdcx. 3, 0, 5\naddi 6, 6, 1\nbne loop",
      ppc_const.UC_PPC_REG_6),
+    (ARM32, "mov r3, #0\nloop: ldrexd r4, r5, [r0]\nadds r4, r4, #1\nstrexd r2, r4, r5, [r0]\nadd r3, r3, #1\n"
+            "cmp r2, #0\nbne loop", arm_const.UC_ARM_REG_R3),
 ])
 def test_limit_store_exclusive_never_fails(arch, source, tries):
-    keystone_mode = ((keystone.KS_ARCH_ARM64, keystone.KS_MODE_LITTLE_ENDIAN) if arch == ARM64 else
-                     (keystone.KS_ARCH_PPC, keystone.KS_MODE_PPC64 | keystone.KS_MODE_BIG_ENDIAN))
-    setup = (lambda uc: uc.reg_write(arm64_const.UC_ARM64_REG_X0, 0x40000)) if arch == ARM64 else None
+    keystone_mode = {ARM64: (keystone.KS_ARCH_ARM64, keystone.KS_MODE_LITTLE_ENDIAN),
+                     PPC64: (keystone.KS_ARCH_PPC, keystone.KS_MODE_PPC64 | keystone.KS_MODE_BIG_ENDIAN),
+                     ARM32: (keystone.KS_ARCH_ARM, keystone.KS_MODE_ARM)}[arch]
+    setup = {ARM64: lambda uc: uc.reg_write(arm64_const.UC_ARM64_REG_X0, 0x40000),
+             ARM32: lambda uc: uc.reg_write(arm_const.UC_ARM_REG_R0, 0x40000)}.get(arch)
     uc, error = run_bare(*arch, assemble(*keystone_mode, source), setup, tlb=arch == PPC64)
     assert error is None and uc.reg_read(tries) == 1  # one pass: the retry path never runs
+
+
+def test_limit_arm32_ldrd_strd_ignore_word_alignment():
+    """ARMv7-A faults on a non-word-aligned LDRD/STRD; Unicorn (Cortex-A8 model) loads and stores."""
+    code = assemble(keystone.KS_ARCH_ARM, keystone.KS_MODE_ARM,
+                    "ldrd r2, r3, [r0, #2]\nstrd r2, r3, [r0, #18]\nldr r1, [r0, #1]")
+    setup = lambda uc: (uc.mem_write(0x40000, bytes(range(32))),  # noqa: E731
+                        uc.reg_write(arm_const.UC_ARM_REG_R0, 0x40000))
+    uc, error = run_bare(*ARM32, code, setup, cpu=arm_const.UC_CPU_ARM_CORTEX_A8)
+    assert error is None and uc.reg_read(arm_const.UC_ARM_REG_R2) == 0x05040302
+    assert bytes(uc.mem_read(0x40012, 8)) == bytes(range(2, 10))
+    assert uc.reg_read(arm_const.UC_ARM_REG_R1) == 0x04030201  # unaligned ldr: as the hardware with A clear
 
 
 def test_limit_ppc64_priority_hint_stops_the_emulation():

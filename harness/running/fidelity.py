@@ -47,9 +47,15 @@ DEVIATIONS = (
     Deviation("arm64", "the default CPU model traps on LSE atomics (ldadd, cas, swp)",
               "ARMv8.1 and later CPUs run them", LIMIT,
               "a backend emitting LSE atomics must set uc_cpu = UC_CPU_ARM64_MAX; this one uses LL/SC"),
-    Deviation("arm64, ppc64", "a store-exclusive (stxr, stdcx.) never fails in single-threaded "
-                              "emulation", "may fail spuriously, and does under contention", LIMIT,
+    Deviation("arm64, ppc64, arm32", "a store-exclusive (stxr, stdcx., strex) never fails in "
+                                     "single-threaded emulation", "may fail spuriously, and does under "
+                                                                  "contention", LIMIT,
               "the retry path of a JIT's LL/SC loop never runs, so a bug in it is not found"),
+    Deviation("arm32", "`ldrd`/`strd` at an address that is not word-aligned load and store",
+              "an alignment fault (ARMv7-A: LDRD/STRD need word alignment even with SCTLR.A clear)",
+              LIMIT, "a JIT that moves an eBPF doubleword with ldrd/strd passes with a misaligned pointer "
+                     "but faults on the hardware; this backend uses two ldr/str for eBPF memory and "
+                     "ldrd/strd only on its own 8-byte-aligned stack slots"),
     Deviation("ppc64", "`or N,N,N` priority hints (e.g. `or 1,1,1`) stop the emulation silently",
               "they are no-ops", LIMIT, "the backend never emits them; a JIT that does ends as `limit`"),
     Deviation("ppc64", "at a program interruption (an illegal instruction, a trap), the PC register "
