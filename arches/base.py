@@ -115,6 +115,7 @@ class NativeCode:
     bpf_to_native: dict[int, int] = field(default_factory=dict)  # eBPF slot -> code offset
     translate_seconds: float = 0.0
     assemble_seconds: float = 0.0
+    data_size: int = 0  # bytes of ``code`` that are data, not instructions (uBPF's helper table)
 
 
 class Backend(ABC):

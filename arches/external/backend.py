@@ -115,7 +115,7 @@ class ExternalBackend(Backend):
         linked = bytes(code)
         self._data[linked] = answer.data
         return NativeCode(linked, f"{self.name}: {len(linked)} bytes from {' '.join(self.command)}",
-                          answer.entry, {}, answer.seconds, 0.0)
+                          answer.entry, {}, answer.seconds, 0.0, sum(data.size for data in answer.data))
 
     def known_failure(self, case: str) -> str | None:
         failure = matching(self.failures, case)

@@ -59,7 +59,7 @@ class Result:
     actual: str = ""
     detail: str = ""
     timings: dict[str, float] = field(default_factory=dict)  # seconds per phase
-    code_size: int | None = None  # native bytes
+    code_size: int | None = None  # native bytes of instructions (data such as a helper table not counted)
     bpf_insns: int | None = None  # eBPF slots in the program
     bpf_executed: int | None = None  # eBPF instructions the interpreter executed
     native_executed: int | None = None  # native instructions executed (-1: not counted)
@@ -340,7 +340,7 @@ def _run_native(path: str, target: str, backend: Any = None) -> Result:
     if not from_cache:  # translated now, not taken from this process's cache
         timings["translate"] = native.translate_seconds
         timings["assemble"] = native.assemble_seconds
-    result.code_size = len(native.code)
+    result.code_size = len(native.code) - native.data_size  # instructions only
     started = time.perf_counter()
     engine = engine_for(backend)
     timings["setup"] = time.perf_counter() - started

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from harness.running.conformance import INTERP, all_targets
+from harness.running.conformance import all_targets
 
 ALL, DEFAULT = "all", "default"
 
@@ -34,14 +34,21 @@ def known_targets() -> list[str]:
 
 
 def select(text: str) -> Selection:
-    """The targets ``text`` means (raises TargetError naming what is unknown or unavailable)."""
-    import arches
+    """The targets ``text`` means (raises TargetError naming what is unknown or unavailable,
+    or the file and place of a bad external-target description or known-failure file)."""
     from arches import external
 
     try:
-        externals = arches.external_names()
+        return _select(text)
     except external.DescriptionError as error:
         raise TargetError(str(error)) from None
+
+
+def _select(text: str) -> Selection:
+    import arches
+    from arches import external
+
+    externals = arches.external_names()
     chosen = [name.strip() for name in text.split(",") if name.strip()]
     known = all_targets() + externals
     unknown = [name for name in chosen if name not in known and name not in (ALL, DEFAULT)]
@@ -70,8 +77,3 @@ def select(text: str) -> Selection:
             selection.targets.append(name)
     selection.targets = list(dict.fromkeys(selection.targets))  # each once, in order
     return selection
-
-
-def architectures(targets: list[str]) -> list[str]:
-    """The targets that run native code (everything but the interpreter)."""
-    return [target for target in targets if target != INTERP]
