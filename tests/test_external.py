@@ -92,6 +92,41 @@ def test_helper_calls_work_only_through_the_relocations(tmp_path, monkeypatch):
     assert stub not in bytes.fromhex(raw["code"]) and raw["relocations"][0]["helper"] == 104
 
 
+def test_an_abs32_relocation_links_a_helper(tmp_path, monkeypatch):
+    """A hand-written 'JIT' whose code is mov edi, 16; mov eax, HELPER; call rax; ret."""
+    code = "bf10000000" + "b800000000" + "ffd0" + "c3"
+    command = script(tmp_path, "abs32.py", f'''print(json.dumps({{"code": "{code}",
+        "relocations": [{{"offset": 6, "type": "abs32", "helper": 102}}]}}))''')
+    describe(tmp_path, monkeypatch, f"""
+        [[target]]
+        name = "abs32-x86_64"
+        arch = "x86_64"
+        command = ["{sys.executable}", "{command}"]
+    """)
+    result = run_item(case(tmp_path, "sqrt.data", "mov %r1, 16\ncall 102\nexit", "4"), "abs32-x86_64")
+    assert result.status == "pass", result.detail
+
+
+@pytest.mark.parametrize("backend, overrides, status", [
+    ("x86_64", 'argument_registers = ["rdi", "rsi", "rdx", "rcx", "r8"]\nreturn_register = "rax"\n'
+               'return_address = "push"', "pass"),
+    ("x86_64", 'return_register = "rdx"', "fail"),  # the harness reads r0 where it is told to
+    ("arm64", 'return_address = "x30"\nreturn_register = "x0"', "pass"),
+])
+def test_abi_overrides_in_a_description_are_what_the_runner_uses(backend, overrides, status, tmp_path,
+                                                                   monkeypatch):
+    name = f"abi{abs(hash(overrides)) % 10**8}-{backend}"
+    describe(tmp_path, monkeypatch, f"""
+        [[target]]
+        name = "{name}"
+        arch = "{backend}"
+        command = ["{sys.executable}", "-m", "arches.external.example_plugin", "--backend", "{backend}"]
+        {overrides}
+    """)
+    result = run_item(str(CORPUS / "alu64/add_reg_carries_into_upper_half.data"), name)
+    assert result.status == status, result.detail
+
+
 def test_a_rejection_is_a_skip_with_the_jits_own_message(tmp_path, monkeypatch):
     command = script(tmp_path, "refuser.py", 'print(json.dumps({"rejected": "no atomics on Tuesdays"}))')
     describe(tmp_path, monkeypatch, f"""
