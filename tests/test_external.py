@@ -195,6 +195,18 @@ def test_a_bad_description_is_one_line_naming_the_file(text, message, tmp_path):
     assert message in str(caught.value) and "\n" not in str(caught.value)
 
 
+def test_a_register_the_architecture_lacks_is_named_with_the_file(tmp_path, monkeypatch):
+    describe(tmp_path, monkeypatch, """
+        [[target]]
+        name = "wrongreg-arm64"
+        arch = "arm64"
+        command = ["true"]
+        return_register = "rax"
+    """)
+    with pytest.raises(TargetError, match=r"targets.toml: target wrongreg-arm64: no register 'rax' on this"):
+        select("wrongreg-arm64")
+
+
 def test_all_keeps_meaning_the_builtin_targets(monkeypatch):
     monkeypatch.setenv("UBPF_SRC", "/nonexistent/ubpf")
     assert select("all").targets == ["interp"] + arches.names()

@@ -87,6 +87,7 @@ def get(name: str) -> ExternalBackend:
 
 @lru_cache(maxsize=None)
 def _backend(name: str, files: tuple[Path, ...], environment: tuple[str, ...]) -> ExternalBackend:
+    """Built once per description files and values of the required variables (the cache key)."""
     import arches
 
     description = _descriptions(files)[name]
@@ -113,5 +114,10 @@ def _backend(name: str, files: tuple[Path, ...], environment: tuple[str, ...]) -
         raise Unavailable(f"{name}: unavailable: its command {program!r} is not an executable program")
     known_path = description.known_failures or KNOWN_FAILURES_DIR / f"{name}.toml"
     version = hashlib.blake2b("\0".join(command).encode(), digest_size=6).hexdigest()
-    return ExternalBackend(description, arches.get(description.arch), command, version,
-                           load_known_failures(known_path, name))
+    try:
+        return ExternalBackend(description, arches.get(description.arch), command, version,
+                               load_known_failures(known_path, name))
+    except ValueError as error:  # a register name the architecture does not have, too few registers
+        if isinstance(error, DescriptionError):
+            raise
+        raise DescriptionError(f"{description.source}: target {name}: {error}") from None

@@ -79,8 +79,8 @@ class ExternalBackend(Backend):
         names = description.register_map or tuple(f"r{number}?" for number in range(11))
         self.register_map = dict(enumerate(names))  # type: ignore[misc]
         if len(self.argument_registers) < max(5, len(description.entry_arguments)):
-            raise ValueError(f"{description.source}: target {description.name}: {len(self.argument_registers)} "
-                             f"argument registers cannot carry the entry arguments and helper arguments r1-r5")
+            raise ValueError(f"{len(self.argument_registers)} argument registers cannot carry the entry "
+                             f"arguments and helper arguments r1-r5")
         self._return_address = self._return_address_hook(description.return_address)
         self._data: dict[bytes, tuple[DataRange, ...]] = {}  # code -> its data ranges (for listings)
 

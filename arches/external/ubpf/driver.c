@@ -172,7 +172,12 @@ main(int argc, char** argv)
                 if (helper_count == MAX_HELPERS) {
                     return usage_error("more helpers than uBPF's helper table holds");
                 }
-                helper_ids[helper_count++] = strtol(cursor, &cursor, 0);
+                char* end = cursor;
+                helper_ids[helper_count++] = strtol(cursor, &end, 0);
+                if (end == cursor) {
+                    return usage_error("helpers= takes a comma-separated list of numbers");
+                }
+                cursor = end;
                 if (*cursor == ',') {
                     cursor++;
                 } else if (*cursor) {
