@@ -188,10 +188,16 @@ def finding_text(mismatch: Mismatch) -> str:
     expected = mismatch.expected
     little = interpret(mismatch.program, mismatch.memory, "little", FUZZ_BUDGET)
     big = interpret(mismatch.program, mismatch.memory, "big", FUZZ_BUDGET)
+    difference = first_difference(expected, mismatch.actual, base_mem=layout.MEM_BASE,
+                                  base_stack=layout.STACK_BASE)
+    where = "" if difference is None else (
+        f" First difference in {difference.what}"
+        + (f" at {difference.offset:#x}" if difference.offset is not None else "")
+        + f": expected {difference.expected}, got {difference.actual}.")
     lines = ["-- description",
              f"Fuzz finding on {mismatch.target}: seed {mismatch.seed}, shrunk from "
              f"{mismatch.original_size} to {len(mismatch.program.insns)} slots.",
-             f"Interpreter: {expected.summary()}; {mismatch.target}: {mismatch.actual.summary()}.",
+             f"Interpreter: {expected.summary()}; {mismatch.target}: {mismatch.actual.summary()}.{where}",
              "The expected value below is the interpreter's: check it by hand before adding the case "
              "to the corpus.", "-- asm", disassemble_text(mismatch.program).rstrip(), "-- mem"]
     data = mismatch.memory
