@@ -22,6 +22,9 @@ BACKENDS: dict[str, str] = {
     "sparc64": "arches.sparc64:Sparc64Backend",
     "x86_32": "arches.x86_32:X86_32Backend",
     "arm32": "arches.arm32:Arm32Backend",
+    "mips64": "arches.mips64:Mips64Backend",
+    "mips64el": "arches.mips64:Mips64elBackend",
+    "riscv64": "arches.riscv64:Riscv64Backend",
 }
 
 

@@ -34,6 +34,8 @@ _ALU = {isa.ADD: "add", isa.SUB: "sub", isa.MUL: "mul", isa.OR: "orr", isa.AND: 
         isa.XOR: "eor", isa.LSH: "lsl", isa.RSH: "lsr", isa.ARSH: "asr"}
 _COND = {isa.JEQ: "eq", isa.JNE: "ne", isa.JGT: "hi", isa.JGE: "hs", isa.JLT: "lo", isa.JLE: "ls",
          isa.JSGT: "gt", isa.JSGE: "ge", isa.JSLT: "lt", isa.JSLE: "le", isa.JSET: "ne"}
+_INVERSE = {"eq": "ne", "ne": "eq", "hi": "ls", "ls": "hi", "hs": "lo", "lo": "hs",
+            "gt": "le", "le": "gt", "ge": "lt", "lt": "ge"}
 _LOAD = {1: "ldurb", 2: "ldurh", 4: "ldur", 8: "ldur"}
 _LOAD_SIGNED = {1: "ldursb", 2: "ldursh", 4: "ldursw"}
 _LOAD_INDEXED = {1: "ldrb", 2: "ldrh", 4: "ldr", 8: "ldr"}
@@ -74,6 +76,7 @@ class Arm64Backend(AssemblyBackend):
     uc_arch, uc_mode = unicorn.UC_ARCH_ARM64, unicorn.UC_MODE_ARM
     cs_arch, cs_mode = capstone.CS_ARCH_ARM64, capstone.CS_MODE_ARM
     ks_arch, ks_mode = keystone.KS_ARCH_ARM64, keystone.KS_MODE_LITTLE_ENDIAN
+    short_branch_reach = 1 << 20  # b.cond: imm19 words (Arm ARM, "B.cond"); keystone truncates beyond
     register_map = REGISTER_MAP
     argument_registers = (ua.UC_ARM64_REG_X0, ua.UC_ARM64_REG_X1, ua.UC_ARM64_REG_X2,
                           ua.UC_ARM64_REG_X3, ua.UC_ARM64_REG_X4)
@@ -93,6 +96,12 @@ class Arm64Backend(AssemblyBackend):
         uc.reg_write(ua.UC_ARM64_REG_X30, address)  # the link register
 
     # --- translation ----------------------------------------------------------------
+
+    def conditional_branch(self, condition: str, target: str, skip: str) -> list[str]:
+        """b.cond to ``target``; in far mode an inverted b.cond over ``b`` (+-128 MiB) to label ``skip``."""
+        if not self.far_branches:
+            return [f"b.{condition} {target}"]
+        return [f"b.{_INVERSE[condition]} {skip}", f"b {target}", f"{skip}:"]
 
     def build_prologue(self, body: str) -> list[str]:
         return (["stp x29, x30, [sp, #-16]!", "stp x19, x20, [sp, #-16]!", "stp x21, x22, [sp, #-16]!",
@@ -220,10 +229,12 @@ class Arm64Backend(AssemblyBackend):
         lines = move_immediate(TMP1, insn.imm & 0xFFFFFFFF)
         if insn.mode == isa.IND:
             lines.append(f"add {w(TMP1)}, {w(TMP1)}, {w(REGISTER_MAP[insn.src])}")
-        lines += [f"sxtw {TMP1}, {w(TMP1)}", f"cmp {TMP1}, #0", f"b.lt {abort}",
-                  f"add {TMP2}, {TMP1}, #{size}"]
+        lines += [f"sxtw {TMP1}, {w(TMP1)}", f"cmp {TMP1}, #0"]
+        lines += self.conditional_branch("lt", abort, local_label(index, "not_negative"))
+        lines.append(f"add {TMP2}, {TMP1}, #{size}")
         lines += move_immediate(TMP3, layout.PACKET_LEN_ADDR)
-        lines += [f"ldr {TMP3}, [{TMP3}]", f"cmp {TMP2}, {TMP3}", f"b.hi {abort}"]
+        lines += [f"ldr {TMP3}, [{TMP3}]", f"cmp {TMP2}, {TMP3}"]
+        lines += self.conditional_branch("hi", abort, local_label(index, "inside"))
         lines += move_immediate(TMP3, layout.MEM_BASE)
         lines.append(f"add {TMP3}, {TMP3}, {TMP1}")
         if size == 1:
@@ -246,7 +257,8 @@ class Arm64Backend(AssemblyBackend):
         dst = sized(REGISTER_MAP[insn.dst], width)
         setup, src = self.operand(insn, width)
         compare = "tst" if insn.op == isa.JSET else "cmp"
-        return setup + [f"{compare} {dst}, {src}", f"b.{_COND[insn.op]} {target}"]
+        return (setup + [f"{compare} {dst}, {src}"]
+                + self.conditional_branch(_COND[insn.op], target, local_label(index, "not_taken")))
 
     def build_local_call(self, insn: Insn, index: int, target: str) -> list[str]:
         # local call: save the link register and r6-r10, give the callee its own frame

@@ -257,6 +257,14 @@ class Backend(ABC):
             lines.append(f"{address + end:#08x}: .byte {code[end:].hex(' ')}  # not decodable")
         return lines
 
+    def encode_disassembled(self, insn: Any) -> bytes | None:
+        """A direct encoder's own bytes for one instruction capstone decoded (detail on), or None.
+
+        The shared backend checks compare them with the decoded bytes: the round
+        trip that keystone gives the assembly backends. None: no such re-encoding.
+        """
+        return None
+
     def listing_for_keystone(self, mnemonic: str, operands: str, address: int) -> str:
         """One capstone line in the form keystone reads back (used by the round-trip check)."""
         return f"{mnemonic} {operands}"

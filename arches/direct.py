@@ -15,6 +15,7 @@ checked every branch against the final layout.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import Any, Protocol
 
 from arches.base import AssemblyError
@@ -45,12 +46,23 @@ def link(items: list[Any]) -> tuple[bytes, list[str], dict[str, int]]:
     """Lay out, relax and encode ``items``: (code, listing, offset of every label).
 
     Raises AssemblyError for an undefined or duplicate label, or a branch no form reaches.
+    A pass costs one C-level running sum over the items' current sizes (programs
+    with far branches hold hundreds of thousands of instructions).
     """
-    forms = [0] * len(items)  # the chosen form of each record (by position in ``items``)
-    branches = [position for position, item in enumerate(items)
-                if not isinstance(item, Label) and item.target is not None]
+    label_positions: list[tuple[int, str]] = []
+    sizes: list[int] = []  # current size of each item: a label's is 0
+    branches: list[int] = []
+    for position, item in enumerate(items):
+        if isinstance(item, Label):
+            label_positions.append((position, item.name))
+            sizes.append(0)
+        else:
+            sizes.append(item.sizes[0])
+            if item.target is not None:
+                branches.append(position)
+    forms = dict.fromkeys(branches, 0)  # the chosen form of each branch (by position in ``items``)
     while True:
-        offsets, labels = _layout(items, forms)
+        offsets, labels = _layout(sizes, label_positions)
         changed = False
         for position in branches:
             record = items[position]
@@ -63,33 +75,30 @@ def link(items: list[Any]) -> tuple[bytes, list[str], dict[str, int]]:
                 if form == len(record.sizes):
                     raise AssemblyError(f"{record.text}: no form reaches {displacement:+#x} bytes")
             if form != forms[position]:
-                forms[position], changed = form, True
+                forms[position], sizes[position], changed = form, record.sizes[form], True
         if not changed:
             break
-    code = bytearray()
+    pieces = []
     listing = []
-    for item, offset, form in zip(items, offsets, forms):
+    for position, item in enumerate(items):
         if isinstance(item, Label):
             listing.append(f"{item.name}:")
             continue
-        listing.append(f"  {offset:#06x}: {item.text}")
+        listing.append(f"  {offsets[position]:#06x}: {item.text}")
         target = item.target
-        code += item.encode(form, 0 if target is None else labels[target] - offset)
-    return bytes(code), listing, labels
-
-
-def _layout(items: list[Any], forms: list[int]) -> tuple[list[int], dict[str, int]]:
-    """The offset of every item (a label's is where it stands) and of every label, for the chosen forms."""
-    offsets: list[int] = []
-    append = offsets.append
-    labels: dict[str, int] = {}
-    offset = 0
-    for item, form in zip(items, forms):
-        append(offset)
-        if isinstance(item, Label):
-            if item.name in labels:
-                raise AssemblyError(f"label {item.name} defined twice")
-            labels[item.name] = offset
+        if target is None:
+            pieces.append(item.encode(0, 0))
         else:
-            offset += item.sizes[form]
+            pieces.append(item.encode(forms[position], labels[target] - offsets[position]))
+    return b"".join(pieces), listing, labels
+
+
+def _layout(sizes: list[int], label_positions: list[tuple[int, str]]) -> tuple[list[int], dict[str, int]]:
+    """The offset of every item (a label's is where it stands) and of every label, for these sizes."""
+    offsets = [0, *accumulate(sizes)]
+    labels: dict[str, int] = {}
+    for position, name in label_positions:
+        if name in labels:
+            raise AssemblyError(f"label {name} defined twice")
+        labels[name] = offsets[position]
     return offsets, labels

@@ -44,7 +44,7 @@ import operator
 import struct
 import time
 from abc import abstractmethod
-from typing import Any
+from typing import Any, ClassVar
 
 from arches.base import AssemblyError, Backend, Chunk, NativeCode, Rewrite, UnsupportedInstruction
 from arches.direct import Label, link
@@ -223,6 +223,10 @@ class JitBackend(Backend):
         """CALL helper: r1-r5 are already the native arguments; call ``address``, r0 = the result."""
 
 
+class _LongCode(Exception):
+    """The code is certainly longer than the short branches reach (AssemblyBackend.translate)."""
+
+
 class AssemblyBackend(JitBackend):
     """The emitter for backends that write assembly text for keystone.
 
@@ -230,6 +234,30 @@ class AssemblyBackend(JitBackend):
     to keystone in one call (one call per program is 20-30x cheaper than one per
     line, DESIGN.md).
     """
+
+    # keystone does not relax branches: a displacement its encoding cannot hold is
+    # silently truncated (measured with keystone 0.9.2: arm64 b.cond, sparc64 bpcc, both
+    # +-1 MiB). A backend with such a short conditional branch sets its reach in bytes;
+    # when a program's code is that long, it is translated again with ``far_branches``
+    # set, and the builders then emit an inverted short branch over an unconditional one.
+    short_branch_reach: ClassVar[int | None] = None
+    far_branches: bool = False
+
+    def translate(self, program: Program, rewrite: Rewrite | None = None) -> NativeCode:
+        reach = self.short_branch_reach
+        if reach is None or self.far_branches:
+            return super().translate(program, rewrite)
+        try:
+            native = super().translate(program, rewrite)
+            if len(native.code) < reach:
+                return native  # no displacement in the code can exceed the reach
+        except _LongCode:
+            pass
+        self.far_branches = True
+        try:
+            return super().translate(program, rewrite)
+        finally:
+            self.far_branches = False
 
     def label(self, name: str) -> str:
         return f"{name}:"
@@ -252,6 +280,12 @@ class AssemblyBackend(JitBackend):
         the end of the section, after the table: a backend that uses them ends
         its packet-abort chunk with ``.ltorg`` (measured with keystone 0.9.2).
         """
+        reach, width = self.short_branch_reach, self.instruction_width
+        if reach and width and not self.far_branches:
+            # one instruction per line at least: code this long needs the far forms, so keystone
+            # need not lay out what translate will replace (1-2 s on the far-branch case)
+            if sum(1 for line in items if not line.endswith(":") and not line.startswith(".")) * width >= reach:
+                raise _LongCode
         text = "\n".join(items)
         base = layout.CODE_BASE
         encoding = self.keystone_assemble(f"{text}\nLcode_end:\n.long {', '.join(marks)}, Lcode_end", base)

@@ -35,6 +35,8 @@ _SHIFT64 = {isa.LSH: "sllx", isa.RSH: "srlx", isa.ARSH: "srax"}
 _SHIFT32 = {isa.LSH: "sll", isa.RSH: "srl", isa.ARSH: "sra"}
 _BRANCH = {isa.JEQ: "be", isa.JNE: "bne", isa.JGT: "bgu", isa.JGE: "bgeu", isa.JLT: "blu", isa.JLE: "bleu",
            isa.JSGT: "bg", isa.JSGE: "bge", isa.JSLT: "bl", isa.JSLE: "ble", isa.JSET: "bne"}
+_INVERSE = {"be": "bne", "bne": "be", "bgu": "bleu", "bleu": "bgu", "bgeu": "blu", "blu": "bgeu",
+            "bg": "ble", "ble": "bg", "bge": "bl", "bl": "bge"}
 _LOAD = {1: "ldub", 2: "lduh", 4: "lduw", 8: "ldx"}
 _LOAD_SIGNED = {1: "ldsb", 2: "ldsh", 4: "ldsw"}
 _STORE = {1: "stb", 2: "sth", 4: "st", 8: "stx"}
@@ -68,6 +70,7 @@ class Sparc64Backend(AssemblyBackend):
     uc_arch, uc_mode = unicorn.UC_ARCH_SPARC, unicorn.UC_MODE_SPARC64 | unicorn.UC_MODE_BIG_ENDIAN
     cs_arch, cs_mode = capstone.CS_ARCH_SPARC, capstone.CS_MODE_V9 | capstone.CS_MODE_BIG_ENDIAN
     ks_arch, ks_mode = keystone.KS_ARCH_SPARC, keystone.KS_MODE_SPARC64 | keystone.KS_MODE_BIG_ENDIAN
+    short_branch_reach = 1 << 20  # bpcc: disp19 words (SPARC V9 manual, A.4); keystone truncates beyond
     register_map = REGISTER_MAP
     argument_registers = (us.UC_SPARC_REG_O0, us.UC_SPARC_REG_O1, us.UC_SPARC_REG_O2,
                           us.UC_SPARC_REG_O3, us.UC_SPARC_REG_O4)
@@ -282,10 +285,12 @@ class Sparc64Backend(AssemblyBackend):
         lines = load_immediate(TMP2, insn.imm & 0xFFFFFFFF)
         if insn.mode == isa.IND:
             lines.append(f"add {TMP2}, {REGISTER_MAP[insn.src]}, {TMP2}")
-        lines += [f"sra {TMP2}, 0, {TMP2}", f"cmp {TMP2}, 0", f"bl %xcc, {abort}", "nop",
-                  f"add {TMP2}, {size}, {TMP3}"]
+        lines += [f"sra {TMP2}, 0, {TMP2}", f"cmp {TMP2}, 0"]
+        lines += self.conditional_branch("bl", "%xcc", abort, local_label(index, "not_negative"))
+        lines.append(f"add {TMP2}, {size}, {TMP3}")
         lines += load_immediate(ADDR, layout.PACKET_LEN_ADDR)
-        lines += [f"ldx [{ADDR}], {ADDR}", f"cmp {TMP3}, {ADDR}", f"bgu %xcc, {abort}", "nop"]
+        lines += [f"ldx [{ADDR}], {ADDR}", f"cmp {TMP3}, {ADDR}"]
+        lines += self.conditional_branch("bgu", "%xcc", abort, local_label(index, "inside"))
         lines += load_immediate(ADDR, layout.MEM_BASE) + [f"add {ADDR}, {TMP2}, {ADDR}"]
         return lines + self.bytewise_load(size, "%o5", False)
 
@@ -304,7 +309,14 @@ class Sparc64Backend(AssemblyBackend):
         setup, src = self.source(insn, width)
         test = f"andcc {dst}, {src}, %g0" if insn.op == isa.JSET else f"cmp {dst}, {src}"
         cc = "%xcc" if width == 64 else "%icc"
-        return setup + [test, f"{_BRANCH[insn.op]} {cc}, {target}", "nop"]
+        return setup + [test] + self.conditional_branch(_BRANCH[insn.op], cc, target,
+                                                        local_label(index, "not_taken"))
+
+    def conditional_branch(self, mnemonic: str, cc: str, target: str, skip: str) -> list[str]:
+        """bpcc to ``target``; in far mode the inverted bpcc over ``ba`` (disp22: +-8 MiB) to label ``skip``."""
+        if not self.far_branches:
+            return [f"{mnemonic} {cc}, {target}", "nop"]
+        return [f"{_INVERSE[mnemonic]} {cc}, {skip}", "nop", f"ba {target}", "nop", f"{skip}:"]
 
     def build_local_call(self, insn: Insn, index: int, target: str) -> list[str]:
         # local call: save %o7 and r6-r10, give the callee its own frame

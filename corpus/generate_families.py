@@ -134,9 +134,14 @@ class Family:
     result: int
     result_be: int | None = None
     mem: bytes = b""
+    events: tuple[tuple[bytes, int], ...] = ()  # (input, r0) of each event, instead of mem/result
 
     def render(self) -> str:
         text = [HEADER, "-- description\n", self.description.strip() + "\n", "-- asm\n", self.asm]
+        if self.events:
+            for mem, _ in self.events:
+                text += ["-- mem\n", _hex_lines(mem)]
+            return "".join(text + ["-- result\n", " ".join(f"0x{r0:x}" for _, r0 in self.events) + "\n"])
         if self.mem:
             text += ["-- mem\n", _hex_lines(self.mem)]
         text += ["-- result\n", f"0x{self.result:x}\n"]
@@ -412,6 +417,111 @@ def far_jump_families() -> list[Family]:
     ]
 
 
+# The longest reach of any target's short branch is 1 MiB: RISC-V's JAL (+-1 MiB; its B-type
+# +-4 KiB), AArch64's b.cond and SPARC64's bpcc (19-bit word displacements), beyond MIPS's
+# +-128 KB 16-bit branches, s390x's +-64 KB brc and ppc64's +-32 KB bc (each ISA manual's
+# branch encoding). Instructions are 4 bytes on all of these, so only an eBPF instruction
+# that becomes a long native sequence lets a 16-bit jump offset (32767 slots) span 1 MiB:
+# LD_ABS (a range check, two branches to the abort path and the load: 43 bytes on x86_32,
+# 52 on arm64, 56+ on RISC-V, 92 on SPARC64). tests/test_corpus_families.py checks, on every
+# registered target, that the filler is longer than 1 MiB of native code.
+MEBIBYTE_FILLER = 26000  # LD_ABS instructions, never executed: every target's code stays under 4 MiB
+FAR_SELECTORS = ("jeq_forward", "jlt32_forward", "ja_forward", "gotol_forward", "ldind",
+                 "jne_backward", "jsgt32_backward", "ja_backward", "gotol_backward")
+FAR_MARK = {name: 0x10 * (index + 1) for index, name in enumerate(FAR_SELECTORS)}  # r0 when not taken
+JEQ_K, JSGT32_K = 0x1234, -5
+
+
+def mebibyte_program() -> str:
+    """One program whose branches jump over more than 1 MiB of native code in every direction.
+
+    Byte 0 of the input selects a test; bytes 8-15 and 16-23 are the operands r8
+    and r9, read big-endian on every target (ldxdw + be64) so that an event means
+    the same in both byte orders. Each test ends with r0 = its mark when its
+    branch is not taken and mark + 1 when it is; the filler is never executed, so
+    Unicorn translates only the few blocks each event runs. The backward tests
+    first cross the filler with gotol, then branch back over it.
+    """
+    lines = ["ldxb %r6, [%r1+0]", "ldxdw %r8, [%r1+8]", "be64 %r8", "ldxdw %r9, [%r1+16]", "be64 %r9",
+             "mov %r0, 0"]
+    lines += [f"jeq %r6, {index}, {name}" for index, name in enumerate(FAR_SELECTORS)]
+    lines.append("exit")
+    mark = FAR_MARK
+    # forward: from before the filler to after it
+    lines += ["jeq_forward:", f"jeq %r8, {JEQ_K:#x}, jeq_forward_taken", f"mov %r0, {mark['jeq_forward']:#x}", "exit",
+              "jlt32_forward:", "jlt32 %r8, %r9, jlt32_forward_taken", f"mov %r0, {mark['jlt32_forward']:#x}", "exit",
+              "ja_forward:", f"mov %r0, {mark['ja_forward']:#x}", "ja ja_forward_taken",
+              "gotol_forward:", f"mov %r0, {mark['gotol_forward']:#x}", "gotol gotol_forward_taken",
+              # a packet load more than 1 MiB before the packet-abort path: in range, or abort with r0 = 0
+              "ldind:", "ldindw %r8, 0", f"add %r0, {mark['ldind']:#x}", "exit"]
+    # the backward tests enter past the filler with gotol
+    for name in ("jne_backward", "jsgt32_backward", "ja_backward", "gotol_backward"):
+        lines += [f"{name}:", f"mov %r0, {mark[name]:#x}", f"gotol {name}_site"]
+    for name in ("jne_backward", "jsgt32_backward", "ja_backward", "gotol_backward"):
+        lines += [f"{name}_taken:", "add %r0, 1", "exit"]
+    # the filler; a branch that lands inside it runs to its end and returns 0xdead
+    lines += [f".rept {MEBIBYTE_FILLER}", "ldabsw 0", ".endr", "mov %r0, 0xdead", "exit"]
+    for name in ("jeq_forward", "jlt32_forward"):
+        lines += [f"{name}_taken:", f"mov %r0, {mark[name] + 1:#x}", "exit"]
+    for name in ("ja_forward", "gotol_forward"):
+        lines += [f"{name}_taken:", "add %r0, 1", "exit"]
+    lines += ["jne_backward_site:", "jne %r8, %r9, jne_backward_taken", "exit",
+              "jsgt32_backward_site:", f"jsgt32 %r8, {JSGT32_K}, jsgt32_backward_taken", "exit",
+              "ja_backward_site:", "ja ja_backward_taken",
+              "gotol_backward_site:", "gotol gotol_backward_taken"]
+    return "\n".join(lines) + "\n"
+
+
+def _far_event(test: str, r8: int = 0, r9: int = 0) -> bytes:
+    padding = bytes.fromhex("a1b2c3d4e5f607")  # what the packet load reads (from offset 4)
+    return (bytes([FAR_SELECTORS.index(test)]) + padding + (r8 & M64).to_bytes(8, "big")
+            + (r9 & M64).to_bytes(8, "big"))
+
+
+def _far_taken(test: str, taken: bool) -> int:
+    return FAR_MARK[test] + int(taken)
+
+
+def mebibyte_families() -> list[Family]:
+    """Branches over more than 1 MiB of native code: JMP and JMP32, forward and backward, taken
+    and not, ja and gotol, and a packet load far from its abort path.
+
+    One case with an event per check: the program is translated once per target
+    (1-3 s each, most of this case's cost), where a file per check would repeat
+    that on every worker the files land on.
+    """
+    events: list[tuple[str, bytes, int]] = []  # (what it checks, input, r0)
+
+    def conditional(test: str, cond: str, operands: list[tuple[int, int]], bits: int) -> None:
+        for r8, r9 in operands:
+            taken = jump_reference(cond, r8, r9, bits)
+            # the K forms compare with their immediate; r9 is then unused
+            uses_r9 = test in ("jlt32_forward", "jne_backward")
+            events.append((f"{test.replace('_', ' ')} {'taken' if taken else 'not taken'}",
+                           _far_event(test, r8, r9 if uses_r9 else 0), _far_taken(test, taken)))
+
+    conditional("jeq_forward", "jeq", [(JEQ_K, JEQ_K), (0xFFFFFFFF00000000 | JEQ_K, JEQ_K)], 64)
+    conditional("jlt32_forward", "jlt", [(0xAAAAAAAA00000001, 2), (3, 0xFFFFFFFF00000002)], 32)
+    conditional("jne_backward", "jne", [(0x8000000000000000, 0), (0x0123456789ABCDEF, 0x0123456789ABCDEF)], 64)
+    conditional("jsgt32_backward", "jsgt", [(0x8000000000000001, JSGT32_K), (0xFFFFFFF0, JSGT32_K)], 32)
+    for test in ("ja_forward", "gotol_forward", "ja_backward", "gotol_backward"):
+        events.append((test.replace("_", " "), _far_event(test), _far_taken(test, True)))
+    packet = _far_event("ldind", 4)
+    word = int.from_bytes(packet[4:8], "big")  # LD_IND reads network order
+    events.append(("ldindw in range", packet, word + FAR_MARK["ldind"]))
+    events.append(("ldindw out of range: abort, r0 = 0", _far_event("ldind", 0x7FFFFFF0), 0))
+    assert [what.endswith(" taken") and not what.endswith("not taken") for what, *_ in events[:8]] == [True, False] * 4
+    listing = "; ".join(f"{number}: {what}" for number, (what, *_) in enumerate(events, 1))
+    return [Family(
+        "jmp/far_1mib_every_kind.data",
+        f"Branches over {MEBIBYTE_FILLER} LD_ABS instructions, more than 1 MiB of native code on every "
+        "target: past RISC-V's JAL (and B-type), arm64's and SPARC64's conditional branches and MIPS's "
+        "16-bit ones. JMP and JMP32, with register and immediate operands, forward and backward, taken "
+        "and not, ja and gotol, and an LD_IND whose branch to the packet-abort path is the far one. "
+        f"Events: {listing}.",
+        mebibyte_program(), 0, events=tuple((mem, r0) for _, mem, r0 in events))]
+
+
 # --- where 32-bit JITs are weak ------------------------------------------------------------
 # A 32-bit JIT (arm32, x86_32) keeps each eBPF register in two 32-bit words, so a
 # 64-bit operation becomes a carry chain, a shift split at 32, a multiply of halves,
@@ -642,7 +752,7 @@ def high_half_divide_families() -> list[Family]:
 def all_families() -> list[Family]:
     return (alu_families() + unary_families() + jump_families() + endian_families() + memory_families()
             + far_jump_families() + half_shift_families() + carry_families() + high_word_jump_families()
-            + high_half_divide_families())
+            + high_half_divide_families() + mebibyte_families())
 
 
 def write(out_dir: Path = OUT_DIR) -> list[Path]:

@@ -236,7 +236,7 @@ def _worker_count(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    import arches
+    import arches  # the registry only: backends load lazily
 
     parser = argparse.ArgumentParser(
         prog="python -m harness",

@@ -61,6 +61,25 @@ def test_far_jump_cases_are_really_far():
     assert len(case.program.insns) > 9000
 
 
+@pytest.mark.parametrize("name", __import__("arches").names())
+def test_the_mebibyte_filler_is_longer_than_every_short_branch_reach(name):
+    """On every registered target the far case's filler exceeds 1 MiB of native code, the
+    longest short-branch reach of any target (RISC-V JAL, arm64 b.cond, sparc64 bpcc).
+
+    Measured per LD_ABS on a short program: a lower bound, since in the far program the
+    branches to the abort path only grow (relaxed, or translated in far mode)."""
+    import arches
+    from harness.cases.asm import assemble
+
+    backend = arches.get(name)
+    size = lambda count: len(backend.translate(assemble("ldabsw 0\n" * count + "exit")).code)  # noqa: E731
+    per_load = (size(65) - size(1)) / 64
+    assert per_load * families.MEBIBYTE_FILLER > 1 << 20, \
+        f"{name}: {per_load} bytes per LD_ABS x {families.MEBIBYTE_FILLER} is not past 1 MiB"
+    program = families.mebibyte_program()
+    assert program.count("ldabsw 0") == 1 and f".rept {families.MEBIBYTE_FILLER}" in program
+
+
 def test_unary_reference_by_hand():
     assert families.unary_reference("neg32", 1) == 0xFFFFFFFF
     assert families.unary_reference("neg", 1 << 63) == 1 << 63

@@ -120,3 +120,25 @@ def test_a_label_table_that_is_not_last_leaves_the_map_empty_not_wrong():
     native = TrailingPool().translate(program)
     assert native.bpf_to_native == {}
     assert native.code == X86_64Backend().translate(program).code + b"\x90" * 4
+
+
+@pytest.mark.parametrize("name", [name for name in arches.names()
+                                  if getattr(arches.get(name), "short_branch_reach", None)])
+def test_code_longer_than_the_short_branch_reach_is_translated_with_far_branches(name):
+    """keystone truncates displacements its short branch cannot hold (arm64, sparc64), so code
+    that long is translated again in far mode: a short reach of 256 bytes makes this small
+    program long, and it must still run like the interpreter, far-form branches and all."""
+    from harness.oracle.interpreter import interpret
+    from harness.running.emulator import engine_for
+
+    backend = arches.get(name)
+    short = copy.copy(backend)
+    short.clear_cache()
+    short.short_branch_reach = 256
+    source = ("mov %r0, 0\nmov %r6, 3\ntop:\n" + "add %r0, 3\n" * 80
+              + "sub %r6, 1\njne %r6, 0, top\njlt32 %r0, 1000, done\nmov %r0, 1\ndone:\nexit")
+    program = assemble(source)
+    near, far = backend.translate(program), short.translate(program)
+    assert len(near.code) >= 256 and len(far.code) > len(near.code)  # the long forms are longer
+    assert short.far_branches is False  # far mode ends with the translation
+    assert engine_for(short).run(far).r0 == interpret(program, b"", backend.byte_order).r0 == 3 * 80 * 3

@@ -8,7 +8,7 @@ from pathlib import Path
 import keystone
 import pytest
 import unicorn
-from unicorn import arm64_const, arm_const, ppc_const, sparc_const, x86_const
+from unicorn import arm64_const, arm_const, mips_const, ppc_const, sparc_const, x86_const
 
 from arches.base import NativeCode
 from arches.x86_64 import X86_64Backend
@@ -93,6 +93,14 @@ ARM64 = (unicorn.UC_ARCH_ARM64, unicorn.UC_MODE_ARM)
 ARM32 = (unicorn.UC_ARCH_ARM, unicorn.UC_MODE_ARM)
 PPC64 = (unicorn.UC_ARCH_PPC, unicorn.UC_MODE_PPC64 | unicorn.UC_MODE_BIG_ENDIAN)
 SPARC64 = (unicorn.UC_ARCH_SPARC, unicorn.UC_MODE_SPARC64 | unicorn.UC_MODE_BIG_ENDIAN)
+MIPS64 = (unicorn.UC_ARCH_MIPS, unicorn.UC_MODE_MIPS64 | unicorn.UC_MODE_BIG_ENDIAN)
+MIPS64_CPU = mips_const.UC_CPU_MIPS64_MIPS64R2_GENERIC  # the backend's model
+
+
+def mips64(source: str) -> bytes:
+    """Exactly the words written (no delay-slot nops of keystone's own), MIPS64r2."""
+    return assemble(keystone.KS_ARCH_MIPS, keystone.KS_MODE_MIPS64 | keystone.KS_MODE_BIG_ENDIAN,
+                    ".set noreorder\n.set mips64r2\n" + source)
 
 
 def test_limit_arm64_default_cpu_traps_on_lse_atomics():
@@ -118,6 +126,73 @@ def test_limit_store_exclusive_never_fails(arch, source, tries):
              ARM32: lambda uc: uc.reg_write(arm_const.UC_ARM_REG_R0, 0x40000)}.get(arch)
     uc, error = run_bare(*arch, assemble(*keystone_mode, source), setup, tlb=arch == PPC64)
     assert error is None and uc.reg_read(tries) == 1  # one pass: the retry path never runs
+
+
+def test_limit_mips64_store_conditional_never_fails():
+    code = mips64("lui $4, 4\nori $6, $0, 0\nloop: lld $2, 0($4)\ndaddiu $2, $2, 1\nscd $2, 0($4)\n"
+                  "beqz $2, loop\ndaddiu $6, $6, 1")  # the delay slot counts the passes
+    uc, error = run_bare(*MIPS64, code, cpu=MIPS64_CPU)
+    assert error is None and uc.reg_read(mips_const.UC_MIPS_REG_6) == 1
+
+
+def test_limit_mips64_word_operations_ignore_the_upper_half_of_their_inputs():
+    """addu and srl on 0x00000000ffffffff (not a sign-extended word: UNPREDICTABLE on the CPU)
+    quietly use the low word: 0xffffffff + 1 gives 0, 0xffffffff >> 4 gives 0x0fffffff."""
+    def setup(uc):
+        uc.reg_write(mips_const.UC_MIPS_REG_4, 0xFFFFFFFF)
+        uc.reg_write(mips_const.UC_MIPS_REG_5, 1)
+    uc, error = run_bare(*MIPS64, mips64("addu $2, $4, $5\nsrl $3, $4, 4"), setup, cpu=MIPS64_CPU)
+    assert error is None
+    assert (uc.reg_read(mips_const.UC_MIPS_REG_2), uc.reg_read(mips_const.UC_MIPS_REG_3)) == (0, 0x0FFFFFFF)
+
+
+STRAIGHT_LINE = "daddiu $2, $2, 1\n" * 2000 + "jr $ra\nnop"  # one block of 2000 ALU instructions, then return
+
+
+LONG_BLOCK_SCRIPT = """
+import sys, keystone, unicorn
+mode = keystone.KS_MODE_MIPS64 | keystone.KS_MODE_BIG_ENDIAN
+code = bytes(keystone.Ks(keystone.KS_ARCH_MIPS, mode).asm(".set noreorder\\n" + "daddu $2, $2, $3\\n" * 400, 0x10000)[0])
+uc = unicorn.Uc(unicorn.UC_ARCH_MIPS, unicorn.UC_MODE_MIPS64 | unicorn.UC_MODE_BIG_ENDIAN)
+uc.mem_map(0x10000, 0x10000)
+uc.mem_write(0x10000, code)
+uc.emu_start(0x10000, 0x10000 + len(code), count=int(sys.argv[1]))
+"""
+
+
+def test_unicorn_crashes_on_a_long_mips64_block_without_a_code_hook():
+    """The deviation itself, in a child process (it dies of SIGSEGV); with count= it runs."""
+    import signal
+    import subprocess
+    import sys
+
+    crashed, counted = (subprocess.run([sys.executable, "-c", LONG_BLOCK_SCRIPT, count], capture_output=True)
+                        for count in ("0", "1000"))
+    assert crashed.returncode == -signal.SIGSEGV, (crashed.returncode, crashed.stderr[-300:])
+    assert counted.returncode == 0, counted.stderr[-300:]
+
+
+@pytest.mark.parametrize("name", ("mips64", "mips64el"))
+def test_the_runner_runs_long_mips64_blocks(name):
+    import arches
+
+    backend = arches.get(name)
+    mode = keystone.KS_MODE_MIPS64 | (keystone.KS_MODE_BIG_ENDIAN if backend.byte_order == "big"
+                                      else keystone.KS_MODE_LITTLE_ENDIAN)
+    code = bytes(keystone.Ks(keystone.KS_ARCH_MIPS, mode).asm(".set noreorder\n" + STRAIGHT_LINE,
+                                                               layout.CODE_BASE)[0])
+    outcome = Engine(backend).run(NativeCode(code, "hand-written"))
+    assert outcome.kind == "return" and outcome.r0 == 2000
+
+
+def test_limit_mips64_pc_reads_zero_at_a_cpu_exception():
+    seen = []
+
+    def setup(uc):
+        uc.hook_add(unicorn.UC_HOOK_INTR, lambda uc, number, _: (
+            seen.append((number, uc.reg_read(mips_const.UC_MIPS_REG_PC))), uc.emu_stop()))
+    run_bare(*MIPS64, mips64("nop\nbreak\nnop"), setup, cpu=MIPS64_CPU)
+    assert seen == [(18, 0)]  # EXCP_BREAK, and no trace of the break's address 0x10004
 
 
 def test_limit_arm32_ldrd_strd_ignore_word_alignment():
@@ -193,3 +268,75 @@ def test_corrected_ppc64_program_interruption_names_the_interrupted_instruction(
     outcome = Engine(backend).run(NativeCode(code, "hand-written"))
     assert outcome.kind == "fault" and f"by `trap` at {layout.CODE_BASE + 8:#x}" in outcome.detail, \
         outcome.detail
+
+
+# RISC-V has no keystone: these tests encode with the backend's own table (arches/riscv64/encoding.py).
+RISCV64 = (unicorn.UC_ARCH_RISCV, unicorn.UC_MODE_RISCV64)
+
+
+def riscv(*instructions) -> bytes:
+    from arches.riscv64.encoding import encode
+
+    return b"".join(encode(mnemonic, **values) for mnemonic, values in instructions)
+
+
+def test_limit_riscv64_zbb_and_zba_are_illegal_on_every_cpu_model():
+    from unicorn import riscv_const
+
+    rev8, add_uw = (0x6B85D513).to_bytes(4, "little"), (0x0805853B).to_bytes(4, "little")  # rev8 a0, a1; add.uw
+    for cpu in (None, riscv_const.UC_CPU_RISCV64_ANY, riscv_const.UC_CPU_RISCV64_BASE64,
+                riscv_const.UC_CPU_RISCV64_SIFIVE_U54):
+        for code in (rev8, add_uw):
+            uc = unicorn.Uc(*RISCV64)
+            if cpu is not None:
+                uc.ctl_set_cpu_model(cpu)
+            uc.mem_map(0x10000, 0x10000)
+            uc.mem_write(0x10000, code)
+            causes = []
+            uc.hook_add(unicorn.UC_HOOK_INTR, lambda uc, number, _: (causes.append(number), uc.emu_stop()))
+            uc.emu_start(0x10000, 0x10004)
+            assert causes == [2]  # illegal instruction
+
+
+def test_limit_riscv64_misaligned_loads_and_stores_execute_amos_trap():
+    from unicorn import riscv_const
+
+    a0, a1, a2 = 10, 11, 12
+    setup = lambda uc: (uc.reg_write(riscv_const.UC_RISCV_REG_A1, 0x40001),  # noqa: E731
+                        uc.reg_write(riscv_const.UC_RISCV_REG_A2, 0x1122334455667788))
+    uc, error = run_bare(*RISCV64, riscv(("sd", dict(rs2=a2, rs1=a1, imm=2)), ("ld", dict(rd=a0, rs1=a1, imm=2))),
+                         setup)
+    assert error is None and uc.reg_read(riscv_const.UC_RISCV_REG_A0) == 0x1122334455667788
+    for amo in (("amoadd.d", dict(rd=a0, rs2=a2, rs1=a1)), ("lr.w", dict(rd=a0, rs1=a1))):
+        uc = unicorn.Uc(*RISCV64)
+        uc.mem_map(0x10000, 0x10000)
+        uc.mem_map(0x40000, 0x10000)
+        uc.mem_write(0x10000, riscv(amo))
+        setup(uc)
+        causes = []
+        uc.hook_add(unicorn.UC_HOOK_INTR, lambda uc, number, _: (causes.append(number), uc.emu_stop()))
+        uc.emu_start(0x10000, 0x10004)
+        assert causes == [4], amo  # "load address misaligned", for an AMO too
+
+
+def test_limit_riscv64_store_conditional_never_fails():
+    from unicorn import riscv_const
+
+    a0, a1, a2, a3 = 10, 11, 12, 13  # loop: lr.d a0; a0 += 1; sc.d a2; a3 += 1; bnez a2, loop
+    code = riscv(("addi", dict(rd=a3, rs1=0, imm=0)), ("lr.d", dict(rd=a0, rs1=a1)),
+                 ("addi", dict(rd=a0, rs1=a0, imm=1)), ("sc.d", dict(rd=a2, rs2=a0, rs1=a1)),
+                 ("addi", dict(rd=a3, rs1=a3, imm=1)), ("bne", dict(rs1=a2, rs2=0, imm=-16)))
+    uc, error = run_bare(*RISCV64, code, lambda uc: uc.reg_write(riscv_const.UC_RISCV_REG_A1, 0x40000))
+    assert error is None and uc.reg_read(riscv_const.UC_RISCV_REG_A3) == 1
+
+
+def test_corrected_riscv64_exception_names_the_trapping_instruction():
+    """A misaligned amoadd.w traps; Unicorn's PC then reads the next instruction, the runner names the AMO."""
+    from arches.riscv64 import Riscv64Backend
+
+    a0, a1 = 10, 11  # a0 is eBPF r1: the input memory; a1 = a0 + 2
+    code = riscv(("addi", dict(rd=0, rs1=0, imm=0)), ("addi", dict(rd=a1, rs1=a0, imm=2)),
+                 ("amoadd.w", dict(rd=0, rs2=a0, rs1=a1)), ("jalr", dict(rd=0, rs1=1, imm=0)))
+    outcome = Engine(Riscv64Backend()).run(NativeCode(code, "hand-written"), b"\0" * 16)
+    assert outcome.kind == "fault" and "load address misaligned" in outcome.detail, outcome.detail
+    assert f"by `amoadd.w zero, a0, (a1)` at {layout.CODE_BASE + 8:#x}" in outcome.detail, outcome.detail

@@ -117,7 +117,7 @@ class Encoded:
     relative-long branches (``brcl``, ``brasl``) reach +-4 GiB, so nothing relaxes.
     """
 
-    __slots__ = ("opcode", "values", "target", "text", "sizes")
+    __slots__ = ("opcode", "values", "target", "text", "sizes", "encoded")
 
     def __init__(self, mnemonic: str, target: str | None, values: dict[str, int]) -> None:
         self.opcode = OPCODES[mnemonic]
@@ -126,23 +126,44 @@ class Encoded:
         operands = ", ".join(f"{key}={value}" for key, value in values.items())
         self.text = f"{mnemonic} {operands}" + (f" -> {target}" if target else "")
         self.sizes = (self.opcode.format.size,)
+        self.encoded: bytes | None = None  # a fixed instruction's bytes, once encoded
 
     def reaches(self, form: int, displacement: int) -> bool:
         return displacement % 2 == 0 and -(1 << 32) <= displacement < (1 << 32)  # RIL: signed halfwords
 
     def encode(self, form: int, displacement: int) -> bytes:
+        if self.target is None:
+            if self.encoded is None:
+                self.encoded = self.opcode.format.encode(dict(self.opcode.fixed, **self.values))
+            return self.encoded
         values = dict(self.opcode.fixed, **self.values)
-        if self.target is not None:
-            values["i2"] = displacement // 2  # halfwords
+        values["i2"] = displacement // 2  # halfwords
         return self.opcode.format.encode(values)
+
+
+_SHARED: dict[tuple, Encoded] = {}
+_SHARED_LIMIT = 1 << 16  # distinct instructions kept (a fuzzing session makes many)
 
 
 class Chunk(list):
     """The chunk a builder returns: Encoded instructions and labels, appended in order."""
 
     def emit(self, mnemonic: str, label: str | None = None, **values: int) -> None:
-        """Append ``mnemonic`` with its field values; ``label``: the target of a relative branch."""
-        self.append(Encoded(mnemonic, label, values))
+        """Append ``mnemonic`` with its field values; ``label``: the target of a relative branch.
+
+        A record without a label is shared by every identical instruction (records are
+        never changed), so its listing text is built once, however often it recurs.
+        """
+        if label is not None:
+            self.append(Encoded(mnemonic, label, values))
+            return
+        key = (mnemonic, *values.items())
+        record = _SHARED.get(key)
+        if record is None:
+            if len(_SHARED) >= _SHARED_LIMIT:
+                _SHARED.clear()
+            record = _SHARED[key] = Encoded(mnemonic, None, values)
+        self.append(record)
 
     def label(self, name: str) -> None:
         self.append(Label(name))

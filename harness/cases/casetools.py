@@ -19,7 +19,7 @@ exit
 # The expected r0 as a u64, reasoned by hand from RFC 9669 (never copied from a run).
 0x0
 # -- result-be
-# The expected r0 on big-endian targets (s390x, ppc64, sparc64), only where it differs
+# The expected r0 on big-endian targets (s390x, ppc64, sparc64, mips64), only where it differs
 # (without it, -- result binds the big-endian targets too).
 # -- error reject
 # Use instead of -- result when the program must be rejected (reject), fault (fault) or

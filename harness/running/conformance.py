@@ -15,7 +15,7 @@ from typing import Any
 from harness import layout
 from harness.cases.corpus import Case, CorpusError, load_case
 from harness.running.coverage import program_forms
-from harness.oracle.interpreter import interpret
+from harness.oracle.interpreter import Interpreter
 from harness.oracle.outcome import ERROR_KINDS, FAULT, LIMIT, RETURNED, Outcome, first_difference
 from harness.isa import Program
 from harness.oracle.maps import MapError, MapSet, describe_snapshot, resolve_map_loads
@@ -145,8 +145,8 @@ def oracle(path: str, byte_order: str) -> tuple[tuple[Outcome, ...], float]:
     assert loaded.case is not None and loaded.runnable is not None
     started = time.perf_counter()
     maps = new_maps(loaded.case, byte_order)
-    outcomes = tuple(interpret(loaded.runnable, memory, byte_order, loaded.case.budget, maps=maps)
-                     for memory in loaded.case.inputs)
+    machine = Interpreter(loaded.runnable, byte_order)  # built once: a program may hold 24,000 slots
+    outcomes = tuple(machine.run(memory, loaded.case.budget, maps) for memory in loaded.case.inputs)
     return outcomes, time.perf_counter() - started
 
 

@@ -13,6 +13,7 @@ class Coverage:
     total: int
     covered: set[tuple[int, int]] = field(default_factory=set)
     by_case: dict[str, set[tuple[int, int]]] = field(default_factory=dict)
+    slots: dict[str, int] = field(default_factory=dict)  # program length of each case
 
     @property
     def covered_count(self) -> int:
@@ -60,9 +61,11 @@ def opcode_coverage(case_paths: list[str], root: Path | None = None) -> Coverage
         if not path.is_absolute() and root is not None:
             path = root / path
         try:
-            forms = program_forms(load_case(path).program)
+            program = load_case(path).program
         except CorpusError:
             continue
+        forms = program_forms(program)
         coverage.by_case[name] = forms
+        coverage.slots[name] = len(program.insns)
         coverage.covered |= forms
     return coverage

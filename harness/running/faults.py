@@ -32,20 +32,30 @@ S390X_READS = {"lg": 8, "lgf": 4, "llgf": 4, "l": 4, "ly": 4, "lgh": 2, "llgh": 
 
 
 # Names of the CPU exception numbers Unicorn's interrupt hook passes (QEMU's numbering), where
-# measured: x86 vectors (Intel SDM vol. 3, table 6-1), QEMU's EXCP_* for arm64 and s390x, SPARC
-# V9 trap types (SPARC Architecture Manual V9, table 7-1).
+# measured: x86 vectors (Intel SDM vol. 3, table 6-1), QEMU's EXCP_* for arm64, s390x and MIPS, SPARC
+# V9 trap types (SPARC Architecture Manual V9, table 7-1), RISC-V exception causes.
 EXCEPTIONS = {
     ("x86", 0): "#DE divide error", ("x86", 3): "#BP breakpoint", ("x86", 6): "#UD invalid opcode",
     ("x86", 13): "#GP general protection",
     ("arm64", 1): "undefined instruction (EXCP_UDEF)",
     ("s390x", 3): "program interruption (EXCP_PGM)",
     ("sparc", 0x28): "division_by_zero trap", ("sparc", 0x34): "mem_address_not_aligned trap",
+    # MIPS: QEMU's EXCP_* (target/mips/cpu.h), as the interrupt hook passes them (measured: break 18)
+    ("mips", 12): "address error on a load (EXCP_AdEL)", ("mips", 13): "address error on a store (EXCP_AdES)",
+    ("mips", 17): "syscall (EXCP_SYSCALL)", ("mips", 18): "break (EXCP_BREAK)",
+    ("mips", 20): "reserved instruction (EXCP_RI)", ("mips", 21): "integer overflow (EXCP_OVERFLOW)",
+    ("mips", 22): "trap (EXCP_TRAP)",
+    # RISC-V mcause values (privileged ISA manual, table 3.6); Unicorn reports a misaligned AMO or
+    # LR as 4, a load's cause, where the manual gives AMOs 6 (measured)
+    ("riscv", 2): "illegal instruction", ("riscv", 4): "load address misaligned",
+    ("riscv", 6): "store/AMO address misaligned",
 }
 
 
 def exception_name(cs_arch: int, number: int) -> str:
     arch = {capstone.CS_ARCH_X86: "x86", capstone.CS_ARCH_ARM64: "arm64", capstone.CS_ARCH_SYSZ: "s390x",
-            capstone.CS_ARCH_SPARC: "sparc"}.get(cs_arch, "")
+            capstone.CS_ARCH_SPARC: "sparc", capstone.CS_ARCH_MIPS: "mips",
+            capstone.CS_ARCH_RISCV: "riscv"}.get(cs_arch, "")
     return EXCEPTIONS.get((arch, number), f"exception {number}")
 
 

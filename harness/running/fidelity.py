@@ -47,9 +47,10 @@ DEVIATIONS = (
     Deviation("arm64", "the default CPU model traps on LSE atomics (ldadd, cas, swp)",
               "ARMv8.1 and later CPUs run them", LIMIT,
               "a backend emitting LSE atomics must set uc_cpu = UC_CPU_ARM64_MAX; this one uses LL/SC"),
-    Deviation("arm64, ppc64, arm32", "a store-exclusive (stxr, stdcx., strex) never fails in "
-                                     "single-threaded emulation", "may fail spuriously, and does under "
-                                                                  "contention", LIMIT,
+    Deviation("arm64, ppc64, arm32, mips64, mips64el, riscv64", "a store-exclusive (stxr, stdcx., strex, "
+                                                                 "sc/scd, RISC-V sc) never fails in "
+                                                                 "single-threaded emulation",
+              "may fail spuriously, and does under contention", LIMIT,
               "the retry path of a JIT's LL/SC loop never runs, so a bug in it is not found"),
     Deviation("arm32", "`ldrd`/`strd` at an address that is not word-aligned load and store",
               "an alignment fault (ARMv7-A: LDRD/STRD need word alignment even with SCTLR.A clear)",
@@ -63,6 +64,21 @@ DEVIATIONS = (
               CORRECTED, "the runner names the instruction before that PC"),
     Deviation("ppc64", "the named POWER CPU models run only 32-bit code", "64-bit CPUs",
               CORRECTED, "the default model with the virtual TLB runs 64-bit code (configure_engine)"),
+    Deviation("mips64, mips64el", "a 32-bit operation (`addu`, `subu`, `mult`, `divu`, `srl`, `sra`, "
+                                  "`srlv`, `srav`) on an input that is not a sign-extended word computes "
+                                  "the low word and sign-extends it",
+              "the result is UNPREDICTABLE (MIPS64 manual, each instruction's Restrictions)", LIMIT,
+              "a JIT that feeds them zero-extended eBPF values passes under Unicorn; this backend uses "
+              "64-bit operations or sign-extends first (`sll r, r, 0`, as the kernel's emit_sext)"),
+    Deviation("mips64, mips64el", "at a CPU exception (break, trap, an address error on a misaligned "
+                                  "access) the PC register reads 0, and CP0 EPC is not exposed",
+              "EPC holds the trapping instruction's address", LIMIT,
+              "the fault detail names the exception but not the trapping instruction (pc 0x0)"),
+    Deviation("mips64, mips64el", "a straight-line block of 365 or more ALU instructions crashes the "
+                                  "process (a segmentation fault in Unicorn) unless a code hook runs",
+              "(not a CPU matter)", CORRECTED,
+              "the runner always passes emu_start's `count` (the instruction budget), whose counting "
+              "hook Unicorn runs on every instruction; the benchmark's floor does the same"),
     Deviation("sparc64", "`save`/`restore` trap: register-window spill and fill are not emulated",
               "an OS handles the window traps", LIMIT,
               "JIT code must be window-free (this backend's frame model); a JIT using windows, as "
@@ -76,6 +92,18 @@ DEVIATIONS = (
                          "code hook on a `jmpl` target derails the PC", "(not a CPU matter)",
               CORRECTED, "the budget is counted by a block hook with a time bound; helper stubs use "
                          "a block hook"),
+    Deviation("riscv64", "at a CPU exception (an illegal instruction, a misaligned AMO), the PC register "
+                         "reads the next instruction's address", "mepc holds the trapping instruction's",
+              CORRECTED, "the runner names the instruction before that PC (the backend emits no "
+                         "compressed instructions)"),
+    Deviation("riscv64", "Zbb and Zba instructions (rev8, zext.h, sext.b, andn, add.uw) raise an "
+                         "illegal-instruction exception on every RV64 CPU model",
+              "RVA22 cores implement them (Linux 6.1's RV64 JIT does not use them)", LIMIT,
+              "a JIT emitting them cannot run here; this backend is RV64IMA (byte swaps by shifts)"),
+    Deviation("riscv64", "misaligned loads and stores execute", "a core may trap them, to be emulated "
+                                                                 "by firmware or the kernel (slowly)", LIMIT,
+              "a JIT's misaligned access costs nothing here, as eBPF allows it; only misaligned AMOs "
+              "and LR trap (exception 4, a load's cause, where the manual gives AMOs 6)"),
 )
 
 
@@ -123,11 +151,11 @@ def _is_32_bit(operands: str) -> bool:
 def trap_pc(backend: Any, pc: int, last_block: tuple[int, int] | None) -> int:
     """The trapping instruction's address, from the PC Unicorn shows in its interrupt hook.
 
-    SPARC64 and PowerPC64 need this (measured: the hook reads the next PC there, as the table says);
+    SPARC64, PowerPC64 and RISC-V need this (measured: the hook reads the next PC there, as the table says);
     ``last_block`` is the block being executed, as the engine's block hook last saw it.
     """
-    if backend.uc_arch == unicorn.UC_ARCH_PPC:
-        return pc - 4  # no delay slots: always the instruction before
+    if backend.uc_arch in (unicorn.UC_ARCH_PPC, unicorn.UC_ARCH_RISCV):
+        return pc - 4  # no delay slots (and no compressed RISC-V code): always the instruction before
     if backend.uc_arch != unicorn.UC_ARCH_SPARC or last_block is None:
         return pc
     start, size = last_block

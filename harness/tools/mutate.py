@@ -377,16 +377,21 @@ class MutantResult:
 
 
 def run_mutant(mutant: Mutant, arch: str, case_paths: list[str]) -> MutantResult:
-    """Run the cases the mutant changes, in order, until one fails."""
+    """Run the cases the mutant changes, shortest program first, until one fails.
+
+    Shortest first finds a kill at the least cost: a far-branch case holds 24,000
+    instructions and takes seconds to translate, a hand-written one a millisecond.
+    """
     import arches
     from harness.running.conformance import ERROR, FAIL, load_checked, run_item
 
     backend = arches.get(arch)
     clone = mutated_backend(backend, mutant)
     touched = run = 0
-    for path in case_paths:
-        loaded = load_checked(path)
-        if loaded.runnable is None or not affected(loaded.runnable, mutant, backend.byte_order):
+    loaded_cases = [(path, load_checked(path)) for path in case_paths]
+    runnable = [(path, loaded.runnable) for path, loaded in loaded_cases if loaded.runnable is not None]
+    for path, program in sorted(runnable, key=lambda item: len(item[1].insns)):
+        if not affected(program, mutant, backend.byte_order):
             continue
         touched += 1
         result = run_item(path, arch, backend=clone)
