@@ -120,3 +120,16 @@ def test_failure_listings_are_cut_with_a_count(tmp_path):
         assert len(text.splitlines()) < 2 * LISTING_LINES
         if target == "x86_64":
             assert "listing cut after 200 instructions" in text.split("|", 2)[-1]
+
+
+def test_a_difference_in_r0_and_in_the_maps_is_described_without_an_address():
+    """Found by the parser fuzzer: maps have no byte address, the message must not need one."""
+    from harness.oracle.outcome import RETURNED, Outcome
+    from harness.running.conformance import compare_outcomes
+
+    want = Outcome(RETURNED, r0=1, maps=(("counts", ((0, 1),)),))
+    got = Outcome(RETURNED, r0=2, maps=(("counts", ((0, 2),)),))
+    first, problems = compare_outcomes((want,), (got,), "little")
+    assert first["what"] == "r0"
+    assert problems == ["differs from the little-endian interpreter in r0: expected 0x1, got 0x2",
+                        "first difference in maps: expected counts[0] = 1, got counts[0] = 2"]

@@ -7,10 +7,12 @@ Quick by default (a few dozen inputs); ``HARNESS_FUZZ_COUNT=N`` runs N of each a
 
 Asserted for every input: exactly one result per (case, target), no traceback or
 INTERNALERROR, no internal error of the harness, every error one line naming its
-file, and the unchanged controls among the mutated files still pass everywhere.
+file and line (or saying why the whole file is at fault: unreadable, too large, or
+out of time), and the unchanged controls among the mutated files still pass everywhere.
 """
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -23,12 +25,18 @@ COUNT = int(os.environ.get("HARNESS_FUZZ_COUNT", "0"))
 SEED = int(os.environ.get("HARNESS_FUZZ_SEED", "20261126"))
 
 
+# Errors that concern a whole file rather than one of its lines.
+WHOLE_FILE = ("cannot read", "larger than", "time limit")
+
+
 def check_result(result: dict, path: str) -> None:
     assert result["status"] in STATUSES
     detail = result["detail"] or ""
     assert "internal error" not in detail and "Traceback" not in detail, detail
     if result["status"] == ERROR:
-        assert detail.startswith(path) and "\n" not in detail, detail
+        assert "\n" not in detail, detail
+        assert re.match(re.escape(path) + r":\d+: ", detail) or \
+            any(detail.startswith(f"{path}: {kind}") for kind in WHOLE_FILE), detail
 
 
 def test_mutated_corpus_files_in_one_run(tmp_path):

@@ -176,3 +176,14 @@ def test_broken_paths_are_reported_not_skipped(tmp_path):
                 "loop_a.data": "cannot read: a symbolic link loop", "loop_b.data": "cannot read: a symbolic link loop"}
     assert reasons == {(name, target): ("error", why) for name, why in expected.items()
                        for target in ("interp", "x86_64")}
+
+
+def test_many_failures_are_explained_fifty_in_full_and_listed_the_rest(tmp_path):
+    for n in range(60):
+        (tmp_path / f"wrong_{n:02}.data").write_text("-- asm\nmov %r0, 1\nexit\n-- result\n2\n")
+    completed = run_cli("run", str(tmp_path), "--arch", "interp", "-n", "0")
+    assert completed.returncode == 1
+    output = completed.stdout
+    assert "first 50 of 60 failures (the results file has every detail)" in output
+    assert output.count("eBPF program:") == 50  # a listing for each explained failure only
+    assert output.count("FAILED ") == 60  # and one summary line for every failure

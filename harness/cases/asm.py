@@ -71,7 +71,7 @@ def _mem(text: str, line: int, mnemonic: str) -> tuple[int, int]:
         raise AsmError(line, f"expected a memory operand like [%r1+8], got {text!r}")
     reg = int(match.group(1))
     if reg > 10:
-        raise AsmError(line, f"no register %r{reg}")
+        raise AsmError(line, f"no register %r{reg} (registers are %r0-%r10)")
     off = _number(match.group(3), line) if match.group(3) else 0
     if match.group(2) == "-":
         off = -off

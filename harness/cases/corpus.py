@@ -161,7 +161,8 @@ def _parse_integer(path: str, line: int, text: str, what: str) -> int:
     except ValueError:
         raise CorpusError(path, line, f"{what}: expected a number, got {text!r}") from None
     if not -(1 << 63) <= value < (1 << 64):
-        raise CorpusError(path, line, f"{what}: {text} does not fit in 64 bits")
+        raise CorpusError(path, line, f"{what}: {text} does not fit in 64 bits "
+                                      f"({-(1 << 63)} to {(1 << 64) - 1})")
     return value & ((1 << 64) - 1)
 
 
@@ -345,7 +346,9 @@ def parse_case(path: str, text: str) -> Case:
             raise CorpusError(path, section.line, f"-- elf: {error}") from None
         kind = "elf"
     else:
-        raise CorpusError(path, None, "no program: the file has no -- asm, -- raw, -- cbpf or -- elf section")
+        found = ", ".join(f"-- {section.name}" for section in every) or "no section at all"
+        raise CorpusError(path, every[0].line if every else 1,
+                          f"no program: the file has no -- asm, -- raw, -- cbpf or -- elf section ({found})")
     if not program.insns:
         raise CorpusError(path, section.line, f"no program: the -- {kind} section is empty")
     case = Case(path, program, source.strip("\n"), kind, program_line=section.line + 1, maps=maps)

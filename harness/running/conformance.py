@@ -337,6 +337,33 @@ def _run_interp(path: str, phase: _Phase) -> Result:
     return result
 
 
+def compare_outcomes(expected: tuple[Outcome, ...], actual: tuple[Outcome, ...],
+                     order: str) -> tuple[dict[str, Any] | None, list[str]]:
+    """The first difference between the interpreter's and a target's outcomes, and its description.
+
+    When r0 differs, the first difference in memory, stack or maps is named too.
+    """
+    for number, (want, got) in enumerate(zip(expected, actual), start=1):
+        difference = first_difference(want, got, base_mem=layout.MEM_BASE, base_stack=layout.STACK_BASE)
+        if difference is None:
+            continue
+        event = f"event {number}: " if len(expected) > 1 else ""
+        problems = [f"{event}differs from the {order}-endian interpreter in {difference.what}"
+                    f"{_at(difference.offset)}: expected {difference.expected}, got {difference.actual}"]
+        if difference.what == "r0":  # also say where memory, stack or maps first differ, if they do
+            further = first_difference(want, replace(got, r0=want.r0), base_mem=layout.MEM_BASE,
+                                       base_stack=layout.STACK_BASE)
+            if further is not None:
+                problems.append(f"first difference in {further.what}{_at(further.offset)}: "
+                                f"expected {further.expected}, got {further.actual}")
+        return asdict(difference), problems
+    return None, []
+
+
+def _at(offset: int | None) -> str:
+    return f" at {offset:#x}" if offset is not None else ""
+
+
 def _run_native(path: str, target: str, phase: _Phase, backend: Any = None) -> Result:
     import arches
     from arches.base import UnsupportedInstruction
@@ -399,22 +426,8 @@ def _run_native(path: str, target: str, phase: _Phase, backend: Any = None) -> R
     executed = [outcome.insns_executed for outcome in actual]
     result.native_executed = -1 if -1 in executed else sum(executed)
     result.actual = summarize_outcomes(actual)
-    problems = []
-    for number, (want, got) in enumerate(zip(expected, actual), start=1):
-        difference = first_difference(want, got, base_mem=layout.MEM_BASE, base_stack=layout.STACK_BASE)
-        if difference is not None:
-            result.first_difference = asdict(difference)
-            where = f" at {difference.offset:#x}" if difference.offset is not None else ""
-            event = f"event {number}: " if len(expected) > 1 else ""
-            problems.append(f"{event}differs from the {order}-endian interpreter in {difference.what}"
-                            f"{where}: expected {difference.expected}, got {difference.actual}")
-            if difference.what == "r0":  # also say where memory or stack first differs, if they do
-                same_r0 = replace(got, r0=want.r0)
-                further = first_difference(want, same_r0, base_mem=layout.MEM_BASE, base_stack=layout.STACK_BASE)
-                if further is not None:
-                    problems.append(f"first differing {further.what} byte at {further.offset:#x}: "
-                                    f"expected {further.expected}, got {further.actual}")
-            break
+    first, problems = compare_outcomes(expected, actual, order)
+    result.first_difference = first
     if not _meets_declaration(case, order, actual):
         problems.append(f"{_declared_where(case, order)}: the case declares {_declared(case, order)}, "
                         f"got {result.actual}")

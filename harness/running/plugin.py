@@ -32,6 +32,10 @@ from harness.running.coverage import Coverage, opcode_keys
 from harness.running.output import file_target_problem, write_atomically
 
 RESULT_KEY = "ebpf_harness_result"
+# Failures explained in full (expected, actual, listings), per process and in the terminal; the
+# others get one line each. The results file has every detail of every item regardless.
+EXPLAINED_IN_FULL = 50
+_explained = [0]  # failures this process has explained
 
 
 def parse_targets(text: str) -> list[str]:
@@ -184,7 +188,12 @@ class CaseItem(pytest.Item):
         if isinstance(excinfo.value, CaseFailure):
             from harness.running.explain import explain_failure
 
-            return explain_failure(self.file_path, excinfo.value.result)
+            result = excinfo.value.result
+            _explained[0] += 1
+            if _explained[0] > EXPLAINED_IN_FULL:  # thousands of listings help nobody and cost much
+                return f"{result.case} on {result.target}: {result.status.upper()}\n  " \
+                       f"{(result.detail or result.actual).splitlines()[0] if result.detail or result.actual else ''}"
+            return explain_failure(self.file_path, result)
         try:
             return super().repr_failure(excinfo)
         except Exception as error:  # a report must never become an INTERNALERROR
@@ -361,6 +370,12 @@ class ResultCollector:
                         "stopped": stopped, "not_run": len(missing) if stopped else 0}
             write_atomically(path, json.dumps(document, indent=1) + "\n")
         self.stopped, self.not_run = stopped, (len(missing) if stopped else 0)
+        bad = sum(1 for item in results if item["status"] in (FAIL, ERROR))
+        if bad > EXPLAINED_IN_FULL and config.option.tbstyle != "no":
+            # pytest prints each failure after scanning every report of the run (quadratic: hours
+            # for 40,000 failures); this plugin prints the first ones itself in its summary.
+            config.option.tbstyle = "no"
+            self.explain_first = True
         unsupported = sum(counts.get(UNSUPPORTED, 0) for counts in summary.values())
         if unsupported and not config.getoption("harness_allow_unsupported") \
                 and session.exitstatus == 0:
@@ -368,6 +383,7 @@ class ResultCollector:
 
     stopped = ""
     not_run = 0
+    explain_first = False
 
     def pytest_terminal_summary(self, terminalreporter: Any, exitstatus: int,
                                 config: pytest.Config) -> None:
@@ -376,6 +392,13 @@ class ResultCollector:
         results = self.results
         summary = summarize(results)
         write = terminalreporter.write_line
+        if self.explain_first:
+            failed = terminalreporter.stats.get("failed", [])
+            terminalreporter.section(f"first {EXPLAINED_IN_FULL} of {len(failed)} failures "
+                                     "(the results file has every detail)", red=True)
+            for report in failed[:EXPLAINED_IN_FULL]:
+                terminalreporter.write_sep("_", report.nodeid, red=True)
+                write(str(report.longrepr))
         terminalreporter.section("eBPF harness summary")
         if self.stopped:
             write(f"INCOMPLETE: {self.stopped}; {self.not_run} item(s) have no result", red=True)
