@@ -17,6 +17,8 @@ BACKENDS: dict[str, str] = {
     "s390x": "arches.s390x:S390xBackend",
     "ppc64": "arches.ppc64:Ppc64Backend",
     "sparc64": "arches.sparc64:Sparc64Backend",
+    "x86_32": "arches.x86_32:X86_32Backend",
+    "arm32": "arches.arm32:Arm32Backend",
 }
 
 

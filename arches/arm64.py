@@ -1,8 +1,8 @@
 """AArch64 JIT backend: assembly text for keystone, one call per program.
 
 Shape after the kernel's arch/arm64/net/bpf_jit_comp.c: the register map at the
-top, ``build_prologue`` / ``build_insn`` / ``build_epilogue``, one dispatch over
-opcodes whose default raises :class:`UnsupportedInstruction`. Atomics are LL/SC
+top, then ``build_prologue`` / ``build_epilogue`` and one builder per instruction
+class for the translation driver (arches/driver.py). Atomics are LL/SC
 loops (ldxr/stxr): Unicorn's default CPU traps on LSE atomics and keystone cannot
 assemble them (DESIGN.md).
 
@@ -19,7 +19,7 @@ import keystone
 import unicorn
 from unicorn import arm64_const as ua
 
-from arches.base import AssemblyBackend, UnsupportedInstruction
+from arches.driver import AssemblyBackend, local_label
 from harness import isa, layout
 from harness.isa import Insn
 
@@ -81,6 +81,10 @@ class Arm64Backend(AssemblyBackend):
     stack_pointer = ua.UC_ARM64_REG_SP
     program_counter = ua.UC_ARM64_REG_PC
     general_registers = tuple(getattr(ua, f"UC_ARM64_REG_X{n}") for n in range(31))
+    # Callee-saved: x19-x28, the frame pointer x29 (and sp), and the low 64 bits of v8-v15 (d8-d15).
+    callee_saved = {**{f"x{n}": getattr(ua, f"UC_ARM64_REG_X{n}") for n in range(19, 30)},
+                    **{f"d{n}": getattr(ua, f"UC_ARM64_REG_D{n}") for n in range(8, 16)}}
+    callee_saved_source = "AAPCS64 (Arm IHI 0055), section 6.1.1 and 6.1.2"
     helper_stub = bytes.fromhex("c0035fd6")  # ret
     instruction_width = 4
     sentinel_fill = bytes.fromhex("1f2003d5")  # nop
@@ -90,20 +94,22 @@ class Arm64Backend(AssemblyBackend):
 
     # --- translation ----------------------------------------------------------------
 
-    def build_prologue(self) -> list[str]:
+    def build_prologue(self, body: str) -> list[str]:
         return (["stp x29, x30, [sp, #-16]!", "stp x19, x20, [sp, #-16]!", "stp x21, x22, [sp, #-16]!",
                  "stp x25, x26, [sp, #-16]!", f"mov {SAVED_SP}, sp"]
-                + move_immediate("x25", layout.STACK_TOP)
-                + ["bl L0", "Lepilogue:", f"mov sp, {SAVED_SP}", "mov x0, x7", "ldp x25, x26, [sp], #16",
-                   "ldp x21, x22, [sp], #16", "ldp x19, x20, [sp], #16", "ldp x29, x30, [sp], #16", "ret"])
+                + move_immediate("x25", layout.STACK_TOP) + [f"bl {body}"])
 
     def build_epilogue(self) -> list[str]:
-        # LD_ABS/LD_IND out of the packet: the whole program returns 0.
-        return ["Lpacket_abort:", "mov x7, #0", "b Lepilogue"]
+        return [f"mov sp, {SAVED_SP}", "mov x0, x7", "ldp x25, x26, [sp], #16",
+                "ldp x21, x22, [sp], #16", "ldp x19, x20, [sp], #16", "ldp x29, x30, [sp], #16", "ret"]
 
-    def build_lddw(self, dst: int, value: int) -> list[str]:
+    def build_packet_abort(self, epilogue: str) -> list[str]:
+        # LD_ABS/LD_IND out of the packet: the whole program returns 0.
+        return ["mov x7, #0", f"b {epilogue}"]
+
+    def build_lddw(self, insn: Insn, index: int, value: int) -> list[str]:
         # LDDW: dst = imm64
-        return move_immediate(REGISTER_MAP[dst], value)
+        return move_immediate(REGISTER_MAP[insn.dst], value)
 
     # --- ALU ------------------------------------------------------------------------
 
@@ -114,7 +120,7 @@ class Arm64Backend(AssemblyBackend):
         value = insn.imm if width == 64 else insn.imm & 0xFFFFFFFF  # K sign-extends for ALU64
         return move_immediate(TMP1, value), sized(TMP1, width)
 
-    def build_alu(self, insn: Insn, index: int) -> list[str]:
+    def build_alu(self, insn: Insn, index: int) -> list[str] | None:
         width = 64 if insn.klass == isa.ALU64 else 32
         dst64 = REGISTER_MAP[insn.dst]
         dst = sized(dst64, width)
@@ -143,7 +149,7 @@ class Arm64Backend(AssemblyBackend):
                 return setup + [f"{divide} {dst}, {dst}, {src}"]
             quotient = sized(TMP2, width)
             return setup + [f"{divide} {quotient}, {dst}, {src}", f"msub {dst}, {quotient}, {src}, {dst}"]
-        raise UnsupportedInstruction(index, isa.describe(insn))
+        return None
 
     def build_swap(self, insn: Insn, dst64: str) -> list[str]:
         """le/be relative to this little-endian host; ALU64|END is an unconditional bswap."""
@@ -188,7 +194,7 @@ class Arm64Backend(AssemblyBackend):
         address, status = TMP1, w(TMP3)
         old, new = sized(TMP4, width), sized(TMP2, width)
         src = sized(REGISTER_MAP[insn.src], width)
-        retry, done, fail = f"L{index}_retry", f"L{index}_done", f"L{index}_fail"
+        retry, done, fail = (local_label(index, name) for name in ("retry", "done", "fail"))
         lines = (move_immediate(address, insn.off) + [f"add {address}, {address}, {REGISTER_MAP[insn.dst]}"]
                  if insn.off else [f"mov {address}, {REGISTER_MAP[insn.dst]}"])
         lines.append(f"{retry}:")
@@ -208,16 +214,16 @@ class Arm64Backend(AssemblyBackend):
             lines.append(f"mov {src}, {old}")
         return lines
 
-    def build_packet_load(self, insn: Insn, index: int) -> list[str]:
+    def build_packet_load(self, insn: Insn, index: int, abort: str) -> list[str]:
         """LD_ABS/LD_IND: r0 = ntoh(*(size *)(packet + (s32)(imm [+ src]))), else abort with 0."""
         size = insn.nbytes
         lines = move_immediate(TMP1, insn.imm & 0xFFFFFFFF)
         if insn.mode == isa.IND:
             lines.append(f"add {w(TMP1)}, {w(TMP1)}, {w(REGISTER_MAP[insn.src])}")
-        lines += [f"sxtw {TMP1}, {w(TMP1)}", f"cmp {TMP1}, #0", "b.lt Lpacket_abort",
+        lines += [f"sxtw {TMP1}, {w(TMP1)}", f"cmp {TMP1}, #0", f"b.lt {abort}",
                   f"add {TMP2}, {TMP1}, #{size}"]
         lines += move_immediate(TMP3, layout.PACKET_LEN_ADDR)
-        lines += [f"ldr {TMP3}, [{TMP3}]", f"cmp {TMP2}, {TMP3}", "b.hi Lpacket_abort"]
+        lines += [f"ldr {TMP3}, [{TMP3}]", f"cmp {TMP2}, {TMP3}", f"b.hi {abort}"]
         lines += move_immediate(TMP3, layout.MEM_BASE)
         lines.append(f"add {TMP3}, {TMP3}, {TMP1}")
         if size == 1:
@@ -228,26 +234,27 @@ class Arm64Backend(AssemblyBackend):
 
     # --- jumps and calls ----------------------------------------------------------------
 
-    def build_jump(self, insn: Insn, index: int) -> list[str]:
-        op = insn.op
-        if op == isa.EXIT:
-            return ["ret"]
-        if op == isa.CALL:
-            if insn.src == isa.CALL_LOCAL:
-                # local call: save the link register and r6-r10, give the callee its own frame
-                return ["stp x30, x19, [sp, #-16]!", "stp x20, x21, [sp, #-16]!", "stp x22, x25, [sp, #-16]!",
-                        f"sub x25, x25, #{layout.FRAME_SIZE}", f"bl L{index + insn.imm + 1}",
-                        "ldp x22, x25, [sp], #16", "ldp x20, x21, [sp], #16", "ldp x30, x19, [sp], #16"]
-            if insn.src == isa.CALL_HELPER:
-                stub = layout.STUB_BASE + insn.imm * layout.STUB_STRIDE
-                return (["str x30, [sp, #-16]!"] + move_immediate(TMP1, stub)
-                        + [f"blr {TMP1}", "ldr x30, [sp], #16", "mov x7, x0"])
-            raise UnsupportedInstruction(index, isa.describe(insn))
-        if op == isa.JA:
-            offset = insn.imm if insn.klass == isa.JMP32 else insn.off
-            return [f"b L{index + offset + 1}"]
+    def build_exit(self, insn: Insn, index: int) -> list[str]:
+        return ["ret"]  # back to the entry (or the local call site); r0 is x7
+
+    def build_goto(self, insn: Insn, index: int, target: str) -> list[str]:
+        return [f"b {target}"]
+
+    def build_branch(self, insn: Insn, index: int, target: str) -> list[str]:
+        # if dst cond src: cmp (tst for JSET) sets the flags, b.cond reads them
         width = 64 if insn.klass == isa.JMP else 32
         dst = sized(REGISTER_MAP[insn.dst], width)
         setup, src = self.operand(insn, width)
-        compare = "tst" if op == isa.JSET else "cmp"
-        return setup + [f"{compare} {dst}, {src}", f"b.{_COND[op]} L{index + insn.off + 1}"]
+        compare = "tst" if insn.op == isa.JSET else "cmp"
+        return setup + [f"{compare} {dst}, {src}", f"b.{_COND[insn.op]} {target}"]
+
+    def build_local_call(self, insn: Insn, index: int, target: str) -> list[str]:
+        # local call: save the link register and r6-r10, give the callee its own frame
+        return ["stp x30, x19, [sp, #-16]!", "stp x20, x21, [sp, #-16]!", "stp x22, x25, [sp, #-16]!",
+                f"sub x25, x25, #{layout.FRAME_SIZE}", f"bl {target}",
+                "ldp x22, x25, [sp], #16", "ldp x20, x21, [sp], #16", "ldp x30, x19, [sp], #16"]
+
+    def build_helper_call(self, insn: Insn, index: int, address: int) -> list[str]:
+        # r1-r5 are already x0-x4; the result comes back in x0
+        return (["str x30, [sp, #-16]!"] + move_immediate(TMP1, address)
+                + [f"blr {TMP1}", "ldr x30, [sp], #16", "mov x7, x0"])

@@ -3,41 +3,79 @@
 A backend turns a validated eBPF program into native code for its target and
 knows the settings Unicorn, keystone and capstone need for it, plus the calling
 convention the emulation runner uses to enter the code, pass helper arguments
-and read the result.
+and read the result. The runner sees only :class:`Backend`.
+
+Every backend in this tree is built on the translation driver in
+``arches/driver.py`` (shaped like the kernel's JITs): the driver owns the
+instruction loop, the labels, branch targets, helper-stub addresses, the one
+dispatch over instruction classes and the per-instruction map
+``NativeCode.bpf_to_native``; a backend supplies one builder per instruction
+class and an emitter (keystone assembly text, ``AssemblyBackend``, or its own
+encoder with the driver's labels and branch relaxation, ``EncodingBackend``).
 
 Conventions every backend follows (so the runner needs no per-arch code):
 
-* Entry: native argument registers 1 and 2 hold r1 (input memory address) and
-  r2 (its length); the stack pointer is ``layout.NATIVE_STACK_TOP``; returning to
-  the address :meth:`Backend.set_return_address` installed ends the run.
-  The prologue sets the eBPF frame pointer to ``layout.STACK_TOP``.
-* Exit: the epilogue leaves eBPF r0 in ``return_register`` and returns.
-* Helper ``N``: a native call to ``layout.STUB_BASE + N * layout.STUB_STRIDE``
-  with eBPF r1-r5 in ``argument_registers``; the runner's hook runs the helper,
-  puts its result in ``return_register``, and the stub's code (``helper_stub``)
+* Entry: r1 (input memory address) and r2 (its length) arrive as the native ABI
+  passes the first two arguments (:meth:`Backend.set_entry_arguments`; by default
+  native argument registers 1 and 2); the stack pointer is
+  ``layout.NATIVE_STACK_TOP``; returning to the address
+  :meth:`Backend.set_return_address` installed ends the run, with every register
+  in ``callee_saved`` and the stack pointer as they were at entry (the code is
+  called as a C function of the target's ABI).
+  The prologue sets the eBPF frame pointer to ``layout.STACK_TOP`` and calls the
+  body as a function; the epilogue follows it and returns.
+* Exit: ``exit`` returns from the body (or from a local call); the epilogue
+  leaves eBPF r0 in ``return_register`` and returns to the runner.
+* Helper ``N``: a native call to ``driver.helper_address(N)`` (``layout.STUB_BASE
+  + N * layout.STUB_STRIDE``) with eBPF r1-r5 where the native ABI passes five
+  arguments (:meth:`Backend.helper_arguments`; by default ``argument_registers``);
+  the runner's hook runs the helper, returns its result as the ABI does
+  (:meth:`Backend.set_helper_result`), and the stub's code (``helper_stub``)
   returns to the caller.
 * Local calls: each frame gets its own 512 bytes: r10 moves down by
   ``layout.FRAME_SIZE`` for the callee and r6-r10 are as before after it returns.
 * LD_ABS/LD_IND read the packet (the input memory) using the length stored at
-  ``layout.PACKET_LEN_ADDR``; out of range ends the program with r0 = 0.
+  ``layout.PACKET_LEN_ADDR``; out of range jumps to the packet-abort path, which
+  ends the whole program with r0 = 0 from any call depth.
 """
 from __future__ import annotations
 
 import hashlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
-from harness.isa import Program
+from harness import isa
+from harness.isa import Insn, Program
+
+# What a builder emits for one eBPF instruction: lines of assembly text for keystone
+# backends, instruction records and labels for direct encoders (arches/direct.py).
+Chunk = list[Any]
+# A per-instruction rewrite: (slot, instruction, its chunk) -> the chunk to use instead.
+Rewrite = Callable[[int, Insn, Chunk], Chunk]
+
+
+def instruction_name(insn: Insn) -> str:
+    """The ISA's mnemonic for ``insn``, or its raw opcode and bytes when no instruction has that form."""
+    info = isa.describe(insn)
+    if info is not None:
+        return info.mnemonic
+    return f"opcode {insn.opcode:#04x} ({insn.encode().hex(' ')})"
 
 
 class UnsupportedInstruction(Exception):
-    """The backend has no translation for the instruction at ``index``."""
+    """The backend has no translation for the instruction at ``index``.
 
-    def __init__(self, index: int, what: str) -> None:
-        super().__init__(f"instruction {index}: {what} is not supported by this backend")
+    The message always names the instruction: its mnemonic, or its raw opcode
+    and bytes when it is not an instruction of the ISA.
+    """
+
+    def __init__(self, index: int, insn: Insn, backend: str = "") -> None:
         self.index = index
-        self.what = what
+        self.insn = insn
+        self.what = instruction_name(insn)
+        by = f"the {backend} backend" if backend else "this backend"
+        super().__init__(f"instruction {index}: {self.what} is not supported by {by}")
 
 
 class AssemblyError(Exception):
@@ -46,7 +84,18 @@ class AssemblyError(Exception):
 
 @dataclass(frozen=True)
 class NativeCode:
-    """The result of compiling one program for one target."""
+    """The result of compiling one program for one target.
+
+    ``bpf_to_native`` maps the slot of every instruction start to the offset in
+    ``code`` of the first native instruction translated from it, plus one entry
+    for ``len(program.insns)``: the end of the body. The native code of the
+    instruction at slot ``s`` is therefore ``code[bpf_to_native[s]:bpf_to_native[n]]``
+    where ``n`` is the next instruction start (or the end). Offsets never
+    decrease; an instruction translated to nothing has the same offset as the
+    next one. Code before the first entry is the prologue and epilogue, code
+    after the last the packet-abort path. The map is empty when the emitter
+    could not establish it for this program (see ``AssemblyBackend.assemble``).
+    """
 
     code: bytes  # machine code, loaded at layout.CODE_BASE
     assembly: str  # what was assembled (or, for direct encoders, a listing)
@@ -83,6 +132,11 @@ class Backend(ABC):
     stack_pointer: ClassVar[int]
     program_counter: ClassVar[int]
     general_registers: ClassVar[tuple[int, ...]] = ()  # zeroed before each run (determinism)
+    # The C ABI's callee-saved registers (name -> Unicorn id) and the document that lists them.
+    # The runner fills each with a distinct canary before every run and, once the code has
+    # returned, fails the run naming any that changed, and a stack pointer not back in place.
+    callee_saved: ClassVar[dict[str, int]] = {}
+    callee_saved_source: ClassVar[str] = ""
     helper_stub: ClassVar[bytes]  # native code at each helper stub: return to the caller
     sentinel_fill: ClassVar[bytes]  # repeated over the sentinel page (harmless instructions)
     # Unicorn's instruction ``count`` is reliable on this target (not on SPARC64).
@@ -96,21 +150,36 @@ class Backend(ABC):
     # --- compilation -------------------------------------------------------
 
     @abstractmethod
-    def translate(self, program: Program) -> NativeCode:
+    def translate(self, program: Program, rewrite: Rewrite | None = None) -> NativeCode:
         """Emit native code for ``program`` (which the validator accepted).
 
         Raise UnsupportedInstruction for anything without a translation: never
-        emit silently wrong code.
+        emit silently wrong code. ``rewrite``, when given, is applied to the chunk
+        emitted for each instruction before it is assembled (native-level mutation).
         """
+
+    def compile_cached(self, program: Program) -> tuple[NativeCode, bool]:
+        """``translate`` through a per-process cache keyed by the program's bytes.
+
+        Returns the code and whether it came from the cache (the runner records
+        translate and assemble times only for code translated now).
+        """
+        key = hashlib.blake2b(program.encode(), digest_size=16).digest()
+        native = self._cache.get(key)
+        if native is not None:
+            return native, True
+        native = self.translate(program)
+        self._cache[key] = native
+        return native, False
 
     def compile(self, program: Program) -> NativeCode:
         """``translate`` with a per-process cache keyed by the program's bytes."""
-        key = hashlib.blake2b(program.encode(), digest_size=16).digest()
-        native = self._cache.get(key)
-        if native is None:
-            native = self.translate(program)
-            self._cache[key] = native
-        return native
+        return self.compile_cached(program)[0]
+
+    def clear_cache(self) -> None:
+        """Forget every cached translation. A ``copy.copy`` of a backend that calls
+        this gets a cache of its own (the original's is left as it was)."""
+        self._cache = {}
 
     # --- emulation hooks the runner calls ------------------------------------
 
@@ -121,25 +190,31 @@ class Backend(ABC):
     def set_return_address(self, uc: Any, address: int) -> None:
         """Arrange that the entry function returns to ``address`` (push it, or set the link register)."""
 
-    def keystone_assemble(self, text: str, address: int) -> bytes:
-        """Assemble ``text`` in one keystone call; a silent failure (count 0) raises too."""
-        import keystone
+    # The four places where a value crosses the native ABI. The defaults suit a 64-bit
+    # target that passes each eBPF register in one native register; a 32-bit target
+    # (register pairs, arguments on the stack) overrides them, and the runner calls
+    # only these.
 
-        engine = getattr(self, "_keystone", None)
-        if engine is None:
-            engine = keystone.Ks(self.ks_arch, self.ks_mode)
-            self._keystone = engine
-        try:
-            encoding, count = engine.asm(text, address)
-        except keystone.KsError as error:
-            raise AssemblyError(f"{self.name}: keystone: {error}") from None
-        if not encoding or not count:
-            raise AssemblyError(f"{self.name}: keystone assembled nothing")
-        return bytes(encoding)
+    def set_entry_arguments(self, uc: Any, memory: int, length: int) -> None:
+        """Before the run: eBPF r1 = ``memory`` (input address), r2 = ``length``.
 
-    def listing_for_keystone(self, mnemonic: str, operands: str, address: int) -> str:
-        """One capstone line in the form keystone reads back (used by the round-trip check)."""
-        return f"{mnemonic} {operands}"
+        Called after the stack pointer is set and before :meth:`set_return_address`.
+        """
+        uc.reg_write(self.argument_registers[0], memory)
+        uc.reg_write(self.argument_registers[1], length)
+
+    def helper_arguments(self, uc: Any) -> tuple[int, int, int, int, int]:
+        """At a helper stub: eBPF r1-r5 as the native code passed them (u64 each)."""
+        mask = (1 << 64) - 1
+        return tuple(uc.reg_read(register) & mask for register in self.argument_registers)  # type: ignore[return-value]
+
+    def set_helper_result(self, uc: Any, value: int) -> None:
+        """At a helper stub: hand the helper's u64 result back as the ABI returns it."""
+        uc.reg_write(self.return_register, value)
+
+    def result(self, uc: Any) -> int:
+        """After the entry function returned: eBPF r0 as u64."""
+        return uc.reg_read(self.return_register) & ((1 << 64) - 1)
 
     # --- disassembly -----------------------------------------------------------
 
@@ -161,77 +236,6 @@ class Backend(ABC):
             lines.append(f"{address + end:#08x}: .byte {code[end:].hex(' ')}  # not decodable")
         return lines
 
-
-class AssemblyBackend(Backend):
-    """A backend that writes assembly text for keystone (x86-64, arm64, ppc64, sparc64).
-
-    One label ``L<index>`` per eBPF instruction, so branches are labels; the whole
-    program goes to keystone in one call. Subclasses write the kernel JITs' pieces:
-    ``build_prologue``/``build_epilogue`` and one builder per instruction class,
-    each returning lines of assembly.
-    """
-
-    def translate(self, program: Program) -> NativeCode:
-        import time
-
-        from harness import layout
-
-        started = time.perf_counter()
-        lines = self.build_prologue()
-        for index in program.instruction_starts():
-            lines.append(f"L{index}:")
-            lines.extend(self.build_insn(program, index))
-        lines.extend(self.build_epilogue())
-        text = "\n".join(lines)
-        translated = time.perf_counter()
-        code = self.keystone_assemble(text, layout.CODE_BASE)
-        return NativeCode(code, text, 0, {}, translated - started, time.perf_counter() - translated)
-
-    def build_insn(self, program: Program, index: int) -> list[str]:
-        """The one dispatch over instruction classes; anything else is unsupported."""
-        from harness import isa
-
-        insn = program.insns[index]
-        klass, mode = insn.klass, insn.mode
-        if klass in (isa.ALU, isa.ALU64):
-            return self.build_alu(insn, index)
-        if klass in (isa.JMP, isa.JMP32):
-            return self.build_jump(insn, index)
-        if insn.opcode == isa.LDDW and insn.src == isa.LDDW_PLAIN:
-            return self.build_lddw(insn.dst, program.lddw_value(index))  # LDDW: dst = imm64
-        if klass == isa.LD and mode in (isa.ABS, isa.IND):
-            return self.build_packet_load(insn, index)
-        if klass == isa.LDX and mode in (isa.MEM, isa.MEMSX):
-            return self.build_load(insn, index)
-        if klass in (isa.ST, isa.STX) and mode == isa.MEM:
-            return self.build_store(insn, index)
-        if klass == isa.STX and mode == isa.ATOMIC:
-            return self.build_atomic(insn, index)
-        raise UnsupportedInstruction(index, isa.describe(insn))
-
-    @abstractmethod
-    def build_prologue(self) -> list[str]: ...
-
-    @abstractmethod
-    def build_epilogue(self) -> list[str]: ...
-
-    @abstractmethod
-    def build_alu(self, insn: Any, index: int) -> list[str]: ...
-
-    @abstractmethod
-    def build_jump(self, insn: Any, index: int) -> list[str]: ...
-
-    @abstractmethod
-    def build_lddw(self, dst: int, value: int) -> list[str]: ...
-
-    @abstractmethod
-    def build_load(self, insn: Any, index: int) -> list[str]: ...
-
-    @abstractmethod
-    def build_store(self, insn: Any, index: int) -> list[str]: ...
-
-    @abstractmethod
-    def build_atomic(self, insn: Any, index: int) -> list[str]: ...
-
-    @abstractmethod
-    def build_packet_load(self, insn: Any, index: int) -> list[str]: ...
+    def listing_for_keystone(self, mnemonic: str, operands: str, address: int) -> str:
+        """One capstone line in the form keystone reads back (used by the round-trip check)."""
+        return f"{mnemonic} {operands}"

@@ -1,8 +1,8 @@
 """PowerPC64 (big-endian) JIT backend: assembly text for keystone, one call per program.
 
 Shape after the kernel's arch/powerpc/net/bpf_jit_comp64.c: the register map at
-the top, ``build_prologue`` / ``build_insn`` / ``build_epilogue``, one dispatch
-over opcodes whose default raises :class:`UnsupportedInstruction`.
+the top, then ``build_prologue`` / ``build_epilogue`` and one builder per
+instruction class for the translation driver (arches/driver.py).
 
 Target facts (DESIGN.md, measured; the last one found by the fuzzer): ``or N, N, N`` is a
 priority hint that makes Unicorn/QEMU pause (emulation stops), so it is never emitted; only Unicorn's default CPU model with the
@@ -21,7 +21,7 @@ import keystone
 import unicorn
 from unicorn import ppc_const as up
 
-from arches.base import AssemblyBackend, UnsupportedInstruction
+from arches.driver import AssemblyBackend, local_label
 from harness import isa, layout
 from harness.isa import Insn
 
@@ -30,6 +30,7 @@ REGISTER_MAP = {0: "8", 1: "3", 2: "4", 3: "5", 4: "6", 5: "7", 6: "27", 7: "28"
 TMP1, TMP2, TMP3, TMP4 = "9", "10", "11", "12"
 SAVED_SP = "26"  # the entry stack pointer, for unwinding an out-of-packet LD_ABS
 FRAME = 64  # entry save area: LR, r26-r31
+_ENTRY_SAVED = ("26", "27", "28", "29", "30", "31")
 
 _ALU64 = {isa.ADD: "add", isa.OR: "or", isa.AND: "and", isa.XOR: "xor", isa.MUL: "mulld"}
 _SHIFT64 = {isa.LSH: "sld", isa.RSH: "srd", isa.ARSH: "srad"}
@@ -71,6 +72,12 @@ class Ppc64Backend(AssemblyBackend):
     stack_pointer = up.UC_PPC_REG_1
     program_counter = up.UC_PPC_REG_PC
     general_registers = tuple(getattr(up, f"UC_PPC_REG_{n}") for n in range(32) if n != 1)
+    # Nonvolatile: r14-r31, the TOC pointer r2, the thread pointer r13 (reserved: never changed),
+    # condition register fields cr2-cr4 and f14-f31 (r1, the stack pointer, is checked as such).
+    callee_saved = {**{f"r{n}": getattr(up, f"UC_PPC_REG_{n}") for n in (2, 13, *range(14, 32))},
+                    **{f"cr{n}": getattr(up, f"UC_PPC_REG_CR{n}") for n in (2, 3, 4)},
+                    **{f"f{n}": getattr(up, f"UC_PPC_REG_FPR{n}") for n in range(14, 32)}}
+    callee_saved_source = "64-Bit ELF V2 ABI Specification (OpenPOWER) 1.5, section 2.2.1.1"
     helper_stub = bytes.fromhex("4e800020")  # blr
     instruction_width = 4
     sentinel_fill = bytes.fromhex("60000000")  # nop
@@ -88,22 +95,23 @@ class Ppc64Backend(AssemblyBackend):
 
     # --- translation ----------------------------------------------------------------
 
-    def build_prologue(self) -> list[str]:
-        saved = ["26", "27", "28", "29", "30", "31"]
+    def build_prologue(self, body: str) -> list[str]:
         return (["mflr 0", f"addi 1, 1, -{FRAME}", "std 0, 0(1)"]
-                + [f"std {register}, {8 * (n + 1)}(1)" for n, register in enumerate(saved)]
-                + [f"mr {SAVED_SP}, 1"] + load_immediate("31", layout.STACK_TOP) + ["bl L0", "Lepilogue:",
-                   f"mr 1, {SAVED_SP}", "mr 3, 8", "ld 0, 0(1)", "mtlr 0"]
-                + [f"ld {register}, {8 * (n + 1)}(1)" for n, register in enumerate(saved)]
-                + [f"addi 1, 1, {FRAME}", "blr"])
+                + [f"std {register}, {8 * (n + 1)}(1)" for n, register in enumerate(_ENTRY_SAVED)]
+                + [f"mr {SAVED_SP}, 1"] + load_immediate("31", layout.STACK_TOP) + [f"bl {body}"])
 
     def build_epilogue(self) -> list[str]:
-        # LD_ABS/LD_IND out of the packet: the whole program returns 0.
-        return ["Lpacket_abort:", "li 8, 0", "b Lepilogue"]
+        return ([f"mr 1, {SAVED_SP}", "mr 3, 8", "ld 0, 0(1)", "mtlr 0"]
+                + [f"ld {register}, {8 * (n + 1)}(1)" for n, register in enumerate(_ENTRY_SAVED)]
+                + [f"addi 1, 1, {FRAME}", "blr"])
 
-    def build_lddw(self, dst: int, value: int) -> list[str]:
+    def build_packet_abort(self, epilogue: str) -> list[str]:
+        # LD_ABS/LD_IND out of the packet: the whole program returns 0.
+        return ["li 8, 0", f"b {epilogue}"]
+
+    def build_lddw(self, insn: Insn, index: int, value: int) -> list[str]:
         # LDDW: dst = imm64
-        return load_immediate(REGISTER_MAP[dst], value)
+        return load_immediate(REGISTER_MAP[insn.dst], value)
 
     # --- ALU ------------------------------------------------------------------------
 
@@ -112,7 +120,7 @@ class Ppc64Backend(AssemblyBackend):
             return [], REGISTER_MAP[insn.src]
         return load_immediate(TMP1, insn.imm if width == 64 else insn.imm & 0xFFFFFFFF), TMP1
 
-    def build_alu(self, insn: Insn, index: int) -> list[str]:
+    def build_alu(self, insn: Insn, index: int) -> list[str] | None:
         width = 64 if insn.klass == isa.ALU64 else 32
         dst = REGISTER_MAP[insn.dst]
         zext = [f"clrldi {dst}, {dst}, 32"] if width == 32 else []  # ALU32 zero-extends
@@ -145,7 +153,7 @@ class Ppc64Backend(AssemblyBackend):
             return setup + [f"andi. {TMP2}, {src}, 31", f"{_SHIFT32[op]} {dst}, {dst}, {TMP2}"] + zext
         if op in (isa.DIV, isa.MOD):
             return setup + self.build_divide(insn, index, width, dst, src)
-        raise UnsupportedInstruction(index, isa.describe(insn))
+        return None
 
     def build_divide(self, insn: Insn, index: int, width: int, dst: str, src: str) -> list[str]:
         """div by 0 -> 0, mod by 0 -> dst; signed by -1: negate / 0 (divd would be undefined)."""
@@ -153,7 +161,7 @@ class Ppc64Backend(AssemblyBackend):
         suffix = "d" if width == 64 else "w"
         compare = f"cmp{suffix}i"
         zext = [f"clrldi {dst}, {dst}, 32"] if width == 32 else []
-        zero, done, regular = f"L{index}_zero", f"L{index}_done", f"L{index}_divide"
+        zero, done, regular = (local_label(index, name) for name in ("zero", "done", "divide"))
         lines = [f"{compare} {src}, 0", f"beq {zero}"]
         if signed:
             lines += [f"{compare} {src}, -1", f"bne {regular}",
@@ -217,7 +225,7 @@ class Ppc64Backend(AssemblyBackend):
         """larx/stcx. retry loops; fetch forms return the old value in src."""
         reserve, conditional = ("ldarx", "stdcx.") if insn.nbytes == 8 else ("lwarx", "stwcx.")
         src, old, new = REGISTER_MAP[insn.src], TMP4, TMP2
-        retry, fail = f"L{index}_retry", f"L{index}_fail"
+        retry, fail = local_label(index, "retry"), local_label(index, "fail")
         lines = load_immediate(TMP1, insn.off) + [f"add {TMP1}, {TMP1}, {REGISTER_MAP[insn.dst]}",
                                                   f"{retry}:", f"{reserve} {old}, 0, {TMP1}"]
         if insn.imm == isa.ATOMIC_CMPXCHG:
@@ -232,51 +240,52 @@ class Ppc64Backend(AssemblyBackend):
             lines.append(f"mr {src}, {old}")  # lwarx zero-extends the 32-bit old value
         return lines
 
-    def build_packet_load(self, insn: Insn, index: int) -> list[str]:
+    def build_packet_load(self, insn: Insn, index: int, abort: str) -> list[str]:
         """LD_ABS/LD_IND: r0 = *(size *)(packet + (s32)(imm [+ src])) (already network order)."""
         size = insn.nbytes
         lines = load_immediate(TMP1, insn.imm & 0xFFFFFFFF)
         if insn.mode == isa.IND:
             lines.append(f"add {TMP1}, {TMP1}, {REGISTER_MAP[insn.src]}")
-        lines += [f"extsw {TMP1}, {TMP1}", f"cmpdi {TMP1}, 0", f"bge L{index}_positive", "b Lpacket_abort",
-                  f"L{index}_positive:", f"addi {TMP2}, {TMP1}, {size}"]
+        positive, inside = local_label(index, "positive"), local_label(index, "inside")
+        lines += [f"extsw {TMP1}, {TMP1}", f"cmpdi {TMP1}, 0", f"bge {positive}", f"b {abort}",
+                  f"{positive}:", f"addi {TMP2}, {TMP1}, {size}"]
         lines += load_immediate(TMP3, layout.PACKET_LEN_ADDR)
-        lines += [f"ld {TMP3}, 0({TMP3})", f"cmpld {TMP2}, {TMP3}", f"ble L{index}_inside", "b Lpacket_abort",
-                  f"L{index}_inside:"]
+        lines += [f"ld {TMP3}, 0({TMP3})", f"cmpld {TMP2}, {TMP3}", f"ble {inside}", f"b {abort}", f"{inside}:"]
         lines += load_immediate(TMP3, layout.MEM_BASE)
         return lines + [f"{_LOAD[size]}x 8, {TMP3}, {TMP1}"]
 
     # --- jumps and calls -----------------------------------------------------------------
 
-    def build_jump(self, insn: Insn, index: int) -> list[str]:
-        op = insn.op
-        if op == isa.EXIT:
-            return ["blr"]
-        if op == isa.CALL:
-            if insn.src == isa.CALL_LOCAL:
-                # local call: save LR and r6-r10, give the callee its own frame
-                saved = ["27", "28", "29", "30", "31"]
-                return (["mflr 0", "stdu 0, -48(1)"] + [f"std {r}, {8 * (n + 1)}(1)" for n, r in enumerate(saved)]
-                        + [f"addi 31, 31, -{layout.FRAME_SIZE}", f"bl L{index + insn.imm + 1}"]
-                        + [f"ld {r}, {8 * (n + 1)}(1)" for n, r in enumerate(saved)]
-                        + ["ld 0, 0(1)", "addi 1, 1, 48", "mtlr 0"])
-            if insn.src == isa.CALL_HELPER:
-                stub = layout.STUB_BASE + insn.imm * layout.STUB_STRIDE
-                return (["mflr 0", "stdu 0, -16(1)"] + load_immediate(TMP4, stub)
-                        + [f"mtctr {TMP4}", "bctrl", "ld 0, 0(1)", "addi 1, 1, 16", "mtlr 0", "mr 8, 3"])
-            raise UnsupportedInstruction(index, isa.describe(insn))
-        if op == isa.JA:
-            offset = insn.imm if insn.klass == isa.JMP32 else insn.off
-            return [f"b L{index + offset + 1}"]
+    def build_exit(self, insn: Insn, index: int) -> list[str]:
+        return ["blr"]  # back to the entry (or the local call site); r0 is r8
+
+    def build_goto(self, insn: Insn, index: int, target: str) -> list[str]:
+        return [f"b {target}"]
+
+    def build_branch(self, insn: Insn, index: int, target: str) -> list[str]:
+        # if dst cond src: compare into cr0, then an inverted short branch over an
+        # unconditional one, which reaches beyond bc's +-32 KB
         width = 64 if insn.klass == isa.JMP else 32
         dst = REGISTER_MAP[insn.dst]
         setup, src = self.source(insn, width)
-        _, inverted, signed = _COND[op]
-        if op == isa.JSET:
+        _, inverted, signed = _COND[insn.op]
+        if insn.op == isa.JSET:
             test = [f"and. {TMP2}, {dst}, {src}"] if width == 64 else \
                 [f"and {TMP2}, {dst}, {src}", f"clrldi. {TMP2}, {TMP2}, 32"]
         else:
             test = [f"cmp{'' if signed else 'l'}{'d' if width == 64 else 'w'} {dst}, {src}"]
-        # an inverted short branch over an unconditional one: reaches beyond bc's +-32 KB
-        skip = f"L{index}_not_taken"
-        return setup + test + [f"{inverted} {skip}", f"b L{index + insn.off + 1}", f"{skip}:"]
+        skip = local_label(index, "not_taken")
+        return setup + test + [f"{inverted} {skip}", f"b {target}", f"{skip}:"]
+
+    def build_local_call(self, insn: Insn, index: int, target: str) -> list[str]:
+        # local call: save LR and r6-r10, give the callee its own frame
+        saved = ["27", "28", "29", "30", "31"]
+        return (["mflr 0", "stdu 0, -48(1)"] + [f"std {r}, {8 * (n + 1)}(1)" for n, r in enumerate(saved)]
+                + [f"addi 31, 31, -{layout.FRAME_SIZE}", f"bl {target}"]
+                + [f"ld {r}, {8 * (n + 1)}(1)" for n, r in enumerate(saved)]
+                + ["ld 0, 0(1)", "addi 1, 1, 48", "mtlr 0"])
+
+    def build_helper_call(self, insn: Insn, index: int, address: int) -> list[str]:
+        # r1-r5 are already r3-r7; the result comes back in r3
+        return (["mflr 0", "stdu 0, -16(1)"] + load_immediate(TMP4, address)
+                + [f"mtctr {TMP4}", "bctrl", "ld 0, 0(1)", "addi 1, 1, 16", "mtlr 0", "mr 8, 3"])

@@ -1,8 +1,8 @@
 """SPARC64 (V9, big-endian) JIT backend: assembly text for keystone, one call per program.
 
 Shape after the kernel's arch/sparc/net/bpf_jit_comp_64.c: the register map at the
-top, ``build_prologue`` / ``build_insn`` / ``build_epilogue``, one dispatch over
-opcodes whose default raises :class:`UnsupportedInstruction`.
+top, then ``build_prologue`` / ``build_epilogue`` and one builder per instruction
+class for the translation driver (arches/driver.py).
 
 Target facts (DESIGN.md, measured): ``save``/``restore`` trap under Unicorn (no
 window spill/fill), so the code is window-free and keeps its own frames on %sp;
@@ -20,7 +20,7 @@ import keystone
 import unicorn
 from unicorn import sparc_const as us
 
-from arches.base import AssemblyBackend, UnsupportedInstruction
+from arches.driver import AssemblyBackend, local_label
 from harness import isa, layout
 from harness.isa import Insn
 
@@ -76,6 +76,14 @@ class Sparc64Backend(AssemblyBackend):
     program_counter = us.UC_SPARC_REG_PC
     general_registers = tuple(getattr(us, f"UC_SPARC_REG_{bank}{n}") for bank in "GOLI" for n in range(8)
                               if (bank, n) not in (("G", 0), ("O", 6)))
+    # The window-free frame model (save/restore trap under Unicorn) promises what a SPARC leaf
+    # routine that never executes save promises: it runs in its caller's window, so it leaves the
+    # caller's %l0-%l7 and %i0-%i7 (which save/restore would have kept) and %sp as they were, and
+    # never touches the system registers %g6-%g7; %o0-%o5, %o7 and %g1-%g5 are scratch (%g5 is
+    # free in the 64-bit ABI).
+    callee_saved = {f"%{bank}{n}": getattr(us, f"UC_SPARC_REG_{bank.upper()}{n}")
+                    for bank, numbers in (("l", range(8)), ("i", range(8)), ("g", (6, 7))) for n in numbers}
+    callee_saved_source = "SPARC Compliance Definition 2.4 (64-bit SPARC V9 ABI), leaf routines"
     helper_stub = bytes.fromhex("81c3e008" "01000000")  # retl; nop
     instruction_width = 4
     sentinel_fill = bytes.fromhex("01000000")  # nop
@@ -101,19 +109,26 @@ class Sparc64Backend(AssemblyBackend):
 
     # --- translation ------------------------------------------------------------------
 
-    def build_prologue(self) -> list[str]:
-        return (["sub %sp, 64, %sp", "stx %o7, [%sp]", f"stx {SAVED_SP}, [%sp + 8]", f"mov %sp, {SAVED_SP}"]
-                + load_immediate("%l6", layout.STACK_TOP)
-                + ["call L0", "nop", "Lepilogue:", f"mov {SAVED_SP}, %sp", "mov %o5, %o0", "ldx [%sp], %o7",
-                   f"ldx [%sp + 8], {SAVED_SP}", "add %sp, 64, %sp", "retl", "nop"])
+    # The caller's %l registers this code uses are saved in the entry frame and restored (the frame
+    # model's promise, see callee_saved); %o7 is the return address.
+    SAVED = [(register, 8 * (slot + 1)) for slot, register in enumerate(["%l0", "%l1", "%l2", "%l3", "%l6", SAVED_SP])]
+
+    def build_prologue(self, body: str) -> list[str]:
+        return (["sub %sp, 64, %sp", "stx %o7, [%sp]"] + [f"stx {register}, [%sp + {offset}]" for register, offset in self.SAVED]
+                + [f"mov %sp, {SAVED_SP}"] + load_immediate("%l6", layout.STACK_TOP) + [f"call {body}", "nop"])
 
     def build_epilogue(self) -> list[str]:
-        # LD_ABS/LD_IND out of the packet: the whole program returns 0.
-        return ["Lpacket_abort:", "ba Lepilogue", "mov 0, %o5"]  # the delay slot clears r0
+        return ([f"mov {SAVED_SP}, %sp", "mov %o5, %o0", "ldx [%sp], %o7"]
+                + [f"ldx [%sp + {offset}], {register}" for register, offset in self.SAVED]
+                + ["add %sp, 64, %sp", "retl", "nop"])
 
-    def build_lddw(self, dst: int, value: int) -> list[str]:
+    def build_packet_abort(self, epilogue: str) -> list[str]:
+        # LD_ABS/LD_IND out of the packet: the whole program returns 0.
+        return [f"ba {epilogue}", "mov 0, %o5"]  # the delay slot clears r0
+
+    def build_lddw(self, insn: Insn, index: int, value: int) -> list[str]:
         # LDDW: dst = imm64
-        return load_immediate(REGISTER_MAP[dst], value)
+        return load_immediate(REGISTER_MAP[insn.dst], value)
 
     # --- ALU --------------------------------------------------------------------------
 
@@ -122,7 +137,7 @@ class Sparc64Backend(AssemblyBackend):
             return [], REGISTER_MAP[insn.src]
         return load_immediate(TMP1, insn.imm if width == 64 else insn.imm & 0xFFFFFFFF), TMP1
 
-    def build_alu(self, insn: Insn, index: int) -> list[str]:
+    def build_alu(self, insn: Insn, index: int) -> list[str] | None:
         width = 64 if insn.klass == isa.ALU64 else 32
         dst = REGISTER_MAP[insn.dst]
         zext = [f"srl {dst}, 0, {dst}"] if width == 32 else []  # ALU32 zero-extends
@@ -147,7 +162,7 @@ class Sparc64Backend(AssemblyBackend):
             return setup + [f"and {src}, {width - 1}, {TMP2}", f"{mnemonic} {dst}, {TMP2}, {dst}"] + zext
         if op in (isa.DIV, isa.MOD):
             return setup + self.build_divide(insn, index, width, dst, src)
-        raise UnsupportedInstruction(index, isa.describe(insn))
+        return None
 
     def build_divide(self, insn: Insn, index: int, width: int, dst: str, src: str) -> list[str]:
         """udivx/sdivx guarded: by 0, div -> 0 and mod -> dst; a 64-bit signed divide by -1 negates.
@@ -156,14 +171,14 @@ class Sparc64Backend(AssemblyBackend):
         INT_MIN / -1 cannot overflow.
         """
         signed, is_mod = insn.off == 1, insn.op == isa.MOD
-        zero, done = f"L{index}_zero", f"L{index}_done"
+        zero, done = local_label(index, "zero"), local_label(index, "done")
         a, b = TMP2, TMP3
         extend = "sra" if signed else "srl"
         lines = ([f"{extend} {dst}, 0, {a}", f"{extend} {src}, 0, {b}"] if width == 32
                  else [f"mov {dst}, {a}", f"mov {src}, {b}"])
         lines += [f"cmp {b}, 0", f"be %xcc, {zero}", "nop"]
         if signed and width == 64:
-            regular = f"L{index}_divide"
+            regular = local_label(index, "divide")
             lines += [f"cmp {b}, -1", f"bne %xcc, {regular}", "nop",
                       f"mov 0, {dst}" if is_mod else f"sub %g0, {dst}, {dst}", f"ba {done}", "nop", f"{regular}:"]
         divide = "sdivx" if signed else "udivx"
@@ -215,7 +230,7 @@ class Sparc64Backend(AssemblyBackend):
         lines = self.effective_address(REGISTER_MAP[insn.src], insn.off)
         if size == 1:
             return lines + [f"{mnemonic} [{ADDR}], {dst}"]
-        unaligned, done = f"L{index}_unaligned", f"L{index}_loaded"
+        unaligned, done = local_label(index, "unaligned"), local_label(index, "loaded")
         return (lines + [f"andcc {ADDR}, {size - 1}, %g0", f"bne %xcc, {unaligned}", "nop",
                          f"{mnemonic} [{ADDR}], {dst}", f"ba {done}", "nop", f"{unaligned}:"]
                 + self.bytewise_load(size, dst, signed) + [f"{done}:"])
@@ -231,7 +246,7 @@ class Sparc64Backend(AssemblyBackend):
             value = REGISTER_MAP[insn.src]
         if size == 1:
             return lines + [f"stb {value}, [{ADDR}]"]
-        unaligned, done = f"L{index}_unaligned", f"L{index}_stored"
+        unaligned, done = local_label(index, "unaligned"), local_label(index, "stored")
         lines += [f"andcc {ADDR}, {size - 1}, %g0", f"bne %xcc, {unaligned}", "nop",
                   f"{_STORE[size]} {value}, [{ADDR}]", f"ba {done}", "nop", f"{unaligned}:"]
         for byte in range(size):  # most significant byte first (big endian)
@@ -248,7 +263,7 @@ class Sparc64Backend(AssemblyBackend):
         if insn.imm == isa.ATOMIC_CMPXCHG:
             # r0 = old; if old == r0 then *ptr = src (cas leaves the old value in its rd)
             return lines + [f"mov {src}, {TMP2}", f"{cas} [{ADDR}], %o5, {TMP2}", f"mov {TMP2}, %o5"]
-        retry = f"L{index}_retry"
+        retry = local_label(index, "retry")
         old, new = TMP1, TMP2
         lines += [f"{retry}:", f"{load} [{ADDR}], {old}"]
         if insn.imm == isa.ATOMIC_XCHG:
@@ -261,44 +276,45 @@ class Sparc64Backend(AssemblyBackend):
             lines.append(f"mov {old}, {src}")
         return lines
 
-    def build_packet_load(self, insn: Insn, index: int) -> list[str]:
+    def build_packet_load(self, insn: Insn, index: int, abort: str) -> list[str]:
         """LD_ABS/LD_IND: r0 = big-endian bytes at packet + (s32)(imm [+ src]), else abort with 0."""
         size = insn.nbytes
         lines = load_immediate(TMP2, insn.imm & 0xFFFFFFFF)
         if insn.mode == isa.IND:
             lines.append(f"add {TMP2}, {REGISTER_MAP[insn.src]}, {TMP2}")
-        lines += [f"sra {TMP2}, 0, {TMP2}", f"cmp {TMP2}, 0", "bl %xcc, Lpacket_abort", "nop",
+        lines += [f"sra {TMP2}, 0, {TMP2}", f"cmp {TMP2}, 0", f"bl %xcc, {abort}", "nop",
                   f"add {TMP2}, {size}, {TMP3}"]
         lines += load_immediate(ADDR, layout.PACKET_LEN_ADDR)
-        lines += [f"ldx [{ADDR}], {ADDR}", f"cmp {TMP3}, {ADDR}", "bgu %xcc, Lpacket_abort", "nop"]
+        lines += [f"ldx [{ADDR}], {ADDR}", f"cmp {TMP3}, {ADDR}", f"bgu %xcc, {abort}", "nop"]
         lines += load_immediate(ADDR, layout.MEM_BASE) + [f"add {ADDR}, {TMP2}, {ADDR}"]
         return lines + self.bytewise_load(size, "%o5", False)
 
     # --- jumps and calls ------------------------------------------------------------------
 
-    def build_jump(self, insn: Insn, index: int) -> list[str]:
-        op = insn.op
-        if op == isa.EXIT:
-            return ["retl", "nop"]
-        if op == isa.CALL:
-            if insn.src == isa.CALL_LOCAL:
-                # local call: save %o7 and r6-r10, give the callee its own frame
-                saved = ["%o7", "%l0", "%l1", "%l2", "%l3", "%l6"]
-                slot = lambda n: f"[%sp + {8 * n}]" if n else "[%sp]"  # noqa: E731 (keystone's own form)
-                return (["sub %sp, 48, %sp"] + [f"stx {r}, {slot(n)}" for n, r in enumerate(saved)]
-                        + [f"sub %l6, {layout.FRAME_SIZE}, %l6", f"call L{index + insn.imm + 1}", "nop"]
-                        + [f"ldx {slot(n)}, {r}" for n, r in enumerate(saved)] + ["add %sp, 48, %sp"])
-            if insn.src == isa.CALL_HELPER:
-                stub = layout.STUB_BASE + insn.imm * layout.STUB_STRIDE
-                return (["sub %sp, 16, %sp", "stx %o7, [%sp]"] + load_immediate(TMP1, stub)
-                        + [f"jmpl {TMP1}, %o7", "nop", "ldx [%sp], %o7", "add %sp, 16, %sp", "mov %o0, %o5"])
-            raise UnsupportedInstruction(index, isa.describe(insn))
-        if op == isa.JA:
-            offset = insn.imm if insn.klass == isa.JMP32 else insn.off
-            return [f"ba L{index + offset + 1}", "nop"]
+    def build_exit(self, insn: Insn, index: int) -> list[str]:
+        return ["retl", "nop"]  # back to the entry (or the local call site); r0 is %o5
+
+    def build_goto(self, insn: Insn, index: int, target: str) -> list[str]:
+        return [f"ba {target}", "nop"]
+
+    def build_branch(self, insn: Insn, index: int, target: str) -> list[str]:
+        # if dst cond src: cmp (andcc for JSET) sets %xcc/%icc, the branch reads them
         width = 64 if insn.klass == isa.JMP else 32
         dst = REGISTER_MAP[insn.dst]
         setup, src = self.source(insn, width)
-        test = f"andcc {dst}, {src}, %g0" if op == isa.JSET else f"cmp {dst}, {src}"
+        test = f"andcc {dst}, {src}, %g0" if insn.op == isa.JSET else f"cmp {dst}, {src}"
         cc = "%xcc" if width == 64 else "%icc"
-        return setup + [test, f"{_BRANCH[op]} {cc}, L{index + insn.off + 1}", "nop"]
+        return setup + [test, f"{_BRANCH[insn.op]} {cc}, {target}", "nop"]
+
+    def build_local_call(self, insn: Insn, index: int, target: str) -> list[str]:
+        # local call: save %o7 and r6-r10, give the callee its own frame
+        saved = ["%o7", "%l0", "%l1", "%l2", "%l3", "%l6"]
+        slot = lambda n: f"[%sp + {8 * n}]" if n else "[%sp]"  # noqa: E731 (keystone's own form)
+        return (["sub %sp, 48, %sp"] + [f"stx {r}, {slot(n)}" for n, r in enumerate(saved)]
+                + [f"sub %l6, {layout.FRAME_SIZE}, %l6", f"call {target}", "nop"]
+                + [f"ldx {slot(n)}, {r}" for n, r in enumerate(saved)] + ["add %sp, 48, %sp"])
+
+    def build_helper_call(self, insn: Insn, index: int, address: int) -> list[str]:
+        # r1-r5 are already %o0-%o4; the result comes back in %o0
+        return (["sub %sp, 16, %sp", "stx %o7, [%sp]"] + load_immediate(TMP1, address)
+                + [f"jmpl {TMP1}, %o7", "nop", "ldx [%sp], %o7", "add %sp, 16, %sp", "mov %o0, %o5"])

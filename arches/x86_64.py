@@ -2,8 +2,10 @@
 
 The reference backend: a new architecture can be copied from this file. Shape
 after the kernel's JITs (arch/x86/net/bpf_jit_comp.c): the register map at the
-top, ``build_prologue`` / ``build_insn`` / ``build_epilogue``, one dispatch over
-opcodes whose default raises :class:`UnsupportedInstruction`.
+top, then ``build_prologue`` / ``build_epilogue`` and one builder per
+instruction class, which the translation driver (arches/driver.py) calls; the
+driver owns the loop, the labels, branch targets, helper addresses and the
+dispatch whose default raises :class:`UnsupportedInstruction`.
 
 Frame: the entry saves the callee-saved registers, keeps its stack pointer in
 r12 (so an out-of-packet LD_ABS can unwind from any call depth), sets r10 to the
@@ -18,7 +20,7 @@ import keystone
 import unicorn
 from unicorn import x86_const as ux
 
-from arches.base import AssemblyBackend, UnsupportedInstruction
+from arches.driver import AssemblyBackend, local_label
 from harness import isa, layout
 from harness.isa import Insn
 
@@ -73,6 +75,9 @@ class X86_64Backend(AssemblyBackend):
     general_registers = tuple(getattr(ux, f"UC_X86_REG_{name.upper()}") for name in (
         "rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "r8", "r9", "r10", "r11", "r12",
         "r13", "r14", "r15"))
+    # Callee-saved registers: rbx, rbp, r12-r15 (and rsp) belong to the caller.
+    callee_saved = {name: getattr(ux, f"UC_X86_REG_{name.upper()}") for name in _CALLEE_SAVED}
+    callee_saved_source = "System V AMD64 psABI 1.0, section 3.2.1, figure 3.4"
     helper_stub = b"\xc3"  # ret
     sentinel_fill = b"\x90"  # nop: the runner's hook stops on the first one
 
@@ -84,23 +89,25 @@ class X86_64Backend(AssemblyBackend):
 
     # --- translation ------------------------------------------------------------
 
-    def build_prologue(self) -> list[str]:
+    def build_prologue(self, body: str) -> list[str]:
         return ([f"push {register}" for register in _CALLEE_SAVED]
-                + [f"mov {SAVED_SP}, rsp", f"movabs rbp, {layout.STACK_TOP:#x}", "call L0",
-                   "Lepilogue:", f"mov rsp, {SAVED_SP}"]
-                + [f"pop {register}" for register in reversed(_CALLEE_SAVED)] + ["ret"])
+                + [f"mov {SAVED_SP}, rsp", f"movabs rbp, {layout.STACK_TOP:#x}", f"call {body}"])
 
     def build_epilogue(self) -> list[str]:
-        # LD_ABS/LD_IND out of the packet: the whole program returns 0.
-        return ["Lpacket_abort:", "xor eax, eax", "jmp Lepilogue"]
+        # r0 is already rax; the entry stack pointer unwinds any local-call frames
+        return [f"mov rsp, {SAVED_SP}"] + [f"pop {register}" for register in reversed(_CALLEE_SAVED)] + ["ret"]
 
-    def build_lddw(self, dst: int, value: int) -> list[str]:
+    def build_packet_abort(self, epilogue: str) -> list[str]:
+        # LD_ABS/LD_IND out of the packet: the whole program returns 0.
+        return ["xor eax, eax", f"jmp {epilogue}"]
+
+    def build_lddw(self, insn: Insn, index: int, value: int) -> list[str]:
         # LDDW: dst = imm64
-        return [f"movabs {REGISTER_MAP[dst]}, {value:#x}"]
+        return [f"movabs {REGISTER_MAP[insn.dst]}, {value:#x}"]
 
     # --- ALU ------------------------------------------------------------------------
 
-    def build_alu(self, insn: Insn, index: int) -> list[str]:
+    def build_alu(self, insn: Insn, index: int) -> list[str] | None:
         is64 = insn.klass == isa.ALU64
         width = 64 if is64 else 32
         dst64 = REGISTER_MAP[insn.dst]
@@ -133,7 +140,7 @@ class X86_64Backend(AssemblyBackend):
             return self.build_divide(insn, index, width, dst64)
         if op == isa.END:
             return self.build_swap(insn, dst64)
-        raise UnsupportedInstruction(index, isa.describe(insn))
+        return None
 
     def build_shift(self, insn: Insn, width: int, dst64: str) -> list[str]:
         """dst <<= src: x86 masks the count in cl to 5/6 bits, as the ISA does."""
@@ -162,7 +169,7 @@ class X86_64Backend(AssemblyBackend):
         divisor = width_name(TMP1, width)
         lines = [f"mov {TMP1}, {REGISTER_MAP[insn.src]}" if insn.source == isa.X
                  else f"mov {TMP1}, {hexnum(insn.imm)}"]
-        zero, done, regular = f"L{index}_zero", f"L{index}_done", f"L{index}_divide"
+        zero, done, regular = (local_label(index, name) for name in ("zero", "done", "divide"))
         lines += [f"test {divisor}, {divisor}", f"jz {zero}"]
         if signed:
             lines += [f"cmp {divisor}, -1", f"jne {regular}",
@@ -233,7 +240,7 @@ class X86_64Backend(AssemblyBackend):
         if not fetch:
             return [f"lock {_ALU_MNEMONIC[operation]} {address}, {src}"]
         # fetch-or/and/xor: a cmpxchg loop; rax (eBPF r0) is saved in TMP3
-        retry = f"L{index}_retry"
+        retry = local_label(index, "retry")
         acc = width_name("rax", width)
         operand = width_name(TMP3 if src64 == "rax" else src64, width)
         new = width_name(TMP2, width)
@@ -245,15 +252,15 @@ class X86_64Backend(AssemblyBackend):
             return lines + (["mov eax, eax"] if width == 32 else [])  # r0 = the old value
         return lines + [f"mov {src}, {acc}", "mov rax, " + TMP3]
 
-    def build_packet_load(self, insn: Insn, index: int) -> list[str]:
+    def build_packet_load(self, insn: Insn, index: int, abort: str) -> list[str]:
         """LD_ABS/LD_IND: r0 = ntoh(*(size *)(packet + (s32)(imm [+ src]))), else abort with 0."""
         size = insn.nbytes
         lines = [f"mov {_LOW32[TMP1]}, {hexnum(insn.imm & 0xFFFFFFFF)}"]
         if insn.mode == isa.IND:
             lines.append(f"add {_LOW32[TMP1]}, {_LOW32[REGISTER_MAP[insn.src]]}")
-        lines += [f"movsxd {TMP1}, {_LOW32[TMP1]}", f"test {TMP1}, {TMP1}", "js Lpacket_abort",
+        lines += [f"movsxd {TMP1}, {_LOW32[TMP1]}", f"test {TMP1}, {TMP1}", f"js {abort}",
                   f"lea {TMP2}, [{TMP1} + {size}]", f"movabs {TMP3}, {layout.PACKET_LEN_ADDR:#x}",
-                  f"cmp {TMP2}, qword ptr [{TMP3}]", "ja Lpacket_abort",
+                  f"cmp {TMP2}, qword ptr [{TMP3}]", f"ja {abort}",
                   f"movabs {TMP3}, {layout.MEM_BASE:#x}", f"add {TMP3}, {TMP1}"]
         if size == 1:
             return lines + [f"movzx eax, byte ptr [{TMP3}]"]
@@ -263,29 +270,26 @@ class X86_64Backend(AssemblyBackend):
 
     # --- jumps and calls --------------------------------------------------------------
 
-    def build_jump(self, insn: Insn, index: int) -> list[str]:
-        op = insn.op
-        if op == isa.EXIT:
-            return ["ret"]  # EXIT: back to the entry (or the local call site); r0 is rax
-        if op == isa.CALL:
-            if insn.src == isa.CALL_LOCAL:
-                # local call: r6-r10 survive, the callee gets its own 512-byte frame
-                saved = ["rbx", "r13", "r14", "r15", "rbp"]
-                return ([f"push {register}" for register in saved]
-                        + [f"sub rbp, {layout.FRAME_SIZE}", f"call L{index + insn.imm + 1}"]
-                        + [f"pop {register}" for register in reversed(saved)])
-            if insn.src == isa.CALL_HELPER:
-                stub = layout.STUB_BASE + insn.imm * layout.STUB_STRIDE
-                return [f"movabs {TMP1}, {stub:#x}", f"call {TMP1}"]  # args already in SysV order
-            raise UnsupportedInstruction(index, isa.describe(insn))
-        if op == isa.JA:
-            offset = insn.imm if insn.klass == isa.JMP32 else insn.off
-            return [f"jmp L{index + offset + 1}"]
+    def build_exit(self, insn: Insn, index: int) -> list[str]:
+        return ["ret"]  # EXIT: back to the entry (or the local call site); r0 is rax
+
+    def build_goto(self, insn: Insn, index: int, target: str) -> list[str]:
+        return [f"jmp {target}"]
+
+    def build_branch(self, insn: Insn, index: int, target: str) -> list[str]:
+        # if dst cond src: cmp (test for JSET) sets the flags, jcc reads them
         width = 64 if insn.klass == isa.JMP else 32
         dst = width_name(REGISTER_MAP[insn.dst], width)
-        operand = (width_name(REGISTER_MAP[insn.src], width) if insn.source == isa.X
-                   else hexnum(insn.imm if width == 64 else insn.imm & 0xFFFFFFFF))
-        if width == 32 and insn.source == isa.K:
-            operand = hexnum(isa.to_s32(insn.imm))
-        compare = "test" if op == isa.JSET else "cmp"
-        return [f"{compare} {dst}, {operand}", f"{_JCC[op]} L{index + insn.off + 1}"]
+        # the immediate is sign-extended to the compare's width, as the ISA says
+        operand = width_name(REGISTER_MAP[insn.src], width) if insn.source == isa.X else hexnum(insn.imm)
+        compare = "test" if insn.op == isa.JSET else "cmp"
+        return [f"{compare} {dst}, {operand}", f"{_JCC[insn.op]} {target}"]
+
+    def build_local_call(self, insn: Insn, index: int, target: str) -> list[str]:
+        # local call: r6-r10 survive, the callee gets its own 512-byte frame
+        saved = ["rbx", "r13", "r14", "r15", "rbp"]
+        return ([f"push {register}" for register in saved] + [f"sub rbp, {layout.FRAME_SIZE}", f"call {target}"]
+                + [f"pop {register}" for register in reversed(saved)])
+
+    def build_helper_call(self, insn: Insn, index: int, address: int) -> list[str]:
+        return [f"movabs {TMP1}, {address:#x}", f"call {TMP1}"]  # args already in SysV order; result in rax

@@ -412,8 +412,237 @@ def far_jump_families() -> list[Family]:
     ]
 
 
+# --- where 32-bit JITs are weak ------------------------------------------------------------
+# A 32-bit JIT (arm32, x86_32) keeps each eBPF register in two 32-bit words, so a
+# 64-bit operation becomes a carry chain, a shift split at 32, a multiply of halves,
+# a compare of the high words then the low ones, and a division call. These families
+# put the interesting bits on both sides of bit 32, and rotate dst and src through
+# r1-r9 (on arm32 some live in register pairs, others in stack slots).
+
+# Values whose two halves differ and both matter.
+HALF_VALUES = [0x8000000180000001, 0xFEDCBA9876543210, 0x0123456789ABCDEF, 0x00000000FFFFFFFF,
+               0xFFFFFFFF00000000, 0x7FFFFFFF80000000, 0x0000000100000000, M64]
+HALF_SHIFT_COUNTS = [0, 1, 31, 32, 33, 63]
+COUNT_GARBAGE = [0, 0xA5A5A5A5_00000000, 0xC0]  # nothing; a high word; bits 6-7 (ARM reads 8 count bits)
+
+
+def _rotating(index: int) -> tuple[str, str]:
+    """dst and src for pair ``index``: every ordered pair of distinct r1-r9 in turn."""
+    dst = 1 + index % 9
+    src = 1 + (dst + index // 9) % 9
+    return f"%r{dst}", f"%r{src if src != dst else dst % 9 + 1}"
+
+
+def _add_pair(acc: Accumulator, index: int, op: str, a: int, b: int, source: str, same: bool = False) -> None:
+    """dst = a; dst op= b (an immediate, src = b, or dst itself when ``same``); record the result."""
+    dst, src = _rotating(index)
+    acc.lines.append(f"lddw {dst}, 0x{a:x}")
+    if op == "neg":
+        acc.lines.append(f"neg {dst}")
+        acc.record(dst, (-a) & M64)
+        return
+    if source == "k":
+        acc.lines.append(f"{op} {dst}, {b}")
+        operand = b & M64
+    elif same:
+        acc.lines.append(f"{op} {dst}, {dst}")
+        operand = a
+    else:
+        acc.lines += [f"lddw {src}, 0x{b:x}", f"{op} {dst}, {src}"]
+        operand = b
+    acc.record(dst, alu_reference(op, a, operand, 64))
+
+
+def half_shift_families() -> list[Family]:
+    """64-bit shifts by 0, 1, 31, 32, 33 and 63 of values with both halves set."""
+    families = []
+    for op in ("lsh", "rsh", "arsh"):
+        for source in ("k", "x"):
+            acc = Accumulator()
+            pairs = [(value, count) for count in HALF_SHIFT_COUNTS for value in HALF_VALUES]
+            for index, (value, count) in enumerate(pairs):
+                if source == "x":
+                    count |= COUNT_GARBAGE[index % 3]
+                _add_pair(acc, index, op, value, count, source)
+            if source == "x":  # the count register is dst itself: counts 32, 33, 63, 1 (after masking)
+                for extra, value in enumerate([0x20, 0x21, 0x3F, 0x100000041]):
+                    _add_pair(acc, len(pairs) + extra, op, value, 0, source, same=True)
+            what = ("an immediate count" if source == "k" else
+                    "a register count, some with garbage in its high word or in bits 6-7 (the ISA masks "
+                    "the count to 6 bits; ARM register shifts read 8 bits, x86 masks to 5), and dst as "
+                    "its own count")
+            families.append(acc.family(
+                f"alu64/{op}_{source}_across_halves.data",
+                f"{op} by {what}: counts 0, 1, 31, 32, 33 and 63 of values whose halves differ.\n"
+                "Guards against a 32-bit JIT's shift split at 32 going wrong: count 0 (ARM's lsr/asr #0 "
+                "encode 32), 32 (the words trade places), 33 and 63 (only one word is shifted), the "
+                "bits that cross between the words, and arsh filling the high word with the sign.\n"
+                "Result i is stored at [r10 - 8*(i+1)]; r0 folds them all."))
+    return families
+
+
+CARRY_PAIRS = {
+    "add": [(0xFFFFFFFF, 1), (0x1FFFFFFFF, 1), (M64, 1), (0x7FFFFFFFFFFFFFFF, 1), (0xFFFFFFFF, 0xFFFFFFFF),
+            (0x80000000, 0x80000000), (0xFFFFFFFF80000000, 0x80000000), (0x1FFFFFFFF, 0xFFFFFFFF00000001),
+            (0x0123456789ABCDEF, 0xFEDCBA9876543211), (0xFFFFFFFE, 1), (M64, M64),
+            (0x8000000000000000, 0x8000000000000000)],
+    "sub": [(0x100000000, 1), (0, 1), (0x100000000, 0xFFFFFFFF), (0x8000000000000000, 1),
+            (0x100000000, 0x100000001), (0x80000000, 0x80000001), (0x100000005, 5), (0, M64),
+            (0xFFFFFFFF00000000, 0xFFFFFFFF), (0x7FFFFFFF00000000, 0x80000000FFFFFFFF), (5, 5),
+            (0x123456789, 0x23456789A)],
+    "mul": [(0xFFFFFFFF, 0xFFFFFFFF), (0x100000000, 0x100000000), (0x100000001, 0xFFFFFFFF), (M64, M64),
+            (0x123456789ABCDEF0, 0x0FEDCBA987654321), (0xFFFFFFFF, 0x100000000), (0x80000000, 2),
+            (0x80000000, 0x80000000), (M64, 2), (0xFFFFFFFF00000001, 0xFFFFFFFF00000001),
+            (0x00000002FFFFFFFF, 0x0000000300000003), (0xDEADBEEF, 0xCAFEBABE)],
+}
+CARRY_IMMEDIATES = {
+    "add": [(0xFFFFFFFF, 1), (0x100000000, -1), (0xFFFFFFFF, -1), (0, -1), (0x80000000, -0x80000000),
+            (0x80000001, 0x7FFFFFFF), (M64, 1), (0x7FFFFFFFFFFFFFFF, 1), (0xFFFFFFFF7FFFFFFF, 0x7FFFFFFF),
+            (0x12345678FFFFFFFF, 2), (0x100000000, -0x80000000), (0xFFFFFFFE, 1)],
+    "sub": [(0x100000000, 1), (0xFFFFFFFF, -1), (0, -1), (0, 1), (0x80000000, -0x80000000),
+            (0x17FFFFFFF, 0x7FFFFFFF), (0, 0), (0x8000000000000000, 1), (M64, -1), (0x100000000, -0x80000000),
+            (0xFFFFFFFF00000000, 0x7FFFFFFF), (5, 6)],
+    "mul": [(0xFFFFFFFF, -1), (0x100000000, -1), (0xFFFFFFFF, 0x7FFFFFFF), (0x100000001, -0x80000000),
+            (M64, -1), (0x123456789ABCDEF0, 0x12345678), (2, -0x80000000), (0x80000000, 2),
+            (0xFFFFFFFF, 0xFFFF), (0x8000000000000000, -1), (0x1FFFFFFFF, -2), (3, 0x55555556)],
+}
+NEG_VALUES = [0, 1, 0xFFFFFFFF, 0x100000000, 0x80000000, 0x100000001, 0x8000000000000000, M64,
+              0xFFFFFFFF00000000, 0x1FFFFFFFF, 0x7FFFFFFFFFFFFFFF, 0xFFFFFFFF80000000]
+
+
+def carry_families() -> list[Family]:
+    """add, sub and mul (immediate and register) and neg where a carry or borrow crosses bit 32."""
+    guards = {
+        "add": "a lost carry from the low word into the high word (add/adc), and the sign-extended "
+               "immediate's high word of all ones",
+        "sub": "a lost borrow from the high word (sub/sbb), and subtracting a sign-extended immediate",
+        "mul": "a 64-bit multiply built from 32-bit halves: the low product's high word (umull/mul's edx) "
+               "and both cross products added into the high word, nothing else",
+    }
+    families = []
+    for op in ("add", "sub", "mul"):
+        for source in ("k", "x"):
+            acc = Accumulator()
+            pairs = CARRY_IMMEDIATES[op] if source == "k" else CARRY_PAIRS[op]
+            for index, (a, b) in enumerate(pairs):
+                _add_pair(acc, index, op, a, b, source)
+            if source == "x":  # dst is src: both operands are the same register pair
+                for extra, value in enumerate([0xFFFFFFFF, 0x80000000FFFFFFFF, 0x1FFFFFFFF]):
+                    _add_pair(acc, len(pairs) + extra, op, value, 0, source, same=True)
+            families.append(acc.family(
+                f"alu64/{op}_{source}_carry_across_halves.data",
+                f"{op} ({'immediate' if source == 'k' else 'register, and dst as its own source'}) "
+                f"over operands whose result crosses bit 32.\nGuards against {guards[op]}.\n"
+                "Result i is stored at [r10 - 8*(i+1)]; r0 folds them all."))
+    acc = Accumulator()
+    for index, value in enumerate(NEG_VALUES):
+        _add_pair(acc, index, "neg", value, 0, "k")
+    families.append(acc.family(
+        "alu64/neg_borrow_across_halves.data",
+        "neg of values whose negation borrows across bit 32 (0 - low word borrows unless it is 0).\n"
+        "Guards against a 32-bit JIT negating the halves separately (neg low; neg high without the "
+        "borrow, or rsb/rsc with the carry the wrong way round).\n"
+        "Result i is stored at [r10 - 8*(i+1)]; r0 folds them all."))
+    return families
+
+
+# (dst, src) pairs for 64-bit jumps where the high words decide, or disagree with the low words.
+HIGH_WORD_JUMP_PAIRS = [
+    (0x100000005, 0x5), (0x5, 0x100000005), (0x100000000, 0xFFFFFFFF), (0xFFFFFFFF, 0x100000000),
+    (0x8000000000000000, 0x7FFFFFFFFFFFFFFF), (0x7FFFFFFFFFFFFFFF, 0x8000000000000000),
+    (0xFFFFFFFF00000001, 0x1), (0x1, 0xFFFFFFFF00000001), (M64, 0xFFFFFFFF), (0xFFFFFFFF, M64),
+    (0xFFFFFFFF00000000, 0x80000000), (0x80000000, 0xFFFFFFFF00000000),
+    (0x8000000000000000, 0), (0, 0x8000000000000000), (0x100000000, 0x100000000), (0x200000000, 0x100000000),
+    (0x123456789ABCDEF0, 0x123456789ABCDEF0),
+    # equal high words: the low words decide, compared unsigned even for the signed conditions
+    (0xFFFFFFFF7FFFFFFF, 0xFFFFFFFF80000000), (0x7FFFFFFF, 0x80000000), (0x80000000, 0x7FFFFFFF),
+]
+# (dst, imm): the immediate's sign extension gives it a high word of 0 or all ones.
+HIGH_WORD_JUMP_IMMEDIATES = [
+    (0xFFFFFFFF00000005, 5), (0x100000005, 5), (0xFFFFFFFF, -1), (M64, -1), (0x1FFFFFFFF, -1),
+    (0x7FFFFFFFFFFFFFFF, -1), (0x8000000000000000, 0), (0xFFFFFFFF00000000, 0), (0x80000000, -0x80000000),
+    (0xFFFFFFFF80000000, -0x80000000), (0x180000000, -0x80000000), (0x80000000, 0x7FFFFFFF),
+    (0xFFFFFFFF7FFFFFFF, -0x80000000), (0x100000000, 0), (0x100000000, -1), (0x100000000, 1),
+    (0x8000000000000000, 0x7FFFFFFF), (0x7FFFFFFF, -1), (0xFFFFFFFF, -0x80000000), (0xFFFFFFFF, -2),
+]
+
+
+def high_word_jump_families() -> list[Family]:
+    """Every 64-bit condition on operands whose high words decide (or whose signs live there)."""
+    families = []
+    for cond in ("jeq", "jne", "jset", "jgt", "jge", "jlt", "jle", "jsgt", "jsge", "jslt", "jsle"):
+        for source in ("k", "x"):
+            lines, bitmask = ["mov %r0, 0"], 0
+            pairs = HIGH_WORD_JUMP_IMMEDIATES if source == "k" else HIGH_WORD_JUMP_PAIRS
+            for index, (a, b) in enumerate(pairs):
+                dst, src = _rotating(index)
+                lines.append(f"lddw {dst}, 0x{a:x}")
+                if source == "k":
+                    operand, b_value = str(b), b & M64
+                else:
+                    lines.append(f"lddw {src}, 0x{b:x}")
+                    operand, b_value = src, b
+                lines += ["lsh %r0, 1", f"{cond} {dst}, {operand}, +1", "ja +1", "or %r0, 1"]
+                bitmask = (bitmask << 1) | jump_reference(cond, a, b_value, 64)
+            signed_note = (" The signed conditions see the sign in the high word only, and must compare "
+                           "equal high words' low words unsigned." if cond.startswith("js") and cond != "jset"
+                           else "")
+            families.append(Family(
+                f"jmp/{cond}_{source}_high_word_decides.data",
+                f"{cond} ({'immediate' if source == 'k' else 'register'} source) on {len(pairs)} operand "
+                "pairs whose high words decide, or disagree with the low words.\nGuards against a 32-bit JIT "
+                "that compares only the low words, decides on the low words when the high words differ, "
+                f"or forgets the immediate's sign-extended high word.{signed_note}\n"
+                "r0 is the bitmask of jumps taken, first pair in the highest bit.",
+                "\n".join(lines + ["exit"]) + "\n", bitmask))
+    return families
+
+
+# (dividend, divisor) with high halves zero or not, for div/mod/sdiv/smod 64.
+DIVIDE_PAIRS = [
+    (0xFFFFFFFF, 7), (0x100000000, 2), (0x123456789ABCDEF0, 0x10), (M64, 0xFFFFFFFF), (M64, 0x100000000),
+    (5, 0x100000000), (0xFFFFFFFF, 0x100000000), (0x100000000, 0x100000000), (0x8000000000000000, M64),
+    (0x8000000000000000, 0xFFFFFFFF), (0xFFFFFFFFFFFFFFF9, 2), (0xFFFFFFFF00000000, 0xFFFFFFFF),
+    (0x7FFFFFFFFFFFFFFF, 0x7FFFFFFFFFFFFFFF), (0x123456789, 0x12345678), (0, 0x100000000), (42, 0),
+    (M64, 0), (0x100000000, 0xFFFFFFFF00000000), (0xFFFFFFFF00000001, 0xFFFFFFFF), (0x80000000, M64),
+    (0xFEDCBA9876543210, 0x0000000100000001), (0xFEDCBA9876543210, 0xFFFFFFFF00000001),
+]
+DIVIDE_IMMEDIATES = [
+    (0x100000000, 2), (M64, -1), (0x8000000000000000, -1), (0x100000000, -1), (0xFFFFFFFFFFFFFFF9, 2),
+    (0xFFFFFFFFFFFFFFF9, -2), (0x7FFFFFFFFFFFFFFF, 0x7FFFFFFF), (0xFFFFFFFF00000000, -0x80000000),
+    (0x123456789ABCDEF0, 0x10), (0xFFFFFFFF, 0xFFFF), (0x100000000, 0), (5, 7), (0x80000000, -0x80000000),
+    (0xFFFFFFFF, -0x80000000), (0x17FFFFFFE, 0x7FFFFFFF), (0x8000000000000000, 3),
+]
+
+
+def high_half_divide_families() -> list[Family]:
+    """64-bit div/mod/sdiv/smod with dividends and divisors whose high halves are zero or not."""
+    families = []
+    for op in ("div", "mod", "sdiv", "smod"):
+        for source in ("k", "x"):
+            acc = Accumulator()
+            pairs = DIVIDE_IMMEDIATES if source == "k" else DIVIDE_PAIRS
+            for index, (a, b) in enumerate(pairs):
+                _add_pair(acc, index, op, a, b, source)
+            if source == "x":  # dst is the divisor: a / a
+                for extra, value in enumerate([0x100000000, 0xFFFFFFFF00000001, 0]):
+                    _add_pair(acc, len(pairs) + extra, op, value, 0, source, same=True)
+            signed_note = (" Signed: the signs are in the high words, INT64_MIN / -1, and 0xFFFFFFFF "
+                           "which is -1 only to a 32-bit divide." if op.startswith("s") else "")
+            families.append(acc.family(
+                f"{'v4' if op.startswith('s') else 'alu64'}/{op}_{source}_high_halves.data",
+                f"{op} ({'immediate, sign-extended' if source == 'k' else 'register'}) with 64-bit "
+                "operands whose high halves are zero or not.\nGuards against a 32-bit JIT dividing only the "
+                "low words, testing only the divisor's low word for zero (0x100000000 is not 0), or losing "
+                f"the high word of a quotient above 2^32.{signed_note}\n"
+                "Result i is stored at [r10 - 8*(i+1)]; r0 folds them all."))
+    return families
+
+
 def all_families() -> list[Family]:
-    return alu_families() + unary_families() + jump_families() + endian_families() + memory_families() + far_jump_families()
+    return (alu_families() + unary_families() + jump_families() + endian_families() + memory_families()
+            + far_jump_families() + half_shift_families() + carry_families() + high_word_jump_families()
+            + high_half_divide_families())
 
 
 def write(out_dir: Path = OUT_DIR) -> list[Path]:

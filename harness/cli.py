@@ -271,6 +271,8 @@ def _worker_count(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    import arches
+
     parser = argparse.ArgumentParser(
         prog="python -m harness",
         description="eBPF JIT conformance harness: run corpus cases on the reference "
@@ -287,7 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help=".data files or directories (default: corpus/)")
     run.add_argument("--arch", default="all", metavar="NAME[,NAME]|all",
                      help="targets: 'all' (default), or a comma list of interp and "
-                          "architecture names (x86_64, arm64, s390x, ppc64, sparc64)")
+                          f"architecture names ({', '.join(arches.names())})")
     run.add_argument("-n", dest="workers", default="auto", metavar="N|auto",
                      help="worker processes (pytest-xdist): 0 runs in this process, N starts N workers; "
                           "default auto (one per core)")

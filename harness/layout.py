@@ -34,7 +34,10 @@ STACK_BASE = 0x2000_0000  # eBPF stack region; r10 starts at its top
 STACK_SIZE = 0x0001_0000
 STACK_TOP = STACK_BASE + STACK_SIZE
 FRAME_SIZE = 512  # each frame (main program and every local call) has 512 bytes
-MAX_CALL_DEPTH = 8  # frames below the main one; STACK_SIZE holds them with room to spare
+# The kernel's limits, which the validator enforces (RFC 9669 leaves both to the platform):
+MAX_CALL_FRAMES = 8  # frames on a call chain, main included (include/linux/bpf_verifier.h MAX_CALL_FRAMES)
+MAX_STACK = 512  # combined stack of the frames on a call chain (include/linux/filter.h MAX_BPF_STACK)
+STACK_ROUNDING = 32  # each frame's stack counts rounded up to this, at least once (kernel check_max_stack_depth)
 HELPER_DATA_BASE = 0x3000_0000  # memory owned by helpers and maps
 HELPER_DATA_SIZE = 0x0000_2000
 MAP_BASE = 0x4000_0000  # map values (harness/maps.py): they persist between a case's events

@@ -42,7 +42,7 @@ def test_a_backend_that_raises_is_an_error_naming_the_phase_and_target(tmp_path)
     class Exploding:
         name, byte_order, _cache = "x86_64", "little", {}
 
-        def compile(self, program):
+        def compile_cached(self, program):
             raise OverflowError("cannot encode")
 
     path = case_file(tmp_path, "-- asm\nmov %r0, 1\nexit\n-- result\n1\n")

@@ -27,6 +27,27 @@ def test_result_be_description_and_error_sections():
     assert error_case.expect_error and error_case.error_text == "loops forever"
 
 
+def test_result_binds_both_byte_orders_unless_result_be_is_given():
+    case = parse_case("x.data", "-- asm\nexit\n-- result\n7\n")
+    assert (case.expected_result("little"), case.expected_result("big")) == (7, 7)
+    events = parse_case("x.data", "-- asm\nexit\n-- mem\n00\n-- mem\n01\n-- result\n1 2\n-- result-be\n3\n")
+    assert events.expected_results("little") == [1, 2] and events.expected_results("big") == [None, 3]
+
+
+@pytest.mark.parametrize("section, kind, text", [
+    ("-- error fault\nwhat it is about\n", "fault", "what it is about"),
+    ("-- error reject\n", "reject", ""),
+    ("-- error limit\n", "limit", ""),
+    ("-- error\nfault\n", None, "fault"),  # on the next line it is free text (bpf_conformance style)
+    ("-- error fault: a message\n", None, "fault: a message"),  # not exactly a kind word
+    ("-- error pattern\nFailed to load\n", None, "pattern\nFailed to load"),  # uBPF style
+    ("-- error\n", None, ""),
+])
+def test_error_takes_an_optional_kind_alone_on_its_header_line(section, kind, text):
+    case = parse_case("x.data", "-- asm\nja -1\n" + section)
+    assert case.expect_error and case.error_kind == kind and case.error_text == text
+
+
 def test_negative_result_is_taken_as_u64():
     assert parse_case("x.data", "-- asm\nexit\n-- result\n-1\n").result == 2**64 - 1
 

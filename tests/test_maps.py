@@ -3,7 +3,7 @@ import struct
 
 import pytest
 
-from harness.running.conformance import _oracle, run_item
+from harness.running.conformance import oracle, run_item
 from harness.cases.corpus import CorpusError, parse_case, read_pcap
 from harness.cases.mapspec import MapError, MapSpec
 
@@ -44,7 +44,7 @@ def test_map_errors_in_a_case_name_the_line():
 def test_values_persist_from_event_to_event_and_every_r0_is_checked(tmp_path):
     path = tmp_path / "c.data"
     path.write_text(COUNTER + "-- mem\n00\n-- mem\n00\n-- mem\n00\n-- result\n10 20 30\n")
-    outcomes, _ = _oracle(str(path), "little")
+    outcomes, _ = oracle(str(path), "little")
     assert [outcome.r0 for outcome in outcomes] == [10, 20, 30]
     assert outcomes[-1].maps == (("c", (("00000000", "1e00000000000000"),)),)
     assert run_item(str(path), "interp").status == "pass"

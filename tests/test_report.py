@@ -13,7 +13,7 @@ from test_cli import run_cli, write
 
 # Two hand-made cases: one uses only base64 (mov, exit), one also an atomic32 form.
 BASE = "-- asm\nmov %r0, 7\nexit\n-- result\n7\n"
-ATOMIC = "-- asm\nstdw [%r10-8], 1\nmov %r1, 2\nlock add32 [%r10-8], %r1\nldxw %r0, [%r10-8]\nexit\n-- result\n3\n"
+ATOMIC = "-- asm\nstw [%r10-8], 1\nstw [%r10-4], 0\nmov %r1, 2\nlock add32 [%r10-8], %r1\nldxw %r0, [%r10-8]\nexit\n-- result\n3\n"
 
 
 def results_document(tmp_path: Path, atomic_status: str = "fail") -> dict:

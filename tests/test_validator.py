@@ -75,3 +75,87 @@ def test_a_program_that_jumps_over_its_function_is_rejected_as_the_kernel_does()
     # belongs to f: the jump over it crosses a function boundary.
     with pytest.raises(ValidationError, match="outside it"):
         validate(assemble("ja main\nf:\nmov %r0, 1\nexit\nmain:\ncall local f\nexit"))
+
+
+@pytest.mark.parametrize("source, index, message", [
+    # the issue's program: r1 after a helper call (arm64, s390x, ppc64, sparc64 JITs give r0=2)
+    ("mov %r1, 5\ncall 102\nmov %r0, %r1\nexit", 2, "mov reads r1.*scratch after the helper call at instruction 1"),
+    ("exit", 0, "exit returns r0.*a program starts with only r1"),
+    ("mov %r0, %r3\nexit", 0, "mov reads r3"),
+    ("add %r0, 1\nexit", 0, "add reads r0"),  # ALU ops read their destination
+    ("mov %r0, 0\nneg %r4\nexit", 1, "neg reads r4"),
+    ("mov %r0, 0\nstxdw [%r10-8], %r6\nexit", 1, "stxdw reads r6"),
+    ("mov %r0, 0\nstw [%r7], 1\nexit", 1, "stw reads r7"),
+    ("mov %r1, 0\nlock cmpxchg [%r10-8], %r1\nexit", 1, "cmpxchg reads r0"),
+    ("jeq %r9, 0, +0\nmov %r0, 0\nexit", 0, "jeq reads r9"),
+    # path-sensitive: written on one branch only
+    ("mov %r0, 0\njeq %r2, 0, +1\nmov %r3, 1\nadd %r0, %r3\nexit", 3, "add reads r3"),
+    ("jeq %r2, 0, +1\nmov %r0, 1\nexit", 2, "exit returns r0"),
+    # calls: r1-r5 are scratch afterwards, local calls too, and LD_ABS/LD_IND as well
+    ("mov %r0, 0\ncall 102\nmov %r1, 4\ncall 104\nexit", 3, "call reads r2.*helper call at instruction 1"),
+    ("mov %r2, 1\ncall local f\nadd %r0, %r2\nexit\nf:\nmov %r0, 1\nexit", 2, "local call at instruction 1"),
+    ("mov %r0, 0\nldabsb 1\nmov %r0, %r5\nexit", 2, "packet load at instruction 1"),
+    # a function starts with r10 and the arguments every call site sets
+    ("mov %r6, 1\ncall local f\nexit\nf:\nmov %r0, %r6\nexit", 3, "a function starts with only r10"),
+    ("mov %r3, 1\ncall local f\ncall local f\nexit\nf:\nmov %r0, %r3\nexit", 4,
+     "the local call at instruction 2 does not set r3"),
+    ("mov %r0, 1\ncall local f\nexit\nf:\nexit", 3, "exit returns r0"),
+])
+def test_undefined_reads_are_rejected_naming_instruction_and_register(source, index, message):
+    with pytest.raises(ValidationError, match=message) as error:
+        validate(assemble(source))
+    assert error.value.index == index
+
+
+@pytest.mark.parametrize("source", [
+    "mov %r0, 0\njeq %r2, 0, +2\nmov %r3, 1\nja +1\nmov %r3, 2\nadd %r0, %r3\nexit",  # both branches write
+    "mov %r0, 0\nloop:\nmov %r3, 1\nadd %r0, 1\njlt %r0, 5, loop\nadd %r0, %r3\nexit",  # the body runs once
+    "mov %r1, 9\ncall 102\nmov %r1, 4\ncall 102\nexit",  # sqrti reads r1 only
+    "mov %r6, 7\ncall 102\nmov %r0, %r6\nexit",  # r6-r9 survive calls
+    "mov %r3, 1\ncall local f\nmov %r3, 2\ncall local f\nexit\nf:\nmov %r0, %r3\nexit",  # every site sets r3
+    "mov %r0, 0\nldindb %r2, 0\nexit",  # r2 (the input length) is defined at entry
+    "mov %r0, 0\nlock cmpxchg [%r10-8], %r1\nexit",
+])
+def test_programs_that_write_before_reading_pass(source):
+    validate(assemble(source))
+
+
+def _chain(calls: int) -> str:
+    """main plus ``calls`` nested functions, each calling the next."""
+    lines = ["call local f1", "exit"]
+    for number in range(1, calls + 1):
+        lines += [f"f{number}:"] + ([f"call local f{number + 1}"] if number < calls else ["mov %r0, 0"]) + ["exit"]
+    return "\n".join(lines)
+
+
+def test_the_kernel_call_depth_limit_counts_main():
+    validate(assemble(_chain(7)))  # 8 frames: the kernel's MAX_CALL_FRAMES
+    with pytest.raises(ValidationError, match="has 9 frames \\(limit 8, main included\\)") as error:
+        validate(assemble(_chain(8)))
+    assert error.value.index == 14  # the call into the ninth frame
+
+
+def test_the_combined_stack_limit_along_a_call_chain():
+    both_256 = "stdw [%r10-256], 1\ncall local f\nexit\nf:\nstdw [%r10-256], 2\nmov %r0, 0\nexit"
+    validate(assemble(both_256))
+    over = both_256.replace("[%r10-256], 2", "[%r10-264], 2")  # 264 counts as 288: 544 in all
+    with pytest.raises(ValidationError, match="0 -> 3 needs 544 bytes of stack") as error:
+        validate(assemble(over))
+    assert error.value.index == 1
+    with pytest.raises(ValidationError, match="outside the frame") as error:
+        validate(assemble("mov %r0, 0\nstxdw [%r10-4], %r0\nexit"))  # crosses the top of the frame
+    assert error.value.index == 1
+
+
+def test_call_graphs_that_broke_the_recursive_validator_are_rejected_quickly():
+    """36 functions each calling the next two took 37 s; a 2000-deep chain hit RecursionError."""
+    fan = ["call local f0", "exit"]
+    for number in range(36):
+        fan += [f"f{number}:"] + ([f"call local f{number + 1}", f"call local f{number + 2}"]
+                                  if number + 2 < 36 else []) + ["mov %r0, 0", "exit"]
+    with pytest.raises(ValidationError, match="36 frames"):
+        validate(assemble("\n".join(fan)))
+    with pytest.raises(ValidationError, match="2001 frames"):
+        validate(assemble(_chain(2000)))
+    with pytest.raises(ValidationError, match="recursive local call"):
+        validate(assemble(_chain(3000).replace("f3000:\nmov %r0, 0", "f3000:\ncall local f1")))

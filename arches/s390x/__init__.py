@@ -1,11 +1,15 @@
 """s390x (z/Architecture, big-endian) JIT backend, encoding machine code directly.
 
 Shape after the kernel's arch/s390/net/bpf_jit_comp.c: the register map at the
-top, ``build_prologue`` / ``build_insn`` / ``build_epilogue``, one dispatch over
-opcodes whose default raises :class:`UnsupportedInstruction`. Encoding is in
-``encoding.py`` (keystone mis-encodes s390x branches, DESIGN.md).
+top, then ``build_prologue`` / ``build_epilogue`` and one builder per
+instruction class for the translation driver (arches/driver.py), which also
+lays the code out with its labels (arches/direct.py). Encoding is in
+``encoding.py`` (keystone mis-encodes s390x branches, DESIGN.md); each builder
+returns an ``encoding.Chunk`` of encoded instructions and labels.
 
-Conventions: the link register is %r12 (%r14, the usual one, is eBPF r0); every
+Conventions: the entry is a C function (return address in %r14; %r6-%r15 saved in
+the caller's register save area and restored, as the kernel's JIT does); inside,
+the link register is %r12 (%r14, the usual one, is eBPF r0); every
 branch is ``brcl`` (+-4 GB), so no program is too long; division goes through
 the even/odd pair %r0:%r1 (``dlgr``/``dsgr`` trap on a zero divisor and ``dsgr``
 on INT_MIN / -1, so both are guarded); shifts take their count from the low six
@@ -15,21 +19,20 @@ pointer, which the runner's convention fixes at ``layout.NATIVE_STACK_TOP``.
 """
 from __future__ import annotations
 
-import time
-
 import capstone
 import unicorn
 from unicorn import s390x_const as uz
 
-from arches.base import Backend, NativeCode, UnsupportedInstruction
-from arches.s390x.encoding import Assembler
+from arches.driver import EncodingBackend, local_label
+from arches.s390x.encoding import Chunk
 from harness import isa, layout
-from harness.isa import Insn, Program
+from harness.isa import Insn
 
 # eBPF register -> s390x GPR number (the kernel's map, reg2hex[] in bpf_jit_comp.c).
 REGISTER_MAP = {0: 14, 1: 2, 2: 3, 3: 4, 4: 5, 5: 6, 6: 7, 7: 8, 8: 9, 9: 10, 10: 13}
 R0, R1, TMP, LINK, SP = 0, 1, 11, 12, 15  # %r0:%r1 is the divide pair; %r0 is never a base register
 FRAME = 64
+SAVE_AREA = 48  # where a callee saves %r6-%r15 in its caller's frame (ELF ABI for s390x, stack frame layout)
 MASK = {"always": 15, "eq": 8, "ne": 7, "gt": 2, "ge": 10, "lt": 4, "le": 12, "cc1": 4}
 _COND = {isa.JEQ: "eq", isa.JNE: "ne", isa.JGT: "gt", isa.JGE: "ge", isa.JLT: "lt", isa.JLE: "le",
          isa.JSGT: "gt", isa.JSGE: "ge", isa.JSLT: "lt", isa.JSLE: "le", isa.JSET: "ne"}
@@ -48,7 +51,7 @@ def displacement(value: int) -> dict[str, int]:
     return {"dl2": value & 0xFFF, "dh2": value >> 12}
 
 
-class S390xBackend(Backend):
+class S390xBackend(EncodingBackend):
     name = "s390x"
     byte_order = "big"
     uc_arch, uc_mode = unicorn.UC_ARCH_S390X, unicorn.UC_MODE_BIG_ENDIAN
@@ -60,6 +63,11 @@ class S390xBackend(Backend):
     stack_pointer = uz.UC_S390X_REG_R15
     program_counter = uz.UC_S390X_REG_PC
     general_registers = tuple(getattr(uz, f"UC_S390X_REG_R{n}") for n in range(15))
+    # Saved registers: r6-r13 (and the stack pointer r15) and f8-f15; r14 holds the return address
+    # and is volatile.
+    callee_saved = {**{f"%r{n}": getattr(uz, f"UC_S390X_REG_R{n}") for n in range(6, 14)},
+                    **{f"%f{n}": getattr(uz, f"UC_S390X_REG_F{n}") for n in range(8, 16)}}
+    callee_saved_source = "ELF ABI for s390x (zSeries) 1.6, section 'Register usage'"
     helper_stub = bytes.fromhex("07fc")  # br %r12 (bcr 15, %r12)
     sentinel_fill = bytes.fromhex("0700")  # bcr 0, %r0: a no-op; returning to ``until`` raises (DESIGN.md)
 
@@ -69,26 +77,11 @@ class S390xBackend(Backend):
         uc.reg_write(uz.UC_S390X_REG_PSWM, 0x0000000180000000)
 
     def set_return_address(self, uc, address: int) -> None:
-        uc.reg_write(uz.UC_S390X_REG_R12, address)
+        uc.reg_write(uz.UC_S390X_REG_R14, address)  # the C ABI's return address register
 
     # --- translation ------------------------------------------------------------------
 
-    def translate(self, program: Program) -> NativeCode:
-        started = time.perf_counter()
-        asm = Assembler()
-        self.build_prologue(asm)
-        bpf_to_native = {}
-        for index in program.instruction_starts():
-            asm.label(f"L{index}")
-            bpf_to_native[index] = asm.size
-            self.build_insn(asm, program, index)
-        self.build_epilogue(asm)
-        translated = time.perf_counter()
-        code, listing = asm.finish()
-        return NativeCode(code, "\n".join(listing), 0, bpf_to_native, translated - started,
-                          time.perf_counter() - translated)
-
-    def load_immediate(self, asm: Assembler, register: int, value: int) -> None:
+    def load_immediate(self, asm: Chunk, register: int, value: int) -> None:
         """lghi / lgfi / llilf (+ iihf) for any 64-bit constant."""
         value &= (1 << 64) - 1
         signed = value - (1 << 64) if value >> 63 else value
@@ -101,99 +94,99 @@ class S390xBackend(Backend):
             if value >> 32:
                 asm.emit("iihf", r1=register, i2=isa.to_s32(value >> 32))
 
-    def build_prologue(self, asm: Assembler) -> None:
+    def build_prologue(self, body: str) -> Chunk:
+        # Called as a C function (return address in %r14): save %r6-%r15 in the caller's register
+        # save area, as the kernel's JIT and the ELF ABI do; the epilogue restores them.
+        asm = Chunk()
+        asm.emit("stmg", r1=6, r3=15, b2=SP, **displacement(SAVE_AREA))
         asm.emit("aghi", r1=SP, i2=-FRAME)
-        asm.emit("stg", r1=LINK, b2=SP, **displacement(0))
         self.load_immediate(asm, REGISTER_MAP[10], layout.STACK_TOP)
-        asm.emit("brasl", label="L0", r1=LINK)
-        asm.label("Lepilogue")
-        asm.emit("lgr", r1=2, r2=REGISTER_MAP[0])
-        asm.emit("lg", r1=LINK, b2=SP, **displacement(0))
-        asm.emit("aghi", r1=SP, i2=FRAME)
-        asm.emit("bcr", r1=MASK["always"], r2=LINK)
+        asm.emit("brasl", label=body, r1=LINK)
+        return asm
 
-    def build_epilogue(self, asm: Assembler) -> None:
-        # LD_ABS/LD_IND out of the packet: r0 = 0, back to the entry frame, return.
-        asm.label("Lpacket_abort")
+    def build_epilogue(self) -> Chunk:
+        asm = Chunk()
+        asm.emit("lgr", r1=2, r2=REGISTER_MAP[0])
+        asm.emit("lmg", r1=6, r3=15, b2=SP, **displacement(FRAME + SAVE_AREA))  # %r15 too: the frame goes
+        asm.emit("bcr", r1=MASK["always"], r2=14)
+        return asm
+
+    def build_packet_abort(self, epilogue: str) -> Chunk:
+        # r0 = 0, back to the entry frame (the runner fixes the entry stack pointer), return
+        asm = Chunk()
         asm.emit("lghi", r1=REGISTER_MAP[0], i2=0)
         self.load_immediate(asm, SP, layout.NATIVE_STACK_TOP - FRAME)
-        asm.emit("brcl", label="Lepilogue", r1=MASK["always"])
+        asm.emit("brcl", label=epilogue, r1=MASK["always"])
+        return asm
 
-    def build_insn(self, asm: Assembler, program: Program, index: int) -> None:
-        insn = program.insns[index]
-        klass = insn.klass
-        if klass in (isa.ALU, isa.ALU64):
-            return self.build_alu(asm, insn, index)
-        if klass in (isa.JMP, isa.JMP32):
-            return self.build_jump(asm, insn, index)
-        if insn.opcode == isa.LDDW and insn.src == isa.LDDW_PLAIN:
-            # LDDW: dst = imm64
-            return self.load_immediate(asm, REGISTER_MAP[insn.dst], program.lddw_value(index))
-        if klass == isa.LD and insn.mode in (isa.ABS, isa.IND):
-            return self.build_packet_load(asm, insn)
-        if klass == isa.LDX and insn.mode in (isa.MEM, isa.MEMSX):
-            # LDX: dst = *(size *)(src + off) (MEMSX sign-extends); unaligned is fine on s390x
-            table = _LOAD_SIGNED if insn.mode == isa.MEMSX else _LOAD
-            return asm.emit(table[insn.nbytes], r1=REGISTER_MAP[insn.dst], b2=REGISTER_MAP[insn.src],
-                            **displacement(insn.off))
-        if klass in (isa.ST, isa.STX) and insn.mode == isa.MEM:
-            # ST: *(size *)(dst + off) = imm (stdw sign-extends); STX: = src
-            value = REGISTER_MAP[insn.src] if klass == isa.STX else TMP
-            if klass == isa.ST:
-                self.load_immediate(asm, TMP, insn.imm)
-            return asm.emit(_STORE[insn.nbytes], r1=value, b2=REGISTER_MAP[insn.dst], **displacement(insn.off))
-        if klass == isa.STX and insn.mode == isa.ATOMIC:
-            return self.build_atomic(asm, insn, index)
-        raise UnsupportedInstruction(index, isa.describe(insn))
+    def build_lddw(self, insn: Insn, index: int, value: int) -> Chunk:
+        # LDDW: dst = imm64
+        asm = Chunk()
+        self.load_immediate(asm, REGISTER_MAP[insn.dst], value)
+        return asm
+
+    def build_load(self, insn: Insn, index: int) -> Chunk:
+        # LDX: dst = *(size *)(src + off) (MEMSX sign-extends); unaligned is fine on s390x
+        asm = Chunk()
+        table = _LOAD_SIGNED if insn.mode == isa.MEMSX else _LOAD
+        asm.emit(table[insn.nbytes], r1=REGISTER_MAP[insn.dst], b2=REGISTER_MAP[insn.src], **displacement(insn.off))
+        return asm
+
+    def build_store(self, insn: Insn, index: int) -> Chunk:
+        # ST: *(size *)(dst + off) = imm (stdw sign-extends); STX: = src
+        asm = Chunk()
+        value = REGISTER_MAP[insn.src] if insn.klass == isa.STX else TMP
+        if insn.klass == isa.ST:
+            self.load_immediate(asm, TMP, insn.imm)
+        asm.emit(_STORE[insn.nbytes], r1=value, b2=REGISTER_MAP[insn.dst], **displacement(insn.off))
+        return asm
 
     # --- ALU --------------------------------------------------------------------------
 
-    def source(self, asm: Assembler, insn: Insn, width: int) -> int:
+    def source(self, asm: Chunk, insn: Insn, width: int) -> int:
         """The source operand's register: src, or the immediate loaded into TMP."""
         if insn.source == isa.X:
             return REGISTER_MAP[insn.src]
         self.load_immediate(asm, TMP, insn.imm if width == 64 else insn.imm & 0xFFFFFFFF)
         return TMP
 
-    def build_alu(self, asm: Assembler, insn: Insn, index: int) -> None:
+    def build_alu(self, insn: Insn, index: int) -> Chunk:
+        asm = Chunk()
         width = 64 if insn.klass == isa.ALU64 else 32
         dst = REGISTER_MAP[insn.dst]
         op = insn.op
-
-        def zero_extend() -> None:  # ALU32 results are zero-extended
-            if width == 32:
-                asm.emit("llgfr", r1=dst, r2=dst)
-
         if op == isa.END:
-            return self.build_swap(asm, insn, dst)
+            self.build_swap(asm, insn, dst)
+            return asm
+        if op == isa.MOV and insn.source == isa.K and not insn.off:
+            self.load_immediate(asm, dst, insn.imm if width == 64 else insn.imm & 0xFFFFFFFF)
+            return asm
+        if op == isa.MOV and not insn.off:
+            asm.emit("lgr" if width == 64 else "llgfr", r1=dst, r2=REGISTER_MAP[insn.src])
+            return asm
         if op == isa.NEG:
             asm.emit("lcgr", r1=dst, r2=dst)
-            return zero_extend()
-        if op == isa.MOV:
-            if insn.off:  # MOVSX: dst = (s8/s16/s32) src
-                asm.emit({8: "lgbr", 16: "lghr", 32: "lgfr"}[insn.off], r1=dst, r2=REGISTER_MAP[insn.src])
-                return zero_extend()
-            if insn.source == isa.K:
-                return self.load_immediate(asm, dst, insn.imm if width == 64 else insn.imm & 0xFFFFFFFF)
-            return asm.emit("lgr" if width == 64 else "llgfr", r1=dst, r2=REGISTER_MAP[insn.src])
-        src = self.source(asm, insn, width)
-        if op in _ALU64:
-            asm.emit((_ALU64 if width == 64 else _ALU32)[op], r1=dst, r2=src)
-            return zero_extend()
-        if op in _SHIFT64:
-            # count = low 6 bits of (base + displacement); 32-bit shifts narrow it to 5
-            if width == 64:
-                count = src if src != R0 else TMP
-                return asm.emit(_SHIFT64[op], r1=dst, r3=dst, b2=count, **displacement(0))
-            asm.emit("lgr", r1=R1, r2=src)
-            asm.emit("nill", r1=R1, i2=31)
-            asm.emit(_SHIFT32[op], r1=dst, r3=dst, b2=R1, **displacement(0))
-            return zero_extend()
-        if op in (isa.DIV, isa.MOD):
-            return self.build_divide(asm, insn, index, width, dst, src)
-        raise UnsupportedInstruction(index, isa.describe(insn))
+        elif op == isa.MOV:  # MOVSX: dst = (s8/s16/s32) src
+            asm.emit({8: "lgbr", 16: "lghr", 32: "lgfr"}[insn.off], r1=dst, r2=REGISTER_MAP[insn.src])
+        else:
+            src = self.source(asm, insn, width)
+            if op in (isa.DIV, isa.MOD):
+                self.build_divide(asm, insn, index, width, dst, src)
+                return asm
+            if op in _ALU64:
+                asm.emit((_ALU64 if width == 64 else _ALU32)[op], r1=dst, r2=src)
+            elif width == 64:
+                # count = low 6 bits of (base + displacement): the ISA's mask for 64-bit shifts
+                asm.emit(_SHIFT64[op], r1=dst, r3=dst, b2=src if src != R0 else TMP, **displacement(0))
+            else:  # 32-bit shifts narrow the count to 5 bits
+                asm.emit("lgr", r1=R1, r2=src)
+                asm.emit("nill", r1=R1, i2=31)
+                asm.emit(_SHIFT32[op], r1=dst, r3=dst, b2=R1, **displacement(0))
+        if width == 32:  # ALU32 results are zero-extended
+            asm.emit("llgfr", r1=dst, r2=dst)
+        return asm
 
-    def build_divide(self, asm: Assembler, insn: Insn, index: int, width: int, dst: int, src: int) -> None:
+    def build_divide(self, asm: Chunk, insn: Insn, index: int, width: int, dst: int, src: int) -> None:
         """DIV/MOD through %r0:%r1, guarded: by 0 -> 0 (div) / dst (mod); signed 64-bit by -1 negates.
 
         32-bit forms extend both operands to 64 bits first (zero- or sign-), where
@@ -201,7 +194,7 @@ class S390xBackend(Backend):
         """
         signed, is_mod = insn.off == 1, insn.op == isa.MOD
         extend = "lgfr" if signed else "llgfr"
-        zero, done, regular = f"L{index}_zero", f"L{index}_done", f"L{index}_divide"
+        zero, done, regular = (local_label(index, name) for name in ("zero", "done", "divide"))
         asm.emit(extend if width == 32 else "lgr", r1=TMP, r2=src)  # the divisor
         asm.emit("ltgr", r1=TMP, r2=TMP)
         asm.emit("brcl", label=zero, r1=MASK["eq"])
@@ -231,7 +224,7 @@ class S390xBackend(Backend):
             asm.emit("lghi", r1=dst, i2=0)
         asm.label(done)
 
-    def build_swap(self, asm: Assembler, insn: Insn, dst: int) -> None:
+    def build_swap(self, asm: Chunk, insn: Insn, dst: int) -> None:
         """be zero-extends on this big-endian host; le and bswap reverse with lrvgr."""
         width = insn.imm
         swap = insn.klass == isa.ALU64 or insn.source == isa.TO_LE
@@ -247,8 +240,9 @@ class S390xBackend(Backend):
 
     # --- memory -----------------------------------------------------------------------
 
-    def build_atomic(self, asm: Assembler, insn: Insn, index: int) -> None:
+    def build_atomic(self, insn: Insn, index: int) -> Chunk:
         """Compare-and-swap (csg/csy): directly for cmpxchg, as a retry loop for the rest."""
+        asm = Chunk()
         wide = insn.nbytes == 8
         cas = "csg" if wide else "csy"
         base, src = REGISTER_MAP[insn.dst], REGISTER_MAP[insn.src]
@@ -259,8 +253,8 @@ class S390xBackend(Backend):
             asm.emit("lgr", r1=R0, r2=r0)
             asm.emit(cas, r1=R0, r3=src, **where)
             asm.emit("lgr" if wide else "llgfr", r1=r0, r2=R0)
-            return
-        retry = f"L{index}_retry"
+            return asm
+        retry = local_label(index, "retry")
         asm.emit("lg" if wide else "llgf", r1=R0, **where)  # old
         asm.label(retry)
         if insn.imm == isa.ATOMIC_XCHG:
@@ -274,56 +268,44 @@ class S390xBackend(Backend):
         asm.emit("brcl", label=retry, r1=MASK["cc1"])
         if insn.imm & isa.ATOMIC_FETCH:
             asm.emit("lgr" if wide else "llgfr", r1=src, r2=R0)
+        return asm
 
-    def build_packet_load(self, asm: Assembler, insn: Insn) -> None:
+    def build_packet_load(self, insn: Insn, index: int, abort: str) -> Chunk:
         """LD_ABS/LD_IND: r0 = *(size *)(packet + (s32)(imm [+ src])) (already network order)."""
+        asm = Chunk()
         size = insn.nbytes
         asm.emit("lgfi", r1=R1, i2=insn.imm)
         if insn.mode == isa.IND:
             asm.emit("ar", r1=R1, r2=REGISTER_MAP[insn.src])  # 32-bit add: the offset is an int
         asm.emit("lgfr", r1=R1, r2=R1)
         asm.emit("ltgr", r1=R1, r2=R1)
-        asm.emit("brcl", label="Lpacket_abort", r1=MASK["lt"])
+        asm.emit("brcl", label=abort, r1=MASK["lt"])
         asm.emit("lgr", r1=R0, r2=R1)
         asm.emit("aghi", r1=R0, i2=size)
         self.load_immediate(asm, TMP, layout.PACKET_LEN_ADDR)
         asm.emit("lg", r1=TMP, b2=TMP, **displacement(0))
         asm.emit("clgr", r1=R0, r2=TMP)
-        asm.emit("brcl", label="Lpacket_abort", r1=MASK["gt"])
+        asm.emit("brcl", label=abort, r1=MASK["gt"])
         self.load_immediate(asm, TMP, layout.MEM_BASE)
         asm.emit(_LOAD[size], r1=REGISTER_MAP[0], x2=R1, b2=TMP, **displacement(0))
+        return asm
 
     # --- jumps and calls --------------------------------------------------------------
 
-    def build_jump(self, asm: Assembler, insn: Insn, index: int) -> None:
-        op = insn.op
-        if op == isa.EXIT:
-            return asm.emit("bcr", r1=MASK["always"], r2=LINK)
-        if op == isa.CALL:
-            if insn.src == isa.CALL_LOCAL:
-                # local call: save the link register and r6-r10, give the callee its own frame
-                saved = [LINK, 7, 8, 9, 10, 13]
-                asm.emit("aghi", r1=SP, i2=-8 * len(saved))
-                for slot, register in enumerate(saved):
-                    asm.emit("stg", r1=register, b2=SP, **displacement(8 * slot))
-                asm.emit("aghi", r1=REGISTER_MAP[10], i2=-layout.FRAME_SIZE)
-                asm.emit("brasl", label=f"L{index + insn.imm + 1}", r1=LINK)
-                for slot, register in enumerate(saved):
-                    asm.emit("lg", r1=register, b2=SP, **displacement(8 * slot))
-                return asm.emit("aghi", r1=SP, i2=8 * len(saved))
-            if insn.src == isa.CALL_HELPER:
-                asm.emit("aghi", r1=SP, i2=-16)
-                asm.emit("stg", r1=LINK, b2=SP, **displacement(0))
-                self.load_immediate(asm, R1, layout.STUB_BASE + insn.imm * layout.STUB_STRIDE)
-                asm.emit("basr", r1=LINK, r2=R1)
-                asm.emit("lg", r1=LINK, b2=SP, **displacement(0))
-                asm.emit("aghi", r1=SP, i2=16)
-                return asm.emit("lgr", r1=REGISTER_MAP[0], r2=2)
-            raise UnsupportedInstruction(index, isa.describe(insn))
-        if op == isa.JA:
-            offset = insn.imm if insn.klass == isa.JMP32 else insn.off
-            return asm.emit("brcl", label=f"L{index + offset + 1}", r1=MASK["always"])
-        width = 64 if insn.klass == isa.JMP else 32
+    def build_exit(self, insn: Insn, index: int) -> Chunk:
+        asm = Chunk()
+        asm.emit("bcr", r1=MASK["always"], r2=LINK)
+        return asm
+
+    def build_goto(self, insn: Insn, index: int, target: str) -> Chunk:
+        asm = Chunk()
+        asm.emit("brcl", label=target, r1=MASK["always"])
+        return asm
+
+    def build_branch(self, insn: Insn, index: int, target: str) -> Chunk:
+        # if dst cond src: the compare sets the condition code, brcl tests it
+        asm = Chunk()
+        op, width = insn.op, 64 if insn.klass == isa.JMP else 32
         dst = REGISTER_MAP[insn.dst]
         src = self.source(asm, insn, width)
         if op == isa.JSET:
@@ -333,4 +315,31 @@ class S390xBackend(Backend):
             asm.emit("cgr" if op in _SIGNED else "clgr", r1=dst, r2=src)
         else:
             asm.emit("cr" if op in _SIGNED else "clr", r1=dst, r2=src)
-        asm.emit("brcl", label=f"L{index + insn.off + 1}", r1=MASK[_COND[op]])
+        asm.emit("brcl", label=target, r1=MASK[_COND[op]])
+        return asm
+
+    def build_local_call(self, insn: Insn, index: int, target: str) -> Chunk:
+        # local call: save the link register and r6-r10, give the callee its own frame
+        asm = Chunk()
+        saved = [LINK, 7, 8, 9, 10, 13]
+        asm.emit("aghi", r1=SP, i2=-8 * len(saved))
+        for number, register in enumerate(saved):
+            asm.emit("stg", r1=register, b2=SP, **displacement(8 * number))
+        asm.emit("aghi", r1=REGISTER_MAP[10], i2=-layout.FRAME_SIZE)
+        asm.emit("brasl", label=target, r1=LINK)
+        for number, register in enumerate(saved):
+            asm.emit("lg", r1=register, b2=SP, **displacement(8 * number))
+        asm.emit("aghi", r1=SP, i2=8 * len(saved))
+        return asm
+
+    def build_helper_call(self, insn: Insn, index: int, address: int) -> Chunk:
+        # helper: r1-r5 are already %r2-%r6; the result comes back in %r2
+        asm = Chunk()
+        asm.emit("aghi", r1=SP, i2=-16)
+        asm.emit("stg", r1=LINK, b2=SP, **displacement(0))
+        self.load_immediate(asm, R1, address)
+        asm.emit("basr", r1=LINK, r2=R1)
+        asm.emit("lg", r1=LINK, b2=SP, **displacement(0))
+        asm.emit("aghi", r1=SP, i2=16)
+        asm.emit("lgr", r1=REGISTER_MAP[0], r2=2)
+        return asm

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from arches.direct import Label
+
 
 @dataclass(frozen=True)
 class Format:
@@ -102,49 +104,45 @@ OPCODES: dict[str, Opcode] = {
     "srak": _op(RSY, "R1 = (s32) R3 >> n (32-bit)", op1=0xEB, op2=0xDC),
     "csg": _op(RSY, "if *(u64 *) == R1 then store R3 else R1 = *", op1=0xEB, op2=0x30),
     "csy": _op(RSY, "if *(u32 *) == R1 then store R3 else R1 = *", op1=0xEB, op2=0x14),
+    # save and restore a range of registers (the C ABI's prologue and epilogue)
+    "stmg": _op(RSY, "store R1..R3 at the address", op1=0xEB, op2=0x24),
+    "lmg": _op(RSY, "load R1..R3 from the address", op1=0xEB, op2=0x04),
 }
 
 
-@dataclass
-class _Item:
-    text: str
-    opcode: Opcode
-    values: dict[str, int]
-    label: str | None = None  # RIL branch target, resolved in the second pass
-    offset: int = 0
+class Encoded:
+    """One s390x instruction: an opcode, its field values, and the label a relative branch goes to.
+
+    Follows the ``arches.direct.Instruction`` protocol with a single form: the
+    relative-long branches (``brcl``, ``brasl``) reach +-4 GiB, so nothing relaxes.
+    """
+
+    __slots__ = ("opcode", "values", "target", "text", "sizes")
+
+    def __init__(self, mnemonic: str, target: str | None, values: dict[str, int]) -> None:
+        self.opcode = OPCODES[mnemonic]
+        self.values = values
+        self.target = target
+        operands = ", ".join(f"{key}={value}" for key, value in values.items())
+        self.text = f"{mnemonic} {operands}" + (f" -> {target}" if target else "")
+        self.sizes = (self.opcode.format.size,)
+
+    def reaches(self, form: int, displacement: int) -> bool:
+        return displacement % 2 == 0 and -(1 << 32) <= displacement < (1 << 32)  # RIL: signed halfwords
+
+    def encode(self, form: int, displacement: int) -> bytes:
+        values = dict(self.opcode.fixed, **self.values)
+        if self.target is not None:
+            values["i2"] = displacement // 2  # halfwords
+        return self.opcode.format.encode(values)
 
 
-class Assembler:
-    """Collects instructions and labels; ``finish`` resolves relative branches and encodes."""
-
-    def __init__(self) -> None:
-        self.items: list[_Item] = []
-        self.labels: dict[str, int] = {}
-        self.size = 0
-
-    def label(self, name: str) -> None:
-        self.labels[name] = self.size
+class Chunk(list):
+    """The chunk a builder returns: Encoded instructions and labels, appended in order."""
 
     def emit(self, mnemonic: str, label: str | None = None, **values: int) -> None:
-        opcode = OPCODES[mnemonic]
-        operands = ", ".join(f"{key}={value}" for key, value in values.items())
-        text = f"{mnemonic} {operands}" + (f" -> {label}" if label else "")
-        self.items.append(_Item(text, opcode, values, label, self.size))
-        self.size += opcode.format.size
+        """Append ``mnemonic`` with its field values; ``label``: the target of a relative branch."""
+        self.append(Encoded(mnemonic, label, values))
 
-    def finish(self) -> tuple[bytes, list[str]]:
-        """The machine code and a listing (offset, text) for NativeCode.assembly."""
-        code = bytearray()
-        listing = []
-        names = {offset: name for name, offset in self.labels.items()}
-        for item in self.items:
-            values = dict(item.opcode.fixed, **item.values)
-            if item.label is not None:
-                if item.label not in self.labels:
-                    raise KeyError(f"undefined label {item.label}")
-                values["i2"] = (self.labels[item.label] - item.offset) // 2  # halfwords
-            if item.offset in names:
-                listing.append(f"{names[item.offset]}:")
-            listing.append(f"  {item.offset:#06x}: {item.text}")
-            code += item.opcode.format.encode(values)
-        return bytes(code), listing
+    def label(self, name: str) -> None:
+        self.append(Label(name))

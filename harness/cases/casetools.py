@@ -9,7 +9,8 @@ SCAFFOLD = """\
 {description}
 -- asm
 # The program, one instruction per line (see README "Adding a corpus case").
-# r1 = input memory (the -- mem bytes), r2 = its length, r10 = stack top.
+# r1 = input memory (the -- mem bytes), r2 = its length, r10 = stack top; every other
+# register is undefined until written, and r1-r5 are undefined again after a call.
 mov %r0, 0
 exit
 # -- mem
@@ -18,9 +19,11 @@ exit
 # The expected r0 as a u64, reasoned by hand from RFC 9669 (never copied from a run).
 0x0
 # -- result-be
-# The expected r0 on big-endian targets (s390x, ppc64, sparc64), only where it differs.
-# -- error
-# Use instead of -- result when the program must be rejected, fault or hit the limit.
+# The expected r0 on big-endian targets (s390x, ppc64, sparc64), only where it differs
+# (without it, -- result binds the big-endian targets too).
+# -- error reject
+# Use instead of -- result when the program must be rejected (reject), fault (fault) or
+# run out of its instruction budget (limit); a bare -- error accepts any of the three.
 """
 
 

@@ -7,7 +7,9 @@ A file is a sequence of sections, each opened by a ``-- name`` line::
     -- mem            input memory as hex bytes (may span lines)
     -- result         expected r0 as u64 (decimal or 0x-hex)
     -- result-be      expected r0 on big-endian targets, where it differs
-    -- error          the program must not return normally; following text is shown only
+    -- error [KIND]   the program must not return normally; KIND, alone on the header line, is
+                      reject, fault or limit and must then match; any other text (after the
+                      header or on the lines below) is shown in reports only
     -- description    free text shown in reports
     -- cbpf           a classic BPF filter as ``tcpdump -ddd`` prints it (instead of asm/raw)
     -- elf            FILE [SECTION]: the program from a clang-built eBPF object (instead of asm/raw)
@@ -43,6 +45,10 @@ from harness.cases.mapspec import MapError, MapSpec
 KNOWN_SECTIONS = ("asm", "raw", "cbpf", "elf", "mem", "result", "result-be", "error", "description", "map",
                   "events", "budget")
 REPEATABLE = ("mem", "map")
+# ``-- error KIND``: how the program must end. The kind is recognised only when the rest of the
+# header line is exactly one of these words, so the free text of bpf_conformance and uBPF files
+# ("-- error" then a message, or "-- error pattern") keeps its old meaning: any error will do.
+ERROR_KINDS = ("reject", "fault", "limit")
 _HEX_BYTE = re.compile(r"^[0-9a-fA-F]{2}$")
 # Resource bounds, checked before the work they would cost (a file cannot exhaust memory).
 MAX_FILE_BYTES = 64 << 20  # a case file (the 20000-instruction family cases are ~1 MiB)
@@ -101,6 +107,7 @@ class Case:
     result: int | None = None
     result_be: int | None = None
     expect_error: bool = False
+    error_kind: str | None = None  # "reject", "fault" or "limit" (-- error KIND); None: any error
     error_text: str = ""
     description: str = ""
     program_line: int = 1  # file line where the program section starts
@@ -119,7 +126,9 @@ class Case:
     def expected_results(self, byte_order: str) -> list[int | None]:
         """The declared r0 of every event (None where nothing is declared)."""
         count = len(self.inputs)
-        every = self.results_be if byte_order == "big" else self.results
+        every = self.results
+        if byte_order == "big" and (self.results_be is not None or self.result_be is not None):
+            every = self.results_be
         if every is not None:
             return list(every)
         return [None] * (count - 1) + [self.expected_result(byte_order)]
@@ -137,11 +146,15 @@ class Case:
 
     def expected_result(self, byte_order: str) -> int | None:
         """The declared r0 for a target of ``byte_order`` (None: nothing declared)."""
-        if byte_order == "big":
-            # Without -- result-be the author stated nothing order-specific: a
-            # big-endian target is then held to the big-endian interpreter alone.
+        if byte_order == "big" and self.result_be is not None:
             return self.result_be
+        # Without -- result-be the declared value holds in both byte orders.
         return self.result
+
+    @property
+    def declares_big_endian(self) -> bool:
+        """Whether the case gives a big-endian value of its own (-- result-be)."""
+        return self.result_be is not None or self.results_be is not None
 
 
 @dataclass
@@ -383,7 +396,11 @@ def parse_case(path: str, text: str) -> Case:
         if "result" in sections:
             raise CorpusError(path, sections["error"].line, "a case has -- result or -- error, not both")
         case.expect_error = True
-        case.error_text = "\n".join(text for _, text in sections["error"].lines).strip()
+        section = sections["error"]
+        lines = list(section.lines)
+        if lines and lines[0][0] == section.line and lines[0][1].strip() in ERROR_KINDS:
+            case.error_kind = lines.pop(0)[1].strip()
+        case.error_text = "\n".join(text for _, text in lines).strip()
     if "budget" in sections:
         values = _values(path, sections["budget"])
         if len(values) != 1 or not 1 <= values[0] <= 100_000_000:

@@ -46,6 +46,7 @@ class Helper:
     name: str
     function: HelperFunction
     summary: str
+    arguments: int  # how many of r1-r5 it reads (the validator rejects a call with one undefined)
 
 
 def gather(memory: MemoryAccess, a: int, b: int, c: int, d: int, e: int) -> int:
@@ -107,14 +108,14 @@ def map_delete_elem(memory: MemoryAccess, handle: int, key: int, *_: int) -> int
 
 HELPERS: dict[int, Helper] = {
     helper.number: helper for helper in (
-        Helper(1, "map_lookup_elem", map_lookup_elem, "pointer to the value under *r2 in map r1, or 0"),
-        Helper(2, "map_update_elem", map_update_elem, "map r1: store *r3 under *r2 (flags r4); 0 or -errno"),
-        Helper(3, "map_delete_elem", map_delete_elem, "map r1: delete *r2; 0 or -errno"),
-        Helper(100, "gather", gather, "low byte of each argument, a..e into bits 39..0"),
-        Helper(101, "memfrob", memfrob, "xor each byte of (ptr, len) with 42, return 0"),
-        Helper(102, "sqrti", sqrti, "integer square root"),
-        Helper(103, "strcmp", strcmp, "compare two NUL-terminated strings: -1, 0 or 1"),
-        Helper(104, "mix", mix, "a + 3b + 5c + 7d + 11e (mod 2**64)"),
+        Helper(1, "map_lookup_elem", map_lookup_elem, "pointer to the value under *r2 in map r1, or 0", 2),
+        Helper(2, "map_update_elem", map_update_elem, "map r1: store *r3 under *r2 (flags r4); 0 or -errno", 4),
+        Helper(3, "map_delete_elem", map_delete_elem, "map r1: delete *r2; 0 or -errno", 2),
+        Helper(100, "gather", gather, "low byte of each argument, a..e into bits 39..0", 5),
+        Helper(101, "memfrob", memfrob, "xor each byte of (ptr, len) with 42, return 0", 2),
+        Helper(102, "sqrti", sqrti, "integer square root", 1),
+        Helper(103, "strcmp", strcmp, "compare two NUL-terminated strings: -1, 0 or 1", 2),
+        Helper(104, "mix", mix, "a + 3b + 5c + 7d + 11e (mod 2**64)", 5),
     )
 }
 

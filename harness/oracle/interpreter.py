@@ -232,18 +232,19 @@ class Interpreter:
                 executed += 1
                 pc = handlers[pc](state)  # type: ignore[misc]
         except MemoryFault as fault:
-            return self._finish(FAULT, state, executed, detail=str(fault),
-                                fault_address=fault.address)
+            return self._finish(FAULT, state, executed, detail=str(fault), fault=fault)
         except _PacketExit:
             regs[0] = 0
         return self._finish(RETURNED, state, executed)
 
     def _finish(self, kind: str, state: _State, executed: int, detail: str = "",
-                fault_address: int | None = None) -> Outcome:
+                fault: MemoryFault | None = None) -> Outcome:
         maps = state.memory.maps
         return Outcome(kind, state.regs[0] & U64, bytes(state.memory.mem),
-                       bytes(state.memory.stack), detail, fault_address, executed,
-                       maps.snapshot() if maps is not None else ())
+                       bytes(state.memory.stack), detail, fault.address if fault else None, executed,
+                       maps.snapshot() if maps is not None else (),
+                       fault_access=("write" if fault.write else "read") if fault else "",
+                       fault_size=fault.size if fault else 0)
 
     # --- translation of one slot into a handler --------------------------------
 
@@ -326,7 +327,7 @@ class Interpreter:
                 target = following + insn.imm
 
                 def call_local(state: _State) -> int:
-                    if len(state.frames) >= layout.MAX_CALL_DEPTH:
+                    if len(state.frames) + 1 >= layout.MAX_CALL_FRAMES:  # unreachable after validation
                         raise MemoryFault(state.regs[10] - layout.FRAME_SIZE, 0, True)
                     state.frames.append((following, state.regs[6:11]))
                     state.regs[10] -= layout.FRAME_SIZE

@@ -30,11 +30,17 @@ class Outcome:
     insns_executed: int = 0
     maps: tuple = ()  # MapSet.snapshot() after the run, for cases that declare maps
     extra: dict = field(default_factory=dict, compare=False, hash=False)
+    fault_access: str = ""  # a fault's direction: "read", "write", "fetch" ("" unknown or no access)
+    fault_size: int = 0  # the faulting access's size in bytes (0 unknown)
+    # JIT runs only: callee-saved registers (and the stack pointer) the code did not preserve,
+    # each as "name = value (canary value)"; the interpreter has no native ABI to break.
+    clobbered: tuple[str, ...] = ()
 
     def summary(self) -> str:
         """One line for reports: the kind and the value that matters for it."""
         if self.kind == RETURNED:
-            return f"return r0={self.r0:#x}"
+            broken = "".join(f", {entry.split(' = ')[0]} not preserved" for entry in self.clobbered)
+            return f"return r0={self.r0:#x}{broken}"
         if self.kind == FAULT and self.fault_address is not None:
             return f"fault at {self.fault_address:#x}" + (f" ({self.detail})" if self.detail else "")
         return f"{self.kind}" + (f": {self.detail}" if self.detail else "")
@@ -54,11 +60,17 @@ def first_difference(expected: Outcome, actual: Outcome, *, base_mem: int = 0,
                      base_stack: int = 0) -> Difference | None:
     """None when ``actual`` matches ``expected``; otherwise the first mismatch.
 
-    Non-returning outcomes match on kind alone: a fault or a limit leaves
-    partial state that no two implementations need agree on.
+    Faults match on where and how they happened (see :func:`fault_difference`); a
+    limit matches on kind alone. Neither compares memory: a run that stops early
+    leaves partial state that no two implementations need agree on.
     """
     if expected.kind != actual.kind:
         return Difference("kind", expected.summary(), actual.summary())
+    if actual.clobbered != expected.clobbered:
+        return Difference("callee-saved registers", "as they were at entry (the C ABI)",
+                          ", ".join(actual.clobbered))
+    if expected.kind == FAULT:
+        return fault_difference(expected, actual)
     if expected.kind != RETURNED:
         return None
     if expected.r0 != actual.r0:
@@ -79,3 +91,33 @@ def first_difference(expected: Outcome, actual: Outcome, *, base_mem: int = 0,
                                   f"{name}[{key}] = {theirs.get(key, 'absent')}")
         return Difference("maps", str(expected.maps), str(actual.maps))
     return None
+
+
+def describe_access(outcome: Outcome) -> str:
+    """``read of 4 byte(s) at 0x10``, or what is known of it."""
+    if outcome.fault_address is None:
+        return f"no faulting address ({outcome.detail})" if outcome.detail else "no faulting address"
+    access = outcome.fault_access or "access"
+    size = f" of {outcome.fault_size} byte(s)" if outcome.fault_size else ""
+    return f"{access}{size} at {outcome.fault_address:#x}"
+
+
+def fault_difference(expected: Outcome, actual: Outcome) -> Difference | None:
+    """None when ``actual`` faulted the way ``expected`` did.
+
+    The address must lie inside the bytes of the expected access: a CPU reports the first
+    unmapped byte of an access that straddles into unmapped memory, and a JIT may split an
+    access (SPARC64's byte-wise fallback for misaligned ones). The direction (read, write)
+    must agree where both sides know it. A fault without an address (a CPU exception, not
+    a memory access) never matches a memory fault.
+    """
+    if expected.fault_address is None:
+        return None  # nothing to compare against
+    start = expected.fault_address
+    end = start + max(expected.fault_size, 1)
+    same_place = actual.fault_address is not None and start <= actual.fault_address < end
+    same_way = not (expected.fault_access and actual.fault_access and expected.fault_access != actual.fault_access)
+    if same_place and same_way:
+        return None
+    return Difference("fault", describe_access(expected), describe_access(actual) + (
+        f" ({actual.detail})" if actual.detail and actual.fault_address is not None else ""))

@@ -1,28 +1,29 @@
-"""Static checks: reject what the kernel verifier or uBPF would refuse to load.
+"""Static checks: reject what the kernel verifier would refuse to load, and every
+program whose result the ISA leaves undefined.
 
 Dynamic faults (bad pointers, runaway loops) are the interpreter's business; this
 module only looks at the instructions. Each rejection names the instruction index.
+The checks, in order: the encoding of every slot (known opcodes, reserved fields
+zero, registers r0-r10, r10 never written, jump and call targets inside the
+program and not inside an lddw); functions as closed regions with the kernel's
+call-chain limits (:mod:`harness.oracle.functions`); then no register read before
+it is defined on every path (:mod:`harness.oracle.registers`). All of it runs in
+time linear in the program size, whatever the call graph.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from harness import isa
-from harness.oracle.helpers import HELPERS
 from harness.isa import Insn, Program
-from harness.layout import MAX_CALL_DEPTH
+from harness.oracle.functions import check_call_graph, split_functions
+from harness.oracle.helpers import HELPERS
+from harness.oracle.registers import check_registers
+from harness.oracle.rejection import ValidationError
+
+__all__ = ["MAX_SLOTS", "ValidationError", "ValidatorConfig", "validate"]
 
 MAX_SLOTS = 65536  # uBPF's limit; the kernel allows 4096 unprivileged, 1M privileged
-
-
-class ValidationError(ValueError):
-    """A program the validator refuses; ``index`` is the offending slot (or None)."""
-
-    def __init__(self, index: int | None, message: str) -> None:
-        where = f"instruction {index}: " if index is not None else ""
-        super().__init__(where + message)
-        self.index = index
-        self.message = message
 
 
 @dataclass(frozen=True)
@@ -108,7 +109,6 @@ def validate(program: Program, config: ValidatorConfig = ValidatorConfig()) -> N
         else:
             index += 1
     starts = [i for i in range(len(insns)) if i not in second_halves]
-    call_targets: dict[int, list[int]] = {}
     has_exit = False
     for index in starts:
         insn = insns[index]
@@ -136,7 +136,6 @@ def validate(program: Program, config: ValidatorConfig = ValidatorConfig()) -> N
             if insn.src == isa.CALL_LOCAL:
                 target = index + insn.imm + 1
                 _check_target(index, target, len(insns), second_halves, "call")
-                call_targets.setdefault(target, [])
         elif insn.klass in (isa.JMP, isa.JMP32) and insn.opcode != isa.JMP | isa.EXIT:
             offset = insn.imm if insn.opcode == isa.JMP32 | isa.JA else insn.off
             _check_target(index, index + offset + 1, len(insns), second_halves, "jump")
@@ -146,7 +145,8 @@ def validate(program: Program, config: ValidatorConfig = ValidatorConfig()) -> N
     last_insn = insns[last]
     if last_insn.opcode not in (isa.JMP | isa.EXIT, isa.JMP | isa.JA, isa.JMP32 | isa.JA):
         raise ValidationError(last, "the last instruction falls off the end of the program")
-    _check_call_graph(program, starts)
+    ordered = check_call_graph(split_functions(program, starts))
+    check_registers(program, ordered)
 
 
 def _variant_hint(insn: Insn) -> str:
@@ -171,44 +171,3 @@ def _check_target(index: int, target: int, length: int, second_halves: set[int],
                                      f"0..{length - 1}")
     if target in second_halves:
         raise ValidationError(index, f"{what} into the middle of the lddw at {target - 1}")
-
-
-def _check_call_graph(program: Program, starts: list[int]) -> None:
-    """Reject jumps between functions, fall-through into the next function, recursion,
-    and call chains deeper than the stack allows.
-
-    As in the kernel's check_subprogs, a function is the run of instructions from an
-    entry (0 or a call target) to the next entry; each instruction belongs to the
-    function containing it, and a jump must stay inside its own function.
-    """
-    entries = sorted({0} | {i + program.insns[i].imm + 1 for i in starts
-                            if program.insns[i].opcode == isa.JMP | isa.CALL
-                            and program.insns[i].src == isa.CALL_LOCAL})
-    calls: dict[int, set[int]] = {entry: set() for entry in entries}
-    bounds = {entry: end for entry, end in zip(entries, entries[1:] + [len(program.insns)])}
-    previous = None
-    for index in starts:
-        insn = program.insns[index]
-        owner = max(entry for entry in entries if entry <= index)
-        if previous is not None and index == owner and index != 0:
-            tail = program.insns[previous]
-            if tail.opcode not in (isa.JMP | isa.EXIT, isa.JMP | isa.JA, isa.JMP32 | isa.JA):
-                raise ValidationError(previous, f"falls through into the function at {index}")
-        previous = index
-        if insn.opcode == isa.JMP | isa.CALL and insn.src == isa.CALL_LOCAL:
-            calls[owner].add(index + insn.imm + 1)
-            continue
-        target = isa.jump_target(insn, index)
-        if target is not None and not owner <= target < bounds[owner]:
-            raise ValidationError(index, f"jump from the function at {owner} to {target}, outside it "
-                                         f"({owner}..{bounds[owner] - 1})")
-
-    def depth(entry: int, path: tuple[int, ...]) -> int:
-        if entry in path:
-            raise ValidationError(entry, "recursive local call (the function at "
-                                         f"{entry} calls itself through {list(path)})")
-        return 1 + max((depth(callee, path + (entry,)) for callee in calls[entry]), default=0)
-
-    deepest = depth(0, ())
-    if deepest - 1 > MAX_CALL_DEPTH:
-        raise ValidationError(None, f"local calls nest {deepest - 1} deep (limit {MAX_CALL_DEPTH})")

@@ -18,7 +18,7 @@ from harness.cases.corpus import Case, CorpusError, describe_exception, load_cas
 from harness.running.coverage import program_forms
 from harness.running.limits import GRACE_SECONDS, PHASE_SECONDS, RUN_SECONDS, PhaseTimeout, time_bound
 from harness.oracle.interpreter import interpret
-from harness.oracle.outcome import ERROR_KINDS, LIMIT, RETURNED, Outcome, first_difference
+from harness.oracle.outcome import ERROR_KINDS, FAULT, LIMIT, RETURNED, Outcome, first_difference
 from harness.isa import Program
 from harness.oracle.maps import MapError, MapSet, describe_snapshot, resolve_map_loads
 from harness.oracle.validator import ValidationError, ValidatorConfig, validate
@@ -69,7 +69,9 @@ class Result:
 
 
 @dataclass
-class _Loaded:
+class LoadedCase:
+    """A case file as every target's run starts from it: parsed, validated, map loads resolved."""
+
     case: Case | None
     error: str = ""  # why the case cannot be judged: a parse error, or validate overran or crashed
     rejection: str = ""  # validator message
@@ -86,17 +88,18 @@ def _phase_failure(path: str, phase: str, error: BaseException) -> str:
 
 
 @lru_cache(maxsize=4096)
-def _load(path: str) -> _Loaded:
+def load_checked(path: str) -> LoadedCase:
+    """The case at ``path`` parsed and validated (never raises; cached per process, see clear_caches)."""
     started = time.perf_counter()
     try:
         with time_bound("parse", PHASE_SECONDS):
             case = load_case(path)
     except CorpusError as error:
-        return _Loaded(None, error=str(error))
+        return LoadedCase(None, error=str(error))
     except KeyboardInterrupt:
         raise
     except BaseException as error:  # PhaseTimeout, or whatever else parsing met
-        return _Loaded(None, error=_phase_failure(path, "parse", error))
+        return LoadedCase(None, error=_phase_failure(path, "parse", error))
     parsed = time.perf_counter()
     rejection = error_text = ""
     runnable = None
@@ -110,13 +113,13 @@ def _load(path: str) -> _Loaded:
         raise
     except BaseException as error:  # e.g. RecursionError or a time limit: no verdict on the program
         error_text = _phase_failure(path, "validate", error)
-    return _Loaded(case, error=error_text, rejection=rejection, parse_seconds=parsed - started,
+    return LoadedCase(case, error=error_text, rejection=rejection, parse_seconds=parsed - started,
                    validate_seconds=time.perf_counter() - parsed, runnable=runnable)
 
 
 @lru_cache(maxsize=4096)
 def _forms_cached(path: str) -> tuple[tuple[int, int], ...]:
-    loaded = _load(path)
+    loaded = load_checked(path)
     return tuple(sorted(program_forms(loaded.case.program))) if loaded.case is not None else ()
 
 
@@ -124,20 +127,20 @@ def _forms(path: str) -> list[list[int]]:
     return [list(key) for key in _forms_cached(path)]
 
 
-def _load_timed(path: str) -> tuple[_Loaded, dict[str, float]]:
+def _load_timed(path: str) -> tuple[LoadedCase, dict[str, float]]:
     """The loaded case, and the parse/validate time if this call did the work (not cached)."""
-    misses = _load.cache_info().misses
-    loaded = _load(path)
-    if _load.cache_info().misses == misses:
+    misses = load_checked.cache_info().misses
+    loaded = load_checked(path)
+    if load_checked.cache_info().misses == misses:
         return loaded, {}
     return loaded, {"parse": loaded.parse_seconds, "validate": loaded.validate_seconds}
 
 
 def _oracle_timed(path: str, byte_order: str, timings: dict[str, float], phase: str) -> tuple[Outcome, ...]:
     """The interpreter's outcomes; records ``phase`` only when they were computed now."""
-    misses = _oracle.cache_info().misses
-    outcomes, seconds = _oracle(path, byte_order)
-    if _oracle.cache_info().misses != misses:
+    misses = oracle.cache_info().misses
+    outcomes, seconds = oracle(path, byte_order)
+    if oracle.cache_info().misses != misses:
         timings[phase] = seconds
     return outcomes
 
@@ -184,9 +187,10 @@ def run_events(run_one: Callable[[bytes, float], Outcome], inputs: list[bytes], 
 
 
 @lru_cache(maxsize=4096)
-def _oracle(path: str, byte_order: str) -> tuple[tuple[Outcome, ...], float]:
-    """The interpreter's outcome of every event of a case (maps persist between them)."""
-    loaded = _load(path)
+def oracle(path: str, byte_order: str) -> tuple[tuple[Outcome, ...], float]:
+    """The interpreter's outcome of every event of a runnable case (maps persist between
+    them) and the seconds it took; cached per process, see clear_caches."""
+    loaded = load_checked(path)
     assert loaded.case is not None and loaded.runnable is not None
     case, program = loaded.case, loaded.runnable
     started = time.perf_counter()
@@ -199,43 +203,56 @@ def _oracle(path: str, byte_order: str) -> tuple[tuple[Outcome, ...], float]:
     return outcomes, time.perf_counter() - started
 
 
+def clear_caches() -> None:
+    """Forget every loaded case and oracle outcome (the benchmark measures cold runs)."""
+    load_checked.cache_clear()
+    oracle.cache_clear()
+    _forms_cached.cache_clear()
+
+
 def load(path: str) -> Case:
     """The parsed case (raises CorpusError), shared with the per-process cache."""
-    loaded = _load(path)
+    loaded = load_checked(path)
     if loaded.case is None:
         raise CorpusError(path, None, loaded.error)
     return loaded.case
 
 
+# -- error KIND -> the Outcome kind it demands (a rejection never produces an Outcome).
+_KIND_OUTCOMES = {"fault": FAULT, "limit": LIMIT}
+
+
 def _declared(case: Case, byte_order: str) -> str:
     if case.expect_error:
-        return "error" + (f" ({case.error_text.splitlines()[0]})" if case.error_text else "")
+        return ("error" + (f" {case.error_kind}" if case.error_kind else "")
+                + (f" ({case.error_text.splitlines()[0]})" if case.error_text else ""))
     values = case.expected_results(byte_order)
     if all(value is None for value in values):
-        noun = "return" if len(values) == 1 else "returns"
-        if byte_order == "big" and any(value is not None for value in case.expected_results("little")):
-            return f"{noun} (r0 declared for little-endian only)"
-        return f"{noun} (r0 unspecified)"
+        return "return (r0 unspecified)" if len(values) == 1 else "returns (r0 unspecified)"
     if len(values) == 1:
         return f"return r0={values[0]:#x}"
     return "returns r0=" + _listed(["?" if value is None else f"{value:#x}" for value in values])
 
 
 def _declared_where(case: Case, byte_order: str) -> str:
-    """``path:line`` of the section that declares the outcome (the path alone if none does)."""
-    line = case.declaration_line(byte_order)
-    return f"{case.path}:{line}" if line else case.path
+    """``path:line`` of the section that declares the outcome (of the program if none does)."""
+    line = case.declaration_line(byte_order) or max(1, case.program_line - 1)
+    return f"{case.path}:{line}"
 
 
 def _meets_declaration(case: Case, byte_order: str, outcomes: tuple[Outcome, ...]) -> bool:
     """Whether the outcomes keep the case's promise in this byte order.
 
     A case without ``-- error`` promises that every event returns normally, on every
-    target, even where it gives no r0 to check (a big-endian target without
-    ``-- result-be``, or the events before the last of a multi-event case).
+    target, even where it gives no r0 to check (the events before the last of a
+    multi-event case, or a case that declares no result at all).
     """
     if case.expect_error:
-        return any(outcome.kind in ERROR_KINDS for outcome in outcomes)
+        wanted = _KIND_OUTCOMES.get(case.error_kind or "")
+        if case.error_kind == "reject":
+            return False  # the program ran: the validator accepted it
+        return any(outcome.kind in ERROR_KINDS and (wanted is None or outcome.kind == wanted)
+                   for outcome in outcomes)
     for value, outcome in zip(case.expected_results(byte_order), outcomes):
         if outcome.kind != RETURNED or (value is not None and outcome.r0 != value):
             return False
@@ -311,9 +328,17 @@ def _run_interp(path: str, phase: _Phase) -> Result:
     result = Result(path, INTERP, PASS, timings=timings, bpf_insns=len(case.program))
     if loaded.rejection:
         result.expected = _declared(case, "little")
-        result.actual = f"rejected: {loaded.rejection.split(': ', 1)[1]}"
-        result.status = PASS if case.expect_error else FAIL
+        why = loaded.rejection.split(': ', 1)[1]
+        result.actual = f"rejected: {why}"
         result.detail = loaded.rejection
+        if not case.expect_error:  # the case itself is wrong, whatever any JIT does
+            result.status = ERROR
+            result.detail = (f"{_declared_where(case, 'little')}: invalid case: it declares {result.expected}, "
+                             f"but the validator rejects the program ({why})")
+        elif case.error_kind not in (None, "reject"):
+            result.status = FAIL
+            result.detail = (f"{_declared_where(case, 'little')}: the case declares -- error {case.error_kind}, "
+                             f"but the validator rejects the program ({why})")
         return result
     phase.name = "interpret"
     little = _oracle_timed(path, "little", timings, "interpret")
@@ -325,7 +350,8 @@ def _run_interp(path: str, phase: _Phase) -> Result:
         result.detail = (f"{_declared_where(case, 'little')}: little-endian: expected {result.expected}, "
                          f"got {result.actual}")
         return result
-    if case.result_be is not None or case.results_be is not None or case.expect_error:
+    # -- result binds both byte orders unless -- result-be
+    if case.expect_error or any(value is not None for value in case.expected_results("big")):
         phase.name = "interpret big-endian"
         big = _oracle_timed(path, "big", timings, "interpret_be")
         if not _meets_declaration(case, "big", big):
@@ -333,8 +359,16 @@ def _run_interp(path: str, phase: _Phase) -> Result:
             result.expected += f"; big-endian {_declared(case, 'big')}"
             result.actual += f"; big-endian {summarize_outcomes(big)}"
             result.detail = (f"{_declared_where(case, 'big')}: big-endian: expected {_declared(case, 'big')}, "
-                             f"got {summarize_outcomes(big)}")
+                             f"got {summarize_outcomes(big)}" + _needs_result_be(case))
     return result
+
+
+def _needs_result_be(case: Case) -> str:
+    """The hint for a big-endian disagreement with a value declared for both byte orders."""
+    if case.expect_error or case.declares_big_endian:
+        return ""
+    return ("; the case needs -- result-be: its -- result binds both byte orders, and the "
+            "big-endian interpreter disagrees with it")
 
 
 def compare_outcomes(expected: tuple[Outcome, ...], actual: tuple[Outcome, ...],
@@ -374,11 +408,14 @@ def _run_native(path: str, target: str, phase: _Phase, backend: Any = None) -> R
         return Result(path, target, ERROR, detail=loaded.error)
     case = loaded.case
     result = Result(path, target, PASS, timings=timings, bpf_insns=len(case.program))
-    if loaded.rejection:
-        result.status = SKIP if case.expect_error else FAIL
+    if loaded.rejection:  # never a JIT failure: the interp item says whether the case meant it
+        result.status = SKIP
         result.expected = _declared(case, "little")
         result.actual = "rejected before JIT"
         result.detail = f"nothing to run: the validator rejects the program ({loaded.rejection})"
+        if not case.expect_error:
+            result.detail = f"not run: invalid case, it declares {result.expected} but the validator " \
+                            f"rejects the program ({loaded.rejection})"
         return result
     backend = backend or arches.get(target)
     order = backend.byte_order
@@ -387,11 +424,10 @@ def _run_native(path: str, target: str, phase: _Phase, backend: Any = None) -> R
     result.bpf_executed = sum(outcome.insns_executed for outcome in expected)
     result.expected = summarize_outcomes(expected)
     assert loaded.runnable is not None
-    cached = len(backend._cache)
     phase.name = "translate"
     try:
         with time_bound("translate", PHASE_SECONDS):
-            native = backend.compile(loaded.runnable)
+            native, from_cache = backend.compile_cached(loaded.runnable)
     except UnsupportedInstruction as error:
         result.status = UNSUPPORTED
         result.detail = str(error)
@@ -400,7 +436,7 @@ def _run_native(path: str, target: str, phase: _Phase, backend: Any = None) -> R
         result.status = ERROR
         result.detail = f"{path}: {error} on {target}"
         return result
-    if len(backend._cache) != cached:  # translated now, not taken from this process's cache
+    if not from_cache:  # translated now, not taken from this process's cache
         timings["translate"] = native.translate_seconds
         timings["assemble"] = native.assemble_seconds
     result.code_size = len(native.code)
@@ -429,8 +465,9 @@ def _run_native(path: str, target: str, phase: _Phase, backend: Any = None) -> R
     first, problems = compare_outcomes(expected, actual, order)
     result.first_difference = first
     if not _meets_declaration(case, order, actual):
+        hint = _needs_result_be(case) if order == "big" and not _meets_declaration(case, order, expected) else ""
         problems.append(f"{_declared_where(case, order)}: the case declares {_declared(case, order)}, "
-                        f"got {result.actual}")
+                        f"got {result.actual}{hint}")
     if problems:
         result.status = FAIL
         result.detail = "; ".join(problems)

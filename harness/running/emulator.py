@@ -11,18 +11,23 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import capstone
 import unicorn
 from unicorn import Uc, UcError
+from unicorn import s390x_const
 
 from arches.base import Backend, NativeCode
 from harness import layout
 from harness.oracle.helpers import HELPERS, MemoryFault, call_helper
 from harness.oracle.maps import MapSet
 from harness.oracle.outcome import FAULT, LIMIT, RETURNED, Outcome
+from harness.running import faults, fidelity
 
 DEFAULT_TIMEOUT_SECONDS = 10.0
 MEASURE_CAP = 20_000  # count executed native instructions up to this many, then stop counting (cost bound)
 U64 = (1 << 64) - 1
+CANARY = 0xCA5E_0000_0000_0000  # callee-saved registers get CANARY | n * 0x01010101 | n, n = 1, 2, ...
+_S390X_GPRS = [getattr(s390x_const, f"UC_S390X_REG_R{n}") for n in range(16)]  # for s390x fault operands
 
 
 def count_instructions(disassembler: Any, code: bytes, address: int) -> int:
@@ -44,6 +49,46 @@ def count_instructions(disassembler: Any, code: bytes, address: int) -> int:
         return int(count)
     except (AttributeError, TypeError):
         return sum(1 for _ in disassembler.disasm_lite(code, address))
+
+
+class RegisterBatch:
+    """Write or read a fixed set of registers (each at most 64 bits) in one Unicorn call.
+
+    The canary check touches up to 41 registers per run; Unicorn's Python layer costs 2-3 us
+    per register even in its own batch calls (measured), one uc_reg_*_batch call through
+    ctypes with arrays built once costs a few. Falls back to reg_read/reg_write if the
+    binding's C handle is not where unicorn 2.1 keeps it.
+    """
+
+    def __init__(self, uc: Uc, registers: list[int]) -> None:
+        import ctypes
+
+        self.uc, self.registers, self.count = uc, list(registers), len(registers)
+        self.ids = (ctypes.c_int * self.count)(*registers)
+        self.values = (ctypes.c_uint64 * self.count)()
+        self.pointers = (ctypes.c_void_p * self.count)(
+            *[ctypes.addressof(self.values) + 8 * index for index in range(self.count)])
+        try:
+            from unicorn.unicorn_py3.unicorn import uclib
+
+            self.library, self.handle = uclib, uc._uch
+        except (ImportError, AttributeError):
+            self.library = self.handle = None
+
+    def write(self, values: list[int]) -> None:
+        if self.library is None:
+            for register, value in zip(self.registers, values):
+                self.uc.reg_write(register, value)
+            return
+        self.values[:] = values
+        self.library.uc_reg_write_batch(self.handle, self.ids, self.pointers, self.count)
+
+    def read(self) -> list[int]:
+        if self.library is None:
+            return [self.uc.reg_read(register) for register in self.registers]
+        self.values[:] = [0] * self.count  # a narrower register fills only its own bytes
+        self.library.uc_reg_read_batch(self.handle, self.ids, self.pointers, self.count)
+        return list(self.values)
 
 
 class _UcMemory:
@@ -80,6 +125,10 @@ class _RunState:
     finished: bool = False
     fault: MemoryFault | None = None
     fault_detail: str = ""
+    fault_access: str = ""  # "read", "write" or "fetch", as Unicorn's memory hook saw it
+    fault_pc: int | None = None
+    exception: int | None = None  # the CPU exception number the interrupt hook saw
+    last_block: tuple[int, int] | None = None  # (address, size) of the last block the block hook saw
     executed: int = 0
     measuring: bool = True
     over_budget: bool = False
@@ -123,9 +172,17 @@ class Engine:
         uc.hook_add(unicorn.UC_HOOK_BLOCK, self._on_stub, begin=layout.STUB_BASE,
                     end=layout.STUB_BASE + layout.STUB_SIZE - 1)
         uc.hook_add(unicorn.UC_HOOK_MEM_UNMAPPED | unicorn.UC_HOOK_MEM_PROT, self._on_unmapped)
+        # Any CPU exception ends the run (left alone, Unicorn re-executes the faulting instruction
+        # forever); on s390x it is also how an unmapped access shows (harness/running/faults.py).
+        uc.hook_add(unicorn.UC_HOOK_INTR, self._on_interrupt)
         self.block_hook: int | None = None
         self._add_block_hook()
         self._disassembler = backend.disassembler()
+        self.canary_registers = RegisterBatch(uc, list(backend.callee_saved.values()))
+        self.canaries = [CANARY | number * 0x0101_0101 | number for number in range(1, len(backend.callee_saved) + 1)]
+        self.canaries_read_back: list[int] | None = None
+        self.corrections = fidelity.corrections_for(backend)  # where Unicorn is not the real CPU
+        self.correction_hooks: list[int] = []
         self.setup_seconds = time.perf_counter() - started
 
     def _add_block_hook(self) -> None:
@@ -159,26 +216,38 @@ class Engine:
             self.state.fault = MemoryFault(address, 0)
             uc.emu_stop()
             return
-        args = tuple(uc.reg_read(reg) & U64 for reg in self.backend.argument_registers)
+        args = self.backend.helper_arguments(uc)
         try:
             result = call_helper(number, self.memory, args)  # type: ignore[arg-type]
         except MemoryFault as fault:
             self.state.fault = fault
-            self.state.fault_detail = f"helper {HELPERS[number].name}: {fault}"
+            self.state.fault_detail = (f"{self.backend.name}: {fault} in helper {number} "
+                                       f"({HELPERS[number].name}, called at stub {address:#x})")
             uc.emu_stop()
             return
-        uc.reg_write(self.backend.return_register, result)
+        self.backend.set_helper_result(uc, result)
 
     def _on_unmapped(self, uc: Uc, access: int, address: int, size: int, value: int,
                      _: Any) -> bool:
         kind = {unicorn.UC_MEM_READ_UNMAPPED: "read", unicorn.UC_MEM_WRITE_UNMAPPED: "write",
-                unicorn.UC_MEM_FETCH_UNMAPPED: "fetch"}.get(access, "access")
-        self.state.fault = MemoryFault(address, size, kind == "write")
-        self.state.fault_detail = f"{kind} of {size} byte(s) at {address:#x}"
+                unicorn.UC_MEM_FETCH_UNMAPPED: "fetch", unicorn.UC_MEM_READ_PROT: "read",
+                unicorn.UC_MEM_WRITE_PROT: "write", unicorn.UC_MEM_FETCH_PROT: "fetch"}.get(access, "")
+        state = self.state
+        state.fault = MemoryFault(address, size, kind == "write")
+        state.fault_access = kind
+        state.fault_pc = uc.reg_read(self.backend.program_counter)  # the faulting instruction (measured)
         return False
+
+    def _on_interrupt(self, uc: Uc, number: int, _: Any) -> None:
+        state = self.state
+        state.exception = number
+        state.fault_pc = fidelity.trap_pc(self.backend, uc.reg_read(self.backend.program_counter),
+                                          state.last_block)
+        uc.emu_stop()
 
     def _on_block(self, uc: Uc, address: int, size: int, _: Any) -> None:
         state = self.state
+        state.last_block = (address, size)
         if not state.measuring:
             return
         key = (address, size)
@@ -215,6 +284,10 @@ class Engine:
         self.loaded_code = native.code
         self.code_length = len(native.code)
         self.block_insns.clear()
+        for handle in self.correction_hooks:
+            self.uc.hook_del(handle)
+        self.correction_hooks = [handle for correction in self.corrections
+                                 for handle in correction.install(self.uc, native.code, layout.CODE_BASE)]
 
     def _reset_memory(self, input_memory: bytes) -> None:
         uc = self.uc
@@ -243,6 +316,8 @@ class Engine:
         """
         backend, uc = self.backend, self.uc
         self._load(native)
+        for correction in self.corrections:
+            correction.reset()
         self._reset_memory(input_memory)
         self.memory.maps = maps
         if maps is not None:
@@ -250,9 +325,9 @@ class Engine:
             self.maps_dirty = maps.used
         for register in backend.general_registers:
             uc.reg_write(register, 0)
-        uc.reg_write(backend.argument_registers[0], layout.MEM_BASE)
-        uc.reg_write(backend.argument_registers[1], len(input_memory))
+        canaries = self._plant_canaries()
         uc.reg_write(backend.stack_pointer, layout.NATIVE_STACK_TOP)
+        backend.set_entry_arguments(uc, layout.MEM_BASE, len(input_memory))
         backend.set_return_address(uc, layout.SENTINEL_BASE)
         self.state = state = _RunState()
         native_budget = budget * layout.NATIVE_BUDGET_FACTOR
@@ -278,22 +353,67 @@ class Engine:
         except UcError as caught:
             error = caught
         executed = state.executed if state.measuring else -1
-        if state.fault is not None:
-            return self._outcome(FAULT, 0, state.fault_detail or str(state.fault),
-                                 state.fault.address, executed)
-        if error is not None:
-            pc = uc.reg_read(backend.program_counter)
-            return self._outcome(FAULT, 0, f"CPU exception at {pc:#x}: {error}", None, executed)
+        if state.fault is not None or state.exception is not None or error is not None:
+            return self._fault_outcome(native, error, executed)
         if state.finished:
-            r0 = uc.reg_read(backend.return_register) & U64
-            return self._outcome(RETURNED, r0, "", None, executed)
+            r0 = backend.result(uc)
+            return self._outcome(RETURNED, r0, "", None, executed, clobbered=self._clobbered(canaries))
         # Unicorn returns alike when ``count`` or ``timeout`` ends a run: the clock tells which.
         by_budget = state.over_budget or (backend.supports_count and time.perf_counter() < deadline)
         why = f"native instruction budget of {native_budget} exhausted" if by_budget else f"time limit of {timeout:g} s"
         return self._outcome(LIMIT, 0, why, None, executed)
 
+    def _fault_outcome(self, native: NativeCode, error: UcError | None, executed: int) -> Outcome:
+        """A FAULT outcome naming the target, the access, its address and the native instruction."""
+        state, uc, backend = self.state, self.uc, self.backend
+        pc = state.fault_pc if state.fault_pc is not None else uc.reg_read(backend.program_counter)
+        instruction = faults.decode(backend, native.code, layout.CODE_BASE, pc)
+        fault = state.fault
+        if fault is not None and state.fault_detail:  # a helper touched unmapped memory
+            return self._outcome(FAULT, 0, state.fault_detail, fault.address, executed,
+                                 "write" if fault.write else "read", fault.size)
+        if fault is not None:
+            report = faults.NativeFault(state.fault_access, fault.address, fault.size, pc, faults.text(instruction))
+        else:
+            cause = str(error) if error is not None else faults.exception_name(backend.cs_arch, state.exception or 0)
+            report = faults.NativeFault("", None, 0, pc, faults.text(instruction), cause)
+            if instruction is not None and backend.cs_arch == capstone.CS_ARCH_SYSZ:
+                access = faults.s390x_access(instruction, lambda n: uc.reg_read(_S390X_GPRS[n]))
+                if access is not None and not self._mapped(access[1], access[2]):
+                    report = faults.NativeFault(access[0], access[1], access[2], pc, report.instruction)
+        return self._outcome(FAULT, 0, report.describe(backend.name), report.address, executed,
+                             report.access, report.size)
+
+    def _plant_canaries(self) -> list[int]:
+        """Fill every callee-saved register with its own canary; return them as read back
+        (a narrower register, such as a 4-bit condition field, keeps only its own bits)."""
+        self.canary_registers.write(self.canaries)
+        if self.canaries_read_back is None:
+            self.canaries_read_back = self.canary_registers.read()
+        return self.canaries_read_back
+
+    def _clobbered(self, canaries: list[int]) -> tuple[str, ...]:
+        """What the JIT code left changed of what the C ABI says it must preserve."""
+        uc = self.uc
+        changed = [f"{name} = {now:#x} (canary {value:#x})" for name, value, now
+                   in zip(self.backend.callee_saved, canaries, self.canary_registers.read()) if now != value]
+        sp = uc.reg_read(self.backend.stack_pointer)
+        if sp != layout.NATIVE_STACK_TOP:
+            changed.append(f"stack pointer = {sp:#x} (was {layout.NATIVE_STACK_TOP:#x})")
+        return tuple(changed)
+
+    def _mapped(self, address: int, size: int) -> bool:
+        """Whether every byte of [address, address + size) is mapped in this engine."""
+        try:
+            self.uc.mem_read(address, 1)
+            self.uc.mem_read(address + max(size, 1) - 1, 1)
+        except UcError:
+            return False
+        return True
+
     def _outcome(self, kind: str, r0: int, detail: str, fault_address: int | None,
-                 executed: int) -> Outcome:
+                 executed: int, fault_access: str = "", fault_size: int = 0,
+                 clobbered: tuple[str, ...] = ()) -> Outcome:
         uc = self.uc
         memory = bytes(uc.mem_read(layout.MEM_BASE, self.mem_size))
         stack = bytes(uc.mem_read(layout.STACK_BASE, layout.STACK_SIZE))
@@ -302,7 +422,11 @@ class Engine:
         if maps is not None:
             maps.storage[:maps.used] = uc.mem_read(layout.MAP_BASE, maps.used)
             snapshot = maps.snapshot()
-        return Outcome(kind, r0, memory, stack, detail, fault_address, executed, snapshot)
+        if clobbered:
+            source = self.backend.callee_saved_source
+            detail = f"{self.backend.name} broke its C ABI ({source}): " + ", ".join(clobbered)
+        return Outcome(kind, r0, memory, stack, detail, fault_address, executed, snapshot,
+                       fault_access=fault_access, fault_size=fault_size, clobbered=clobbered)
 
 
 _ENGINES: dict[str, Engine] = {}

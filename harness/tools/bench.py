@@ -10,7 +10,9 @@ Prints (and writes as JSON, so runs can be compared):
 * the floor: the same native programs assembled with keystone and run on one
   reused bare Unicorn engine per target (no harness), and harness / floor;
 * scaling: the hand-written corpus repeated 1x, 2x, 4x and 8x;
-* peak resident memory per worker, and the interpreter's speed on a loop.
+* peak resident memory per worker, and the interpreter's speed on a loop;
+* the validator's cost per slot on hard shapes (joins, loops, wide and deep call
+  graphs, a call fan) at 4,000 to 64,000 slots: linear means a flat line.
 """
 from __future__ import annotations
 
@@ -86,8 +88,8 @@ class BareEngine:
         def stub(uc: Any, address: int, *_: Any) -> None:
             number = (address - layout.STUB_BASE) // layout.STUB_STRIDE
             if (address - layout.STUB_BASE) % layout.STUB_STRIDE == 0 and number in HELPERS:
-                args = tuple(uc.reg_read(reg) for reg in backend.argument_registers)
-                uc.reg_write(backend.return_register, call_helper(number, None, args))  # type: ignore[arg-type]
+                args = backend.helper_arguments(uc)
+                backend.set_helper_result(uc, call_helper(number, None, args))  # type: ignore[arg-type]
 
         uc.hook_add(unicorn.UC_HOOK_BLOCK, stub, begin=layout.STUB_BASE, end=layout.STUB_BASE + layout.STUB_SIZE - 1)
         self.uc, self.backend = uc, backend
@@ -100,12 +102,11 @@ class BareEngine:
         uc.ctl_remove_cache(layout.CODE_BASE, layout.CODE_BASE + len(code))
         uc.mem_write(layout.MEM_BASE, memory)
         uc.mem_write(layout.PACKET_LEN_ADDR, len(memory).to_bytes(8, backend.byte_order))
-        uc.reg_write(backend.argument_registers[0], layout.MEM_BASE)
-        uc.reg_write(backend.argument_registers[1], len(memory))
         uc.reg_write(backend.stack_pointer, layout.NATIVE_STACK_TOP)
+        backend.set_entry_arguments(uc, layout.MEM_BASE, len(memory))
         backend.set_return_address(uc, layout.SENTINEL_BASE)
         uc.emu_start(layout.CODE_BASE, 0, timeout=10_000_000)
-        return uc.reg_read(backend.return_register)
+        return backend.result(uc)
 
 
 def floor_costs(paths: list[str]) -> dict[str, dict[str, float]]:
@@ -118,7 +119,7 @@ def floor_costs(paths: list[str]) -> dict[str, dict[str, float]]:
     import keystone
 
     import arches
-    from harness.running.conformance import _load
+    from harness.running.conformance import load_checked
 
     floors: dict[str, dict[str, float]] = {}
     for name in arches.names():
@@ -127,7 +128,7 @@ def floor_costs(paths: list[str]) -> dict[str, dict[str, float]]:
         assembler = keystone.Ks(backend.ks_arch, backend.ks_mode) if backend.ks_arch is not None else None
         assemble_times, run_times = [], []
         for path in paths:
-            loaded = _load(path)
+            loaded = load_checked(path)
             case = loaded.case
             if loaded.runnable is None or case is None or case.maps or case.events or case.expect_error:
                 continue
@@ -163,20 +164,19 @@ def harness_costs_in_process(paths: list[str]) -> tuple[dict[str, float], float]
     import arches
     from harness.running import conformance
 
-    conformance._load.cache_clear()
-    conformance._oracle.cache_clear()
+    conformance.clear_caches()
     shared: list[float] = []
     for path in paths:
         started = time.perf_counter()
-        loaded = conformance._load(path)
+        loaded = conformance.load_checked(path)
         if loaded.runnable is not None:
-            conformance._oracle(path, "little")
-            conformance._oracle(path, "big")
+            conformance.oracle(path, "little")
+            conformance.oracle(path, "big")
         shared.append((time.perf_counter() - started) * 1e6)
     share = statistics.median(shared) / max(1, len(arches.names()))
     costs: dict[str, list[float]] = {}
     for name in arches.names():
-        arches.get(name)._cache.clear()
+        arches.get(name).clear_cache()
         for path in paths:
             started = time.perf_counter()
             result = conformance.run_item(path, name)
@@ -194,6 +194,58 @@ def interpreter_speed() -> float:
     started = time.perf_counter()
     outcome = interpret(program, b"", "little")
     return outcome.insns_executed / (time.perf_counter() - started)
+
+
+def validator_shapes(size: int) -> dict[str, Any]:
+    """Programs of about ``size`` slots whose control flow or call graph is hard on a validator."""
+    from harness import isa
+    from harness.isa import Insn, Program
+
+    mov = lambda dst, imm: Insn(isa.ALU64 | isa.MOV | isa.K, dst, 0, 0, imm)  # noqa: E731
+    exit_ = Insn(isa.JMP | isa.EXIT)
+
+    def call(offset: int) -> Insn:
+        return Insn(isa.JMP | isa.CALL, 0, isa.CALL_LOCAL, 0, offset)
+
+    diamonds = [mov(0, 0)]
+    for _ in range(size // 4):  # if (r2 == 0) r3 = 1; r0 += 1: a join every four slots
+        diamonds += [Insn(isa.JMP | isa.JEQ | isa.K, 2, 0, 1, 0), mov(3, 1),
+                     Insn(isa.ALU64 | isa.ADD | isa.K, 0, 0, 0, 1), Insn(isa.JMP | isa.JA, 0, 0, 0, 0)]
+    loops = [mov(0, 0)]
+    for _ in range(size // 2):  # a backward edge every two slots
+        loops += [Insn(isa.ALU64 | isa.ADD | isa.K, 0, 0, 0, 1), Insn(isa.JMP | isa.JLT | isa.K, 0, 0, -2, 5)]
+    functions = size // 3  # main calls every function once: a wide, shallow call graph
+    wide = [call(functions + 1 + index) for index in range(functions)] + [mov(0, 0), exit_]
+    wide += [item for _ in range(functions) for item in (mov(0, 1), exit_)]
+    chain = [item for _ in range(size // 2) for item in (call(1), exit_)]  # each function calls the next
+    chain += [mov(0, 0)]  # rejected at the ninth frame, after the whole chain has been walked
+    fan = []  # f(i) calls f(i+1) and f(i+2): exponential for a validator without memoisation
+    count = size // 4
+    for index in range(count):
+        here = len(fan)
+        if index + 2 < count:
+            fan += [call(4 * (index + 1) - here - 1), call(4 * (index + 2) - here - 2), mov(0, 0), exit_]
+        else:
+            fan += [mov(0, 0), mov(0, 0), mov(0, 0), exit_]
+    return {"diamonds": Program(tuple(diamonds + [exit_])), "loops": Program(tuple(loops + [exit_])),
+            "wide call graph": Program(tuple(wide)), "call chain": Program(tuple(chain + [exit_])),
+            "call fan": Program(tuple(fan))}
+
+
+def validator_scaling(sizes: tuple[int, ...] = (4000, 16000, 64000)) -> dict[str, dict[int, float]]:
+    """Microseconds per slot to validate (accept or reject) each shape at each size."""
+    from harness.oracle.validator import ValidationError, validate
+
+    figures: dict[str, dict[int, float]] = {}
+    for size in sizes:
+        for name, program in validator_shapes(size).items():
+            started = time.perf_counter()
+            try:
+                validate(program)
+            except ValidationError:
+                pass
+            figures.setdefault(name, {})[size] = (time.perf_counter() - started) * 1e6 / len(program)
+    return figures
 
 
 def report_cost(results_path: str, cells: int) -> float:
@@ -281,6 +333,13 @@ def main(out_path: str = "bench/out/bench.json", quick: bool = False) -> dict[st
     figures["interpreter_insns_per_second"] = speed
     print(f"\ninterpreter: {speed / 1e6:.2f} M eBPF instructions/s on a loop")
 
+    shapes = validator_scaling()
+    figures["validator_us_per_slot"] = shapes
+    print("\nvalidator, microseconds per slot (accept or reject) by program shape and size:")
+    for name, by_size in shapes.items():
+        print(f"  {name:<16}" + "".join(f"  {size:>6} slots {cost:6.1f}" for size, cost in by_size.items()))
+    linear = all(by_size[max(by_size)] <= 2 * by_size[min(by_size)] + 1 for by_size in shapes.values())
+
     if not quick:
         hand_written = [p for p in paths if "/families/" not in p]
         scale = scaling(hand_written)
@@ -294,6 +353,7 @@ def main(out_path: str = "bench/out/bench.json", quick: bool = False) -> dict[st
         "full corpus on six targets under 30 s with -n 2": wall["2"] < TARGETS["full_run_n2_seconds"],
         "-n 2 at least 1.7x faster than -n 1": wall["1"] / wall["2"] >= TARGETS["speedup_n2_min"],
         "interpreter at least 1M instructions/s": speed >= TARGETS["interpreter_insns_per_second_min"],
+        "validator linear: cost per slot at 16x the size within 2x (+1 us)": linear,
     }
     figures["targets_met"] = checks
     print("\ntargets:")

@@ -6,7 +6,9 @@ fast) and :func:`programs` is a Hypothesis strategy drawing the same choices
 registers and immediates biased to edge values, forward jumps, bounded loops,
 loads and stores inside the stack frame and the input memory, atomics, helper
 calls and local calls; each ends by folding every register into r0, so a wrong
-register anywhere shows in the result.
+register anywhere shows in the result. No program reads a register before writing
+it on every path (the validator rejects that, as the kernel does): registers start
+edge-valued, and r1-r5 are rewritten after every call.
 """
 from __future__ import annotations
 
@@ -64,6 +66,7 @@ class _Builder:
         self.choose = choose
         self.size = size
         self.insns: list[Insn] = []
+        self.frame = layout.MAX_STACK  # bytes below r10 the current function may use
 
     # --- operands ---------------------------------------------------------------
 
@@ -123,9 +126,9 @@ class _Builder:
         on_stack = self.choose.integer(0, 1)
         atomic = size in (isa.W, isa.DW) and not self.choose.integer(0, 3)
         if on_stack:
-            base, slot = 10, self.choose.integer(1, 512 // 8) * 8
+            base, slot = 10, self.choose.integer(1, self.frame // 8) * 8
             offset = -slot if atomic or self.choose.integer(0, 3) else -slot + self.choose.integer(0, 7)
-            offset = max(offset, -512)
+            offset = min(offset, -nbytes)  # inside the frame [r10-frame, r10), as the validator demands
         else:
             self.emit(*isa.lddw_pair(9, layout.MEM_BASE))
             base = 9
@@ -202,6 +205,11 @@ class _Builder:
                 self.simple()
             count -= 1
 
+    def define(self, registers: range | list[int]) -> None:
+        """Give registers edge values: the validator rejects a read of an undefined register."""
+        for register in registers:
+            self.emit(*isa.lddw_pair(register, self.value()))
+
     def fold_and_exit(self) -> None:
         for register in range(1, 9):
             self.emit(Insn(isa.ALU64 | isa.XOR | isa.X, 0, register, 0, 0))
@@ -210,17 +218,19 @@ class _Builder:
 
 def _build(choose: Chooser, size: int) -> Generated:
     builder = _Builder(choose, size)
-    for register in range(0, 9):  # defined values everywhere: registers start edge-valued
-        builder.emit(*isa.lddw_pair(register, builder.value()))
+    builder.define(range(0, 9))  # defined values everywhere: registers start edge-valued
     with_function = choose.integer(0, 3) == 0
     call_site = None
     if with_function:
+        builder.frame = layout.MAX_STACK // 2  # main and the function share the combined stack limit
         call_site = len(builder.insns)
         builder.emit(Insn(isa.JMP | isa.CALL, 0, isa.CALL_LOCAL, 0, 0))  # patched below
+        builder.define(range(1, 6))  # r1-r5 are scratch after the call
     builder.body(size)
     builder.fold_and_exit()
     if with_function and call_site is not None:
         start = len(builder.insns)
+        builder.define([0, 6, 7])  # a function starts with only r1-r5 (its arguments) and r10
         builder.body(max(1, size // 3))
         builder.emit(Insn(isa.JMP | isa.EXIT, 0, 0, 0, 0))
         builder.insns[call_site] = Insn(isa.JMP | isa.CALL, 0, isa.CALL_LOCAL, 0, start - call_site - 1)

@@ -336,7 +336,7 @@ CATALOGUE: list[Mutant] = [
 def mutated_backend(backend, mutant: Mutant):
     """A copy of ``backend`` whose translation has the mutant's bug (own cache, same engine)."""
     clone = copy.copy(backend)
-    clone._cache = {}
+    clone.clear_cache()  # its own cache: the original's translations stay unmutated
     original = backend.translate
 
     def translate(program: Program):
@@ -379,13 +379,13 @@ class MutantResult:
 def run_mutant(mutant: Mutant, arch: str, case_paths: list[str]) -> MutantResult:
     """Run the cases the mutant changes, in order, until one fails."""
     import arches
-    from harness.running.conformance import ERROR, FAIL, _load, run_item
+    from harness.running.conformance import ERROR, FAIL, load_checked, run_item
 
     backend = arches.get(arch)
     clone = mutated_backend(backend, mutant)
     touched = run = 0
     for path in case_paths:
-        loaded = _load(path)
+        loaded = load_checked(path)
         if loaded.runnable is None or not affected(loaded.runnable, mutant, backend.byte_order):
             continue
         touched += 1
