@@ -44,7 +44,7 @@ def test_mutated_corpus_files_in_one_run(tmp_path):
     written = mutate_corpus([ROOT / "corpus"], COUNT or 36, SEED, tmp_path / "mutants")
     out = tmp_path / "results.json"
     workers = ["-n", "2"] if COUNT else ["-n", "0"]
-    completed = subprocess.run([sys.executable, "-m", "harness", "run", str(tmp_path / "mutants"), *workers,
+    completed = subprocess.run([sys.executable, "-m", "harness", "run", str(tmp_path / "mutants"), "--arch", "all", *workers,
                                 "--json", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=3600)
     output = completed.stdout + completed.stderr
     assert "Traceback" not in output and "INTERNALERROR" not in output
