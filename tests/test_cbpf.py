@@ -23,6 +23,9 @@ def run(text: str, packet: bytes = bytes(64)) -> int:
     ("", 1, "empty"),
     ("2\n6 0 0 1\n", 1, "count says 2 instructions, 1 follow"),
     ("1\n6 0 0\n", 2, "four numbers"),
+    ("1\n6 0 256 0\n", 2, "jf 256 out of range (0 to 255)"),
+    ("1\n6 0 0 4294967296\n", 2, "k 4294967296 out of range (-2147483648 to 4294967295)"),
+    ("\u00b2\n6 0 0 0\n", 1, "the first line must be the instruction count"),
     ("1\n99 0 0 0\n", 2, "unknown opcode 0x63"),
     ("2\n52 0 0 0\n6 0 0 0\n", 2, "division by constant 0"),           # div #0
     ("2\n100 0 0 32\n6 0 0 0\n", 2, "shift by 32"),                      # lsh #32

@@ -5,12 +5,16 @@ Examples of the dialect: ``mov32 %r0, 0``, ``ldxh %r0, [%r1+2]``,
 ``jne %r0, %r1, +2`` or ``jne %r0, %r1, label``, ``lock fetch add [%r1], %r2``,
 ``be16 %r0``, ``movsx832 %r0, %r1``, ``call 1``, ``call local name``, ``exit``.
 
-Conveniences of bpf_conformance are kept: an immediate wider than 32 bits is
-truncated to its low 32 bits, a jump to the undefined label ``exit`` goes to the
-program's first ``exit`` instruction (its assembler defines that label), ``swapN``
+Every number is range-checked against the field it fills, and an error names the
+field and its range: a 32-bit immediate accepts -2147483648 to 4294967295 (so
+``mov %r0, 0xffffffff`` is -1, as bpf_conformance writes it), a 16-bit offset
+-32768 to 32767, ``lddw`` any 64-bit value (signed or unsigned). Nothing is
+truncated silently. A jump to the undefined label ``exit`` goes to the program's
+first ``exit`` instruction (bpf_conformance's assembler defines that label), ``swapN``
 is ``bswapN``, ``call %rN`` (or ``callx %rN``) encodes a call through a register
 (opcode 0x8d, register in dst; the validator refuses it), and registers ``%r11`` to
-``%r15`` are encodable (the 4-bit field holds them; the validator refuses them). Our own addition is ``.raw 0x<16 hex
+``%r15`` are encodable (the 4-bit field holds them; the validator refuses them).
+Our own addition is ``.raw 0x<16 hex
 digits>`` for a slot no mnemonic describes, so that the disassembly of any byte
 string assembles back to the same bytes, and ``.rept N`` ... ``.endr`` (as in GNU
 as) to repeat a block of lines, so a case that needs a 20000-instruction body to
@@ -68,23 +72,39 @@ def _reg(text: str, line: int) -> int:
     return number
 
 
-def _mem(text: str, line: int) -> tuple[int, int]:
+def _mem(text: str, line: int, mnemonic: str) -> tuple[int, int]:
     match = _MEM.match(text.strip())
     if not match:
         raise AsmError(line, f"expected a memory operand like [%r1+8], got {text!r}")
     reg = int(match.group(1))
     if reg > MAX_ENCODABLE_REGISTER:
         raise AsmError(line, f"no register %r{reg} (a register field holds %r0-%r15)")
-    off = int(match.group(3), 0) if match.group(3) else 0
+    off = _number(match.group(3), line) if match.group(3) else 0
     if match.group(2) == "-":
         off = -off
-    if not -0x8000 <= off <= 0x7FFF:
-        raise AsmError(line, f"offset {off} does not fit in 16 bits")
-    return reg, off
+    return reg, _checked(off, f"{mnemonic} memory offset", OFF16, line)
 
 
-def _imm32(text: str, line: int) -> int:
-    return isa.to_s32(_number(text, line))
+# Field ranges: (lowest, highest) value the text may give for each kind of field.
+IMM32 = (-(1 << 31), (1 << 32) - 1)  # signed or unsigned 32-bit notation of imm
+SIGNED32 = (-(1 << 31), (1 << 31) - 1)  # a slot offset carried in imm (gotol, call local)
+OFF16 = (-(1 << 15), (1 << 15) - 1)  # the signed 16-bit off field
+IMM64 = (-(1 << 63), (1 << 64) - 1)  # lddw's 64-bit value
+RAW64 = (0, (1 << 64) - 1)  # .raw: the 8 bytes of a slot as one number
+MAP_INDEX = (0, (1 << 31) - 1)  # lddw map:INDEX
+
+
+def _checked(value: int, field: str, bounds: tuple[int, int], line: int) -> int:
+    """``value`` when ``bounds`` hold it; otherwise an AsmError naming the field and its range."""
+    low, high = bounds
+    if not low <= value <= high:
+        shown = hex(value) if abs(value) >= 0x10000 else str(value)
+        raise AsmError(line, f"{field} {shown} out of range ({low} to {high})")
+    return value
+
+
+def _imm32(text: str, line: int, field: str = "immediate") -> int:
+    return isa.to_s32(_checked(_number(text, line), field, IMM32, line) & 0xFFFFFFFF)
 
 
 def _split_operands(text: str) -> list[str]:
@@ -164,10 +184,15 @@ def assemble(source: str, map_names: dict[str, int] | None = None,
             mnemonic = "callx"
         operands = _split_operands(rest)
         waiting = len(pending)
-        if mnemonic == "lddw" and len(operands) == 2 and operands[1].startswith("map:"):
-            insns = _assemble_map_load(operands, number, map_names or {})
-        else:
-            insns = _assemble_one(mnemonic, operands, number, len(slots), pending)
+        try:
+            if mnemonic == "lddw" and len(operands) == 2 and operands[1].startswith("map:"):
+                insns = _assemble_map_load(operands, number, map_names or {})
+            else:
+                insns = _assemble_one(mnemonic, operands, number, len(slots), pending)
+        except AsmError:
+            raise
+        except Exception as error:  # an assembler bug still names the line it met
+            raise AsmError(number, f"{mnemonic}: cannot assemble ({type(error).__name__}: {error})") from None
         if mnemonic == "exit" and first_exit is None:
             first_exit = len(slots)
         if slot_lines is not None:
@@ -205,17 +230,17 @@ def _expand_repeats(source: str) -> list[tuple[int, str]]:
         if words and words[0].lower() == ".rept":
             if len(words) != 2:
                 raise AsmError(number, ".rept needs exactly one count")
-            count = _number(words[1], number)
-            if count < 0:
-                raise AsmError(number, f".rept count must not be negative, got {count}")
+            count = _checked(_number(words[1], number), ".rept count", (0, MAX_REPEATED_LINES), number)
             stack.append((number, count, []))
         elif words and words[0].lower() == ".endr":
             if len(stack) == 1:
                 raise AsmError(number, ".endr without .rept")
-            _, count, body = stack.pop()
+            start, count, body = stack.pop()
+            # Sized before repeating: a huge count must cost nothing but this message.
+            if len(stack[-1][2]) + len(body) * count > MAX_REPEATED_LINES:
+                raise AsmError(start, f".rept {count} of {len(body)} line(s) expands past "
+                                      f"{MAX_REPEATED_LINES} lines")
             stack[-1][2].extend(body * count)
-            if len(stack[-1][2]) > MAX_REPEATED_LINES:
-                raise AsmError(number, f"repeated block expands past {MAX_REPEATED_LINES} lines")
         elif text:
             stack[-1][2].append((number, text))
     if len(stack) > 1:
@@ -228,7 +253,7 @@ def _assemble_map_load(operands: list[str], line: int, map_names: dict[str, int]
     if name in map_names:
         index = map_names[name]
     elif name.isdigit():
-        index = int(name)
+        index = _checked(_number(name, line), "lddw map index", MAP_INDEX, line)
     else:
         known = ", ".join(map_names) or "none"
         raise AsmError(line, f"unknown map {name!r} (declared: {known})")
@@ -241,11 +266,12 @@ def _need(operands: list[str], count: int, mnemonic: str, line: int) -> None:
 
 
 def _jump_target(text: str, line: int, slot: int, pending: list[_Pending],
-                 field: str) -> int:
+                 field: str, mnemonic: str) -> int:
     """A numeric offset (+N/-N/N) or a label resolved later (returns 0 for now)."""
     text = text.strip()
     if re.match(r"^[+-]?(0x[0-9a-fA-F]+|\d+)$", text):
-        return _number(text, line)
+        bounds = OFF16 if field == "off" else SIGNED32
+        return _checked(_number(text, line), f"{mnemonic} jump offset", bounds, line)
     if not _LABEL.match(text):
         raise AsmError(line, f"expected a jump offset or label, got {text!r}")
     pending.append(_Pending(slot, text, line, field))
@@ -256,31 +282,32 @@ def _assemble_one(mnemonic: str, ops: list[str], line: int, slot: int,
                   pending: list[_Pending]) -> list[Insn]:
     if mnemonic == ".raw":
         _need(ops, 1, mnemonic, line)
-        value = _number(ops[0], line)
-        return [Insn.decode(struct.pack(">Q", value & (2**64 - 1)))]
+        value = _checked(_number(ops[0], line), ".raw slot", RAW64, line)
+        return [Insn.decode(struct.pack(">Q", value))]
     if mnemonic == "exit":
         _need(ops, 0, mnemonic, line)
         return [Insn(isa.JMP | isa.EXIT)]
     if mnemonic == "call":
         _need(ops, 1, mnemonic, line)
-        return [Insn(isa.JMP | isa.CALL, 0, isa.CALL_HELPER, 0, _imm32(ops[0], line))]
+        return [Insn(isa.JMP | isa.CALL, 0, isa.CALL_HELPER, 0, _imm32(ops[0], line, "call helper id"))]
     if mnemonic == "callx":  # a call through a register: bpf_conformance's encoding, dst = register
         _need(ops, 1, mnemonic, line)
         return [Insn(isa.JMP | isa.CALL | isa.X, _reg(ops[0], line))]
     if mnemonic == "call local":
         _need(ops, 1, mnemonic, line)
-        imm = _jump_target(ops[0], line, slot, pending, "imm")
+        imm = _jump_target(ops[0], line, slot, pending, "imm", mnemonic)
         return [Insn(isa.JMP | isa.CALL, 0, isa.CALL_LOCAL, 0, imm)]
     if mnemonic == "ja":
         _need(ops, 1, mnemonic, line)
-        return [Insn(isa.JMP | isa.JA, 0, 0, _jump_target(ops[0], line, slot, pending, "off"))]
+        return [Insn(isa.JMP | isa.JA, 0, 0, _jump_target(ops[0], line, slot, pending, "off", mnemonic))]
     if mnemonic in ("ja32", "gotol"):
         _need(ops, 1, mnemonic, line)
         return [Insn(isa.JMP32 | isa.JA, 0, 0, 0,
-                     _jump_target(ops[0], line, slot, pending, "imm"))]
+                     _jump_target(ops[0], line, slot, pending, "imm", mnemonic))]
     if mnemonic == "lddw":
         _need(ops, 2, mnemonic, line)
-        return list(isa.lddw_pair(_reg(ops[0], line), _number(ops[1], line)))
+        value = _checked(_number(ops[1], line), "lddw immediate", IMM64, line)
+        return list(isa.lddw_pair(_reg(ops[0], line), value & ((1 << 64) - 1)))
     if mnemonic.startswith("lock "):
         return [_assemble_atomic(mnemonic, ops, line)]
     match = re.match(r"^(ldabs|ldind)(b|h|w)$", mnemonic)
@@ -289,9 +316,10 @@ def _assemble_one(mnemonic: str, ops: list[str], line: int, slot: int,
         size = _SIZES[match.group(2)]
         if mode == isa.ABS:
             _need(ops, 1, mnemonic, line)
-            return [Insn(isa.LD | mode | size, 0, 0, 0, _imm32(ops[0], line))]
+            return [Insn(isa.LD | mode | size, 0, 0, 0, _imm32(ops[0], line, f"{mnemonic} offset"))]
         _need(ops, 2, mnemonic, line)
-        return [Insn(isa.LD | mode | size, 0, _reg(ops[0], line), 0, _imm32(ops[1], line))]
+        return [Insn(isa.LD | mode | size, 0, _reg(ops[0], line), 0,
+                     _imm32(ops[1], line, f"{mnemonic} offset"))]
     match = re.match(r"^(ldxs|ldx|stx|st)(b|h|w|dw)$", mnemonic)
     if match:
         kind, size = match.group(1), _SIZES[match.group(2)]
@@ -299,13 +327,13 @@ def _assemble_one(mnemonic: str, ops: list[str], line: int, slot: int,
         if kind in ("ldx", "ldxs"):
             if kind == "ldxs" and size == isa.DW:
                 raise AsmError(line, "no sign-extending 8-byte load")
-            src, off = _mem(ops[1], line)
+            src, off = _mem(ops[1], line, mnemonic)
             mode = isa.MEMSX if kind == "ldxs" else isa.MEM
             return [Insn(isa.LDX | mode | size, _reg(ops[0], line), src, off)]
-        dst, off = _mem(ops[0], line)
+        dst, off = _mem(ops[0], line, mnemonic)
         if kind == "stx":
             return [Insn(isa.STX | isa.MEM | size, dst, _reg(ops[1], line), off)]
-        return [Insn(isa.ST | isa.MEM | size, dst, 0, off, _imm32(ops[1], line))]
+        return [Insn(isa.ST | isa.MEM | size, dst, 0, off, _imm32(ops[1], line, f"{mnemonic} immediate"))]
     match = re.match(r"^(le|be|bswap|swap)(16|32|64)$", mnemonic)
     if match:  # swapN is bpf_conformance's name for bswapN
         _need(ops, 1, mnemonic, line)
@@ -334,17 +362,17 @@ def _assemble_one(mnemonic: str, ops: list[str], line: int, slot: int,
         dst = _reg(ops[0], line)
         if ops[1].startswith("%"):
             return [Insn(klass | op | isa.X, dst, _reg(ops[1], line), off)]
-        return [Insn(klass | op | isa.K, dst, 0, off, _imm32(ops[1], line))]
+        return [Insn(klass | op | isa.K, dst, 0, off, _imm32(ops[1], line, f"{mnemonic} immediate"))]
     match = re.match(r"^([a-z]+?)(32)?$", mnemonic)
     if match and match.group(1) in _JMP_NAMES:
         _need(ops, 3, mnemonic, line)
         klass = isa.JMP32 if match.group(2) else isa.JMP
         op = _JMP_NAMES[match.group(1)]
         dst = _reg(ops[0], line)
-        off = _jump_target(ops[2], line, slot, pending, "off")
+        off = _jump_target(ops[2], line, slot, pending, "off", mnemonic)
         if ops[1].startswith("%"):
             return [Insn(klass | op | isa.X, dst, _reg(ops[1], line), off)]
-        return [Insn(klass | op | isa.K, dst, 0, off, _imm32(ops[1], line))]
+        return [Insn(klass | op | isa.K, dst, 0, off, _imm32(ops[1], line, f"{mnemonic} immediate"))]
     raise AsmError(line, f"unknown mnemonic {mnemonic!r}")
 
 
@@ -364,7 +392,7 @@ def _assemble_atomic(mnemonic: str, ops: list[str], line: int) -> Insn:
     else:
         raise AsmError(line, f"unknown atomic operation {mnemonic!r}")
     _need(ops, 2, mnemonic, line)
-    dst, off = _mem(ops[0], line)
+    dst, off = _mem(ops[0], line, mnemonic)
     return Insn(isa.STX | isa.ATOMIC | size, dst, _reg(ops[1], line), off, imm)
 
 

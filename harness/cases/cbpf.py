@@ -95,7 +95,7 @@ def parse(text: str) -> list[CInsn]:
     if not rows:
         raise CbpfError(1, "empty classic BPF program")
     (count_line, first), *body = rows
-    if len(first) != 1 or not first[0].isdigit():
+    if len(first) != 1 or not first[0].isdecimal():
         raise CbpfError(count_line, "the first line must be the instruction count")
     if int(first[0]) != len(body):
         raise CbpfError(count_line, f"count says {first[0]} instructions, {len(body)} follow")
@@ -105,8 +105,10 @@ def parse(text: str) -> list[CInsn]:
             code, jt, jf, k = (int(word, 0) for word in words)
         except ValueError:
             raise CbpfError(number, "expected 'code jt jf k' (four numbers)") from None
-        if not (0 <= code <= 0xFFFF and 0 <= jt <= 255 and 0 <= jf <= 255 and -(1 << 31) <= k < (1 << 32)):
-            raise CbpfError(number, "code, jt, jf or k out of range")
+        for field, value, low, high in (("code", code, 0, 0xFFFF), ("jt", jt, 0, 255), ("jf", jf, 0, 255),
+                                        ("k", k, -(1 << 31), (1 << 32) - 1)):
+            if not low <= value <= high:
+                raise CbpfError(number, f"{field} {value} out of range ({low} to {high})")
         program.append(CInsn(code, jt, jf, k & 0xFFFFFFFF))
     return program
 

@@ -52,8 +52,11 @@ text. Every problem is a :class:`CorpusError` naming the file and line.
 """
 from __future__ import annotations
 
+import errno
+import os
 import re
 import struct
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -76,17 +79,49 @@ REPEATABLE = ("mem", "map")
 # ("-- error" then a message, or "-- error pattern") keeps its old meaning: any error will do.
 ERROR_KINDS = ("reject", "fault", "limit")
 _HEX_BYTE = re.compile(r"^[0-9a-fA-F]{2}$")
+# Resource bounds, checked before the work they would cost (a file cannot exhaust memory).
+MAX_FILE_BYTES = 64 << 20  # a case file (the 20000-instruction family cases are ~1 MiB)
+MAX_RAW_SLOTS = 1 << 20  # -- raw lines (the validator accepts far fewer; the rest is refused early)
+MAX_INPUT_BYTES = 16 << 20  # one input: -- mem or an event (input memory is mapped below the stack)
+MAX_EVENTS = 10_000  # runs of one case (each event runs on every target)
+MAX_MESSAGE = 300  # characters of an error message (a huge bad token is cut, not echoed)
 
 
 class CorpusError(ValueError):
     """A corpus file that cannot be read; str() is ``path:line: message``."""
 
     def __init__(self, path: str, line: int | None, message: str) -> None:
+        message = " ".join(message.split())  # one line, however the text was written
+        if len(message) > MAX_MESSAGE:
+            message = message[:MAX_MESSAGE - 3] + "..."
         location = f"{path}:{line}" if line else path
         super().__init__(f"{location}: {message}")
         self.path = path
         self.line = line
         self.message = message
+
+
+def raised_at(error: BaseException) -> str:
+    """``file:line`` of the innermost frame of this project that ``error`` passed through.
+
+    Unexpected exceptions become one-line messages; this names where to look without
+    printing a traceback (library frames, e.g. in unicorn or pyelftools, are skipped).
+    """
+    root = Path(__file__).resolve().parents[2]
+    location = ""
+    for frame, line in traceback.walk_tb(error.__traceback__):
+        file = Path(frame.f_code.co_filename)
+        if file.is_relative_to(root) and ".venv" not in file.parts:
+            location = f"{file.relative_to(root)}:{line}"
+    return location or "?"
+
+
+def describe_exception(error: BaseException) -> str:
+    """``Type: message (raised at file:line)``, on one line and of bounded length."""
+    text = " ".join(str(error).split())
+    if len(text) > MAX_MESSAGE:
+        text = text[:MAX_MESSAGE - 3] + "..."
+    return f"{type(error).__name__}{': ' + text if text else ''} (raised at {raised_at(error)})"
 
 
 @dataclass
@@ -110,6 +145,7 @@ class Case:
     results: list[int] | None = None  # one declared r0 per event, when several are given
     results_be: list[int] | None = None
     budget: int = layout.DEFAULT_INSN_BUDGET  # eBPF instructions per run
+    declaration_lines: dict[str, int] = field(default_factory=dict)  # "result"/"result-be"/"error" -> its line
     result_bits: int = 64  # -- result-bits: how many low bits of r0 -- result speaks for
     byte_order: str | None = None  # -- byte-order: the one byte order the case is written for
     helpers: str = DEFAULT_HELPER_SET  # the helper set its calls use (harness.toml or the run's choice)
@@ -155,6 +191,13 @@ class Case:
     def name(self) -> str:
         return self.path
 
+    def declaration_line(self, byte_order: str) -> int | None:
+        """The line of the section that declares the outcome for ``byte_order`` (None: none does)."""
+        lines = self.declaration_lines
+        if self.expect_error:
+            return lines.get("error") or lines.get("error pattern")
+        return (lines.get("result-be") if byte_order == "big" else None) or lines.get("result")
+
     def expected_result(self, byte_order: str) -> int | None:
         """The declared r0 for a target of ``byte_order`` (None: nothing declared)."""
         if byte_order == "big" and (self.result_be is not None or self.results_little_endian):
@@ -196,7 +239,8 @@ def _parse_integer(path: str, line: int, text: str, what: str) -> int:
     except ValueError:
         raise CorpusError(path, line, f"{what}: expected a number, got {text!r}") from None
     if not -(1 << 63) <= value < (1 << 64):
-        raise CorpusError(path, line, f"{what}: {text} does not fit in 64 bits")
+        raise CorpusError(path, line, f"{what}: {text} does not fit in 64 bits "
+                                      f"({-(1 << 63)} to {(1 << 64) - 1})")
     return value & ((1 << 64) - 1)
 
 
@@ -212,6 +256,9 @@ def _parse_hex_bytes(path: str, section: _Section) -> bytes:
             if len(token) % 2 or not re.fullmatch(r"[0-9a-fA-F]+", token):
                 raise CorpusError(*_location(path, section, line), f"-- {section.name}: bad hex byte {token!r}")
             data.extend(bytes.fromhex(token))
+            if len(data) > MAX_INPUT_BYTES:
+                raise CorpusError(path, line, f"-- {section.name}: more than {MAX_INPUT_BYTES} bytes "
+                                              "(the largest input a case may give)")
     return bytes(data)
 
 
@@ -220,6 +267,9 @@ def _parse_raw(path: str, section: _Section) -> tuple[Program, list[int]]:
     if section.binary is not None:
         return Program.decode(section.binary), [section.line] * (len(section.binary) // 8)
     raw = bytearray()
+    if len(section.lines) > MAX_RAW_SLOTS:  # counted before any line is decoded
+        raise CorpusError(path, section.line, f"-- raw: {len(section.lines)} lines; at most "
+                                              f"{MAX_RAW_SLOTS} instructions")
     lines = []
     for line, text in section.lines:
         tokens = _strip_comment(text).split()
@@ -279,14 +329,21 @@ def _read_events(path: str, section: _Section) -> list[bytes]:
         raise CorpusError(path, section.line, "-- events: expected one file name")
     file = Path(path).parent / names[0]
     try:
-        data = file.read_bytes()
+        with open(file, "rb") as stream:
+            data = stream.read(MAX_FILE_BYTES + 1)
     except OSError as error:
-        raise CorpusError(path, section.line, f"-- events: cannot read {file}: {error.strerror}") from None
+        raise CorpusError(path, section.line, f"-- events: cannot read {file}: {_os_reason(file, error)}") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise CorpusError(path, section.line, f"-- events: {file} is larger than {MAX_FILE_BYTES} bytes")
     if data[:4] in (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d"):
         try:
-            return read_pcap(data)
+            packets = read_pcap(data)
         except ValueError as error:
             raise CorpusError(path, section.line, f"-- events: {file}: {error}") from None
+        if not packets:
+            raise CorpusError(path, section.line, f"-- events: {file} holds no packet")
+        _check_events(path, section.line, file, packets)
+        return packets
     events = []
     for number, line in enumerate(data.decode("utf-8", "replace").splitlines(), start=1):
         text = _strip_comment(line).replace(" ", "")
@@ -298,7 +355,17 @@ def _read_events(path: str, section: _Section) -> list[bytes]:
             raise CorpusError(str(file), number, "not a line of hex bytes") from None
     if not events:
         raise CorpusError(path, section.line, f"-- events: {file} holds no event")
+    _check_events(path, section.line, file, events)
     return events
+
+
+def _check_events(path: str, line: int, file: Path, events: list[bytes]) -> None:
+    if len(events) > MAX_EVENTS:
+        raise CorpusError(path, line, f"-- events: {file} holds {len(events)} events; at most {MAX_EVENTS}")
+    largest = max(len(event) for event in events)
+    if largest > MAX_INPUT_BYTES:
+        raise CorpusError(path, line, f"-- events: {file} has an event of {largest} bytes; "
+                                      f"at most {MAX_INPUT_BYTES}")
 
 
 def read_pcap(data: bytes) -> list[bytes]:
@@ -458,12 +525,18 @@ def parse_case(path: str, text: str, defaults: RunDefaults = RunDefaults()) -> C
             raise CorpusError(path, section.line, f"-- elf: {error}") from None
         kind = "elf"
     else:
-        raise CorpusError(path, None, "no program: the file has no -- asm, -- raw, -- cbpf or -- elf section")
+        found = ", ".join(f"-- {section.name}" for section in every) or "no section at all"
+        raise CorpusError(path, every[0].line if every else 1,
+                          f"no program: the file has no -- asm, -- raw, -- cbpf or -- elf section ({found})")
     if not program.insns and not load_rejection:
         raise CorpusError(path, section.line, f"no program: the -- {kind} section is empty")
     case = Case(path, program, source.strip("\n"), kind, program_line=section.line + 1, maps=maps,
                 load_rejection=load_rejection)
-    inputs = [_parse_hex_bytes(path, s) for s in every if s.name == "mem"]
+    memory_sections = [s for s in every if s.name == "mem"]
+    if len(memory_sections) > MAX_EVENTS:
+        raise CorpusError(path, memory_sections[MAX_EVENTS].line,
+                          f"more than {MAX_EVENTS} -- mem sections (events)")
+    inputs = [_parse_hex_bytes(path, s) for s in memory_sections]
     if "events" in sections:
         if inputs:
             raise CorpusError(path, sections["events"].line, "a case has -- mem or -- events, not both")
@@ -472,6 +545,9 @@ def parse_case(path: str, text: str, defaults: RunDefaults = RunDefaults()) -> C
         case.memory = inputs[0]
         if len(inputs) > 1:
             case.events = inputs
+    for name in ("result", "result-be", "error", "error pattern"):
+        if name in sections:
+            case.declaration_lines[name] = sections[name].line
     for name in ("result", "result-be"):
         if name in sections:
             values = _values(path, sections[name])
@@ -488,7 +564,8 @@ def parse_case(path: str, text: str, defaults: RunDefaults = RunDefaults()) -> C
     if "budget" in sections:
         values = _values(path, sections["budget"])
         if len(values) != 1 or not 1 <= values[0] <= 100_000_000:
-            raise CorpusError(path, sections["budget"].line, "-- budget: one number from 1 to 100000000")
+            raise CorpusError(path, sections["budget"].line, "-- budget: one number from 1 to 100000000 "
+                                                             "(eBPF instructions per run)")
         case.budget = values[0]
     if "result-bits" in sections:
         values = _values(path, sections["result-bits"])
@@ -571,10 +648,39 @@ def load_case(path: Path | str, defaults: RunDefaults = RunDefaults()) -> Case:
     """Read and parse a corpus file; unreadable files become CorpusError too."""
     name = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise CorpusError(name, None, f"cannot read: {error}") from None
-    return parse_case(name, text, defaults)
+        with open(path, "rb") as file:
+            data = file.read(MAX_FILE_BYTES + 1)
+    except OSError as error:
+        raise CorpusError(name, None, f"cannot read: {_os_reason(Path(path), error)}") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise CorpusError(name, None, f"larger than {MAX_FILE_BYTES} bytes: not read")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        raise CorpusError(name, line, f"cannot read: not UTF-8 text (byte {error.start})") from None
+    try:
+        return parse_case(name, text, defaults)
+    except CorpusError:
+        raise
+    except Exception as error:  # a parser bug (or no memory left) still names the file
+        raise CorpusError(name, None, f"cannot parse: {describe_exception(error)}") from None
+
+
+def _os_reason(path: Path, error: OSError) -> str:
+    """Why a path cannot be read, in words (a directory, a dangling or looping link...)."""
+    if path.is_symlink():
+        try:
+            path.resolve(strict=True)
+        except RuntimeError:  # Python < 3.13 reports a loop this way
+            return "a symbolic link loop"
+        except OSError as reason:
+            if reason.errno == errno.ELOOP:
+                return "a symbolic link loop"
+            return f"a dangling symbolic link (to {os.readlink(path)})"
+    if path.is_dir():
+        return "a directory, not a case file"
+    return error.strerror or str(error)
 
 
 def find_case_files(paths: list[str | Path]) -> list[Path]:

@@ -8,6 +8,7 @@ decoding fields on every step.
 from __future__ import annotations
 
 import operator
+import time
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -19,6 +20,7 @@ from harness.oracle.outcome import FAULT, LIMIT, RETURNED, Outcome
 
 U64 = (1 << 64) - 1
 U32 = 0xFFFFFFFF
+TIME_CHECK_INSNS = 1 << 16  # instructions between two looks at the clock (about 15 ms)
 EXIT_PROGRAM = -1  # handler result: the main frame executed exit
 
 
@@ -209,8 +211,12 @@ class Interpreter:
             self.handlers[index] = self._compile(index, program.insns[index])
 
     def run(self, input_memory: bytes = b"", budget: int = layout.DEFAULT_INSN_BUDGET,
-            maps: MapSet | None = None, entry_pointer: int = layout.MEM_BASE) -> Outcome:
-        """One run; ``entry_pointer`` is r1 at entry (0 for a null context)."""
+            maps: MapSet | None = None, seconds: float | None = None,
+            entry_pointer: int = layout.MEM_BASE) -> Outcome:
+        """One run; it ends as ``limit`` after ``budget`` instructions or ``seconds`` of wall time.
+
+        ``entry_pointer`` is r1 at entry (0 for a null context).
+        """
         memory = Memory(input_memory, self.byte_order, maps)
         regs = [0] * isa.REG_COUNT
         regs[1] = entry_pointer
@@ -220,11 +226,19 @@ class Interpreter:
         handlers = self.handlers
         pc = 0
         executed = 0
+        # The clock is read every TIME_CHECK_INSNS instructions, at the same test as the budget.
+        deadline = None if seconds is None else time.perf_counter() + seconds
+        check_at = budget if deadline is None else min(budget, TIME_CHECK_INSNS)
         try:
             while pc >= 0:
-                if executed >= budget:
-                    return self._finish(LIMIT, state, executed,
-                                        detail=f"instruction budget of {budget} exhausted")
+                if executed >= check_at:
+                    if executed >= budget:
+                        return self._finish(LIMIT, state, executed,
+                                            detail=f"instruction budget of {budget} exhausted")
+                    if time.perf_counter() >= deadline:  # type: ignore[operator]
+                        return self._finish(LIMIT, state, executed, detail=f"time limit of {seconds:g} s "
+                                                                           f"after {executed} instructions")
+                    check_at = min(budget, executed + TIME_CHECK_INSNS)
                 executed += 1
                 pc = handlers[pc](state)  # type: ignore[misc]
         except MemoryFault as fault:
@@ -446,6 +460,10 @@ class Interpreter:
 
 def interpret(program: Program, input_memory: bytes = b"", byte_order: str = "little",
               budget: int = layout.DEFAULT_INSN_BUDGET, maps: MapSet | None = None,
-              helpers: dict[int, Helper] = HELPERS, entry_pointer: int = layout.MEM_BASE) -> Outcome:
-    """Run a validated program once and return its outcome (``maps`` persist across calls)."""
-    return Interpreter(program, byte_order, helpers).run(input_memory, budget, maps, entry_pointer)
+              seconds: float | None = None, helpers: dict[int, Helper] = HELPERS,
+              entry_pointer: int = layout.MEM_BASE) -> Outcome:
+    """Run a validated program once and return its outcome (``maps`` persist across calls).
+
+    ``seconds`` bounds the run's wall time as ``budget`` bounds its instructions.
+    """
+    return Interpreter(program, byte_order, helpers).run(input_memory, budget, maps, seconds, entry_pointer)

@@ -389,8 +389,9 @@ class Engine:
             r0 = backend.result(uc)
             clobbered = () if state.unwound else self._clobbered(canaries)
             return self._outcome(RETURNED, r0, "", None, executed, clobbered=clobbered)
-        why = (f"native instruction budget of {native_budget} exhausted"
-               if state.over_budget or backend.supports_count else "time limit")
+        # Unicorn returns alike when ``count`` or ``timeout`` ends a run: the clock tells which.
+        by_budget = state.over_budget or (backend.supports_count and time.perf_counter() < deadline)
+        why = f"native instruction budget of {native_budget} exhausted" if by_budget else f"time limit of {timeout:g} s"
         return self._outcome(LIMIT, 0, why, None, executed)
 
     def _fault_outcome(self, native: NativeCode, error: UcError | None, executed: int) -> Outcome:

@@ -46,19 +46,21 @@ class FuzzStats:
     seconds: float = 0.0
     mismatches: list[Mismatch] = field(default_factory=list)
     unsupported: dict[str, int] = field(default_factory=dict)
+    rejected: dict[str, int] = field(default_factory=dict)  # programs an external JIT refused
 
 
 def run_on_target(program: Program, memory: bytes, target: str) -> tuple[Outcome, Outcome] | None:
-    """(interpreter outcome, target outcome), or None when the backend cannot translate it."""
+    """(interpreter outcome, target outcome), or None when the backend cannot translate it
+    (an unsupported instruction, or an external JIT rejecting the program)."""
     import arches
-    from arches.base import UnsupportedInstruction
+    from arches.base import RejectedProgram, UnsupportedInstruction
     from harness.running.emulator import discard_engine, engine_for
 
     backend = arches.get(target)
     expected = interpret(program, memory, backend.byte_order, FUZZ_BUDGET)
     try:
         native = backend.compile(program)
-    except UnsupportedInstruction:
+    except (UnsupportedInstruction, RejectedProgram):
         return None
     engine = engine_for(backend)
     try:
@@ -186,10 +188,16 @@ def finding_text(mismatch: Mismatch) -> str:
     expected = mismatch.expected
     little = interpret(mismatch.program, mismatch.memory, "little", FUZZ_BUDGET)
     big = interpret(mismatch.program, mismatch.memory, "big", FUZZ_BUDGET)
+    difference = first_difference(expected, mismatch.actual, base_mem=layout.MEM_BASE,
+                                  base_stack=layout.STACK_BASE)
+    where = "" if difference is None else (
+        f" First difference in {difference.what}"
+        + (f" at {difference.offset:#x}" if difference.offset is not None else "")
+        + f": expected {difference.expected}, got {difference.actual}.")
     lines = ["-- description",
              f"Fuzz finding on {mismatch.target}: seed {mismatch.seed}, shrunk from "
              f"{mismatch.original_size} to {len(mismatch.program.insns)} slots.",
-             f"Interpreter: {expected.summary()}; {mismatch.target}: {mismatch.actual.summary()}.",
+             f"Interpreter: {expected.summary()}; {mismatch.target}: {mismatch.actual.summary()}.{where}",
              "The expected value below is the interpreter's: check it by hand before adding the case "
              "to the corpus.", "-- asm", disassemble_text(mismatch.program).rstrip(), "-- mem"]
     data = mismatch.memory
@@ -212,44 +220,54 @@ def write_finding(mismatch: Mismatch, directory: Path) -> Path:
 
 # --- the loop -------------------------------------------------------------------
 
-def fuzz_seed(seed: int, targets: list[str], size: int = 24) -> tuple[list[Mismatch], list[str]]:
-    """Run one generated program on every target; shrink what differs."""
+def fuzz_seed(seed: int, targets: list[str], size: int = 24) -> tuple[list[Mismatch], list[str], list[str]]:
+    """Run one generated program on every target; shrink what differs.
+
+    Returns the mismatches, the targets that reported an instruction unsupported and the
+    targets (external JITs) that rejected the program.
+    """
     generated = generate(seed, size)
-    mismatches, unsupported = [], []
+    mismatches, unsupported, rejected = [], [], []
     for target in targets:
         try:
             pair = differs(generated.program, generated.memory, target)
         except Exception:
             pair = None
         if pair is None:
-            if run_on_target_supported(generated.program, target) is False:
+            refusal = refusal_of(generated.program, target)
+            if refusal == "unsupported":
                 unsupported.append(target)
+            elif refusal == "rejected":
+                rejected.append(target)
             continue
         program, memory = shrink(generated.program, generated.memory,
                                  lambda p, m, t=target: differs(p, m, t) is not None)
         expected, actual = differs(program, memory, target) or pair
         mismatches.append(Mismatch(target, seed, program, memory, expected, actual,
                                    len(generated.program.insns)))
-    return mismatches, unsupported
+    return mismatches, unsupported, rejected
 
 
-def run_on_target_supported(program: Program, target: str) -> bool:
+def refusal_of(program: Program, target: str) -> str | None:
+    """"unsupported" or "rejected" when the target will not translate the program, else None."""
     import arches
-    from arches.base import UnsupportedInstruction
+    from arches.base import RejectedProgram, UnsupportedInstruction
 
     try:
         arches.get(target).compile(program)
     except UnsupportedInstruction:
-        return False
+        return "unsupported"
+    except RejectedProgram:
+        return "rejected"
     except Exception:
-        return True
-    return True
+        return None
+    return None
 
 
-def _worker(job: tuple[int, list[str], int]) -> tuple[int, list[Mismatch], list[str]]:
+def _worker(job: tuple[int, list[str], int]) -> tuple[int, list[Mismatch], list[str], list[str]]:
     seed, targets, size = job
-    mismatches, unsupported = fuzz_seed(seed, targets, size)
-    return seed, mismatches, unsupported
+    mismatches, unsupported, rejected = fuzz_seed(seed, targets, size)
+    return seed, mismatches, unsupported, rejected
 
 
 def fuzz(targets: list[str], seed: int = 0, count: int | None = None, seconds: float | None = None,
@@ -265,13 +283,15 @@ def fuzz(targets: list[str], seed: int = 0, count: int | None = None, seconds: f
                 return
             yield seed + index, targets, size
 
-    def record(result: tuple[int, list[Mismatch], list[str]]) -> None:
-        _, mismatches, unsupported = result
+    def record(result: tuple[int, list[Mismatch], list[str], list[str]]) -> None:
+        _, mismatches, unsupported, rejected = result
         stats.programs += 1
         stats.runs += len(targets)
         stats.mismatches.extend(mismatches)
         for target in unsupported:
             stats.unsupported[target] = stats.unsupported.get(target, 0) + 1
+        for target in rejected:
+            stats.rejected[target] = stats.rejected.get(target, 0) + 1
         stats.seconds = time.perf_counter() - started
         if progress:
             progress(stats)
