@@ -2,6 +2,9 @@
 
 Adding an architecture touches its own module plus one line in ``BACKENDS``.
 Backends are imported lazily so that a broken one cannot stop the others.
+External JITs (JITs this project did not write, e.g. uBPF's) are described by
+data in ``arches/external/`` and resolved by :func:`get` too; :func:`names`
+stays the built-in targets (what ``--arch all`` means).
 """
 from __future__ import annotations
 
@@ -26,17 +29,32 @@ BACKENDS: dict[str, str] = {
 
 
 def names() -> list[str]:
-    """Every registered target name, in registry order."""
+    """Every built-in target name, in registry order."""
     return list(BACKENDS)
+
+
+def external_names() -> list[str]:
+    """Every described external-JIT target (arches/external/), available here or not."""
+    from arches import external
+
+    return external.names()
 
 
 @lru_cache(maxsize=None)
 def get(name: str) -> Backend:
-    """The (per-process, shared) backend instance for ``name``."""
-    try:
-        spec = BACKENDS[name]
-    except KeyError:
-        raise KeyError(f"unknown architecture {name!r} (known: {', '.join(BACKENDS)})") from None
+    """The (per-process, shared) backend instance for ``name``, built-in or external.
+
+    An external target that cannot run here raises ``arches.external.Unavailable``
+    with one line saying why.
+    """
+    spec = BACKENDS.get(name)
+    if spec is None:
+        if name in external_names():
+            from arches import external
+
+            return external.get(name)
+        known = list(BACKENDS) + external_names()
+        raise KeyError(f"unknown architecture {name!r} (known: {', '.join(known)})")
     module_name, class_name = spec.split(":")
     backend_class = getattr(importlib.import_module(module_name), class_name)
     return backend_class()

@@ -82,6 +82,18 @@ class AssemblyError(Exception):
     """The assembler refused the backend's output (a backend bug, reported as error)."""
 
 
+class RejectedProgram(Exception):
+    """The JIT refuses the program, in its own words (an external JIT's loader or compiler).
+
+    Never an error of the harness: the item is reported as skipped with this message.
+    """
+
+
+class BackendFailure(Exception):
+    """The backend's machinery failed, e.g. an external JIT's command crashed or broke the
+    protocol; reported as an error naming the cause (no harness traceback: not a harness bug)."""
+
+
 @dataclass(frozen=True)
 class NativeCode:
     """The result of compiling one program for one target.
@@ -103,6 +115,7 @@ class NativeCode:
     bpf_to_native: dict[int, int] = field(default_factory=dict)  # eBPF slot -> code offset
     translate_seconds: float = 0.0
     assemble_seconds: float = 0.0
+    data_size: int = 0  # bytes of ``code`` that are data, not instructions (uBPF's helper table)
 
 
 class Backend(ABC):
@@ -132,6 +145,9 @@ class Backend(ABC):
     stack_pointer: ClassVar[int]
     program_counter: ClassVar[int]
     general_registers: ClassVar[tuple[int, ...]] = ()  # zeroed before each run (determinism)
+    # The native ABI's caller-saved general registers that a helper may overwrite, without the
+    # one the helper stub returns through (a trashing helper overwrites all of them).
+    caller_saved_registers: ClassVar[tuple[int, ...]] = ()
     # The C ABI's callee-saved registers (name -> Unicorn id) and the document that lists them.
     # The runner fills each with a distinct canary before every run and, once the code has
     # returned, fails the run naming any that changed, and a stack pointer not back in place.
@@ -175,6 +191,14 @@ class Backend(ABC):
     def compile(self, program: Program) -> NativeCode:
         """``translate`` with a per-process cache keyed by the program's bytes."""
         return self.compile_cached(program)[0]
+
+    def known_failure(self, case: str) -> str | None:
+        """Why ``case`` is a recorded known failure of this target, or None.
+
+        External JITs record the bugs their authors know of (arches/external/known_failures/);
+        the runner reports such a failing cell as ``known`` and a passing one as ``stale``.
+        """
+        return None
 
     def clear_cache(self) -> None:
         """Forget every cached translation. A ``copy.copy`` of a backend that calls

@@ -54,6 +54,32 @@ def test_junit_has_one_testcase_per_cell_and_marks_the_failure(tmp_path):
     assert failures == ["atomic"]
 
 
+def test_known_and_stale_cells_show_in_every_artefact(tmp_path):
+    """An external JIT's recorded known failure: visible everywhere, not a failure of the run;
+    a stale record (the case passes now) is one."""
+    document = results_document(tmp_path, atomic_status="known")
+    document["results"][3]["detail"] = "known failure of x86_64: the JIT stores it zero-extended\nr0 differs"
+    document["results"].append({**document["results"][1], "target": "other", "status": "stale",
+                                "detail": "recorded as a known failure of other, but it passes now"})
+    data = build(document, tmp_path)
+    assert data.summary["x86_64"]["known"] == 1 and data.summary["other"]["stale"] == 1
+    assert not data.groups["x86_64"]["atomic32"].passes  # a known failure still does not conform
+    markdown = summary_markdown(data)
+    assert "| target | pass | fail | error | skip | unsupported | known | stale |" in markdown
+    assert "**1 known failure(s)**" in markdown and "the JIT stores it zero-extended" in markdown
+    assert "`corpus/g/base.data` on other: stale" in markdown  # listed among the failing cells
+    suites = {suite.get("name"): suite for suite in ElementTree.fromstring(junit_xml(data)).iter("testsuite")}
+    assert suites["x86_64"].get("failures") == "0" and suites["x86_64"].get("skipped") == "1"
+    assert suites["other"].get("failures") == "1"
+    known = next(case for case in suites["x86_64"].iter("testcase") if case.get("name") == "atomic")
+    assert known.find("skipped").get("type") == "known"
+    (tmp_path / "r.json").write_text(json.dumps(document))
+    page = write_reports(tmp_path / "r.json", tmp_path / "out", root=tmp_path, with_native=False).html.read_text()
+    assert "<th>known</th>" in page and "<th>stale</th>" in page and "title='known'" in page
+    plain = build(results_document(tmp_path / "plain"), tmp_path / "plain")
+    assert "known" not in summary_markdown(plain)  # the columns appear only when some cell has them
+
+
 def test_baseline_lists_fixed_and_broken_cells(tmp_path):
     old = results_document(tmp_path, atomic_status="pass")
     new = json.loads(json.dumps(old))

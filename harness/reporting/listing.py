@@ -10,6 +10,8 @@ from harness.running.conformance import INTERP, run_item
 from harness.running.coverage import form_name, program_forms
 from harness.running.explain import ebpf_listing, native_listing
 
+SHOW_LINES = 5000  # per listing: enough for any hand-written case, bounded for generated giants
+
 
 def show(path: str, targets: list[str], native: bool = True) -> str:
     """A case's description, eBPF listing, and its outcome (and native code) on each target."""
@@ -20,21 +22,27 @@ def show(path: str, targets: list[str], native: bool = True) -> str:
     lines = [f"{path}"]
     if case.description:
         lines += ["", case.description.strip()]
-    lines += ["", "eBPF:"] + ["  " + line for line in ebpf_listing(path)]
+    lines += ["", "eBPF:"] + ["  " + line for line in ebpf_listing(path, SHOW_LINES)]
     if case.memory:
         lines += ["", f"input memory: {len(case.memory)} bytes"]
     lines += ["", "outcome per target:"]
+    width = max([8] + [len(target) for target in targets])
+    translated = set()
     for target in targets:
         result = run_item(path, target)
+        if result.code_size is not None:
+            translated.add(target)
         summary = result.actual or (result.detail.splitlines()[0] if result.detail else "")
-        lines.append(f"  {target:<8} {result.status.upper():<11} {summary}")
+        lines.append(f"  {target:<{width}} {result.status.upper():<11} {summary}")
         if result.status not in ("pass", "skip") and result.detail:
-            lines.append(f"           {result.detail.splitlines()[0]}")
+            lines += [f"  {'':<{width}} {line}" for line in result.detail.splitlines()[:2]]
     if native:
         for target in targets:
             if target == INTERP:
                 continue
-            lines += ["", f"{target} native code:"] + ["  " + line for line in native_listing(path, target)]
+            listing = (native_listing(path, target, SHOW_LINES) if target in translated
+                       else ["(none: the case did not reach translation on this target)"])
+            lines += ["", f"{target} native code:"] + ["  " + line for line in listing]
     return "\n".join(lines)
 
 
@@ -63,12 +71,15 @@ def corpus_listing(paths: list[str], targets: list[str], verbose: bool = False) 
     for message in broken:
         lines.append(f"  unreadable: {message}")
     lines += ["", "targets:"]
+    width = max([8] + [len(target) for target in targets])
     for target in targets:
         if target == INTERP:
-            lines.append(f"  {INTERP:<8} reference interpreter (either byte order)")
+            lines.append(f"  {INTERP:<{width}} reference interpreter (either byte order)")
             continue
         backend = arches.get(target)
-        lines.append(f"  {target:<8} {backend.byte_order}-endian, backend version {backend.version}")
+        what = f"{backend.description.summary} via {' '.join(backend.command)}" \
+            if target in arches.external_names() else f"backend version {backend.version}"
+        lines.append(f"  {target:<{width}} {backend.byte_order}-endian, {what}")
     lines += ["", "opcode coverage (instruction forms some case runs on the target):"]
     for target in targets:
         covered: set[tuple[int, int]] = set()
@@ -82,6 +93,6 @@ def corpus_listing(paths: list[str], targets: list[str], verbose: bool = False) 
                     continue
             covered |= forms
         missing = sorted(set(isa.OPCODES) - covered)
-        lines.append(f"  {target:<8} {len(covered)} of {len(isa.OPCODES)}"
+        lines.append(f"  {target:<{width}} {len(covered)} of {len(isa.OPCODES)}"
                      + (f"; none runs: {', '.join(form_name(key) for key in missing)}" if missing else ""))
     return "\n".join(lines)

@@ -14,12 +14,21 @@ from pathlib import Path
 from typing import Any
 
 from harness import isa
-from harness.running.conformance import (ERROR, FAIL, INTERP, PASS, SKIP, STATUSES, UNSUPPORTED,
+from harness.running.conformance import (ERROR, FAIL, INTERP, KNOWN, PASS, SKIP, STALE, STATUSES, UNSUPPORTED,
                                          target_order)
 
 ISA_GROUPS = ("base32", "base64", "atomic32", "atomic64", "divmul32", "divmul64", "packet")
 ISA_VERSIONS = (1, 2, 3, 4)
-BAD_STATUSES = (FAIL, ERROR, UNSUPPORTED)
+BAD_STATUSES = (FAIL, ERROR, UNSUPPORTED, STALE)  # cells that fail a run
+# A known failure keeps the run green but the target still does not conform.
+NONCONFORMING = BAD_STATUSES + (KNOWN,)
+OPTIONAL_STATUSES = (KNOWN, STALE)  # columns shown only when some target has one
+
+
+def shown_statuses(summary: dict[str, dict[str, int]]) -> list[str]:
+    """The status columns of a summary table: the usual five, plus known/stale when present."""
+    return [status for status in STATUSES if status not in OPTIONAL_STATUSES
+            or any(counts.get(status) for counts in summary.values())]
 
 
 class ReportError(ValueError):
@@ -97,6 +106,16 @@ class ReportData:
     wall_seconds: float | None = None
     coverage: dict[str, Any] | None = None
     changes: list[StatusChange] | None = None  # None: no baseline given
+    stopped: str = ""  # why the run ended before every item had a result ("" for a complete run)
+    not_run: int = 0  # items of an incomplete run that have no result
+
+    @property
+    def incomplete_notice(self) -> str:
+        """The line every artefact of an incomplete run starts with ("" for a complete run)."""
+        if not self.stopped:
+            return ""
+        return (f"INCOMPLETE RUN ({self.stopped}): {self.not_run} item(s) have no result; "
+                "every count and mark below covers only the items that finished.")
 
     def cases_by_group(self) -> dict[str, list[str]]:
         grouped: dict[str, list[str]] = defaultdict(list)
@@ -138,11 +157,13 @@ def build(document: dict[str, Any], root: Path = Path("."),
             for key in keys:
                 entry = table[target].setdefault(key, Conformance())
                 entry.cases += 1
-                if item["status"] in BAD_STATUSES:
+                if item["status"] in NONCONFORMING:
                     entry.failing.append(case)
     changes = compare(baseline, document) if baseline is not None else None
+    stopped = document.get("stopped") or ("interrupted" if document.get("interrupted") else "")
     return ReportData(results, targets, cases, cells, summary, groups, versions,
-                      document.get("wall_seconds"), document.get("coverage"), changes)
+                      document.get("wall_seconds"), document.get("coverage"), changes,
+                      str(stopped), int(document.get("not_run") or 0))
 
 
 def compare(old: dict[str, Any], new: dict[str, Any]) -> list[StatusChange]:

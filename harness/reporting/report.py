@@ -3,7 +3,8 @@
 ``python -m harness report RESULTS.json`` writes ``report.html`` (see
 :mod:`harness.reporting.report_html`), ``summary.md`` (sized for a pull-request comment) and
 ``junit.xml`` (one test case per (case, target)). With ``--baseline OLD.json`` every
-artefact also lists the cells whose status changed. The data they show is built by
+artefact also lists the cells whose status changed. A results file from a run that
+was interrupted or stopped early says so at the top of every artefact. The data they show is built by
 :mod:`harness.reporting.model`.
 """
 from __future__ import annotations
@@ -14,20 +15,24 @@ from pathlib import Path
 from xml.etree import ElementTree
 
 from harness.reporting.model import (BAD_STATUSES, ISA_GROUPS, ISA_VERSIONS, Conformance, ReportData,
-                                     StatusChange, build, case_group, load_results)
+                                     StatusChange, build, case_group, load_results, shown_statuses)
 from harness.reporting.report_html import report_html
-from harness.running.conformance import ERROR, FAIL, SKIP, STATUSES, UNSUPPORTED
+from harness.running.conformance import ERROR, FAIL, KNOWN, SKIP, STALE, UNSUPPORTED
+from harness.running.output import write_atomically
 
 # --- Markdown -----------------------------------------------------------------
 
 def summary_markdown(data: ReportData, max_failures: int = 15) -> str:
     """A pull-request-comment sized summary: counts, ISA conformance, changes, failures."""
     lines = ["## eBPF JIT conformance", ""]
-    lines.append("| target | " + " | ".join(STATUSES) + " |")
-    lines.append("|---|" + "---:|" * len(STATUSES))
+    if data.incomplete_notice:
+        lines += [f"> **{data.incomplete_notice}**", ""]
+    statuses = shown_statuses(data.summary)
+    lines.append("| target | " + " | ".join(statuses) + " |")
+    lines.append("|---|" + "---:|" * len(statuses))
     for target in data.targets:
         counts = data.summary[target]
-        lines.append(f"| {target} | " + " | ".join(str(counts.get(status, 0)) for status in STATUSES) + " |")
+        lines.append(f"| {target} | " + " | ".join(str(counts.get(status, 0)) for status in statuses) + " |")
     lines += ["", "ISA conformance groups (RFC 9669), per target: ✅ every case using the group passes.", ""]
     lines.append("| target | " + " | ".join(ISA_GROUPS) + " | " + " | ".join(f"v{v}" for v in ISA_VERSIONS) + " |")
     lines.append("|---|" + ":---:|" * (len(ISA_GROUPS) + len(ISA_VERSIONS)))
@@ -45,6 +50,13 @@ def summary_markdown(data: ReportData, max_failures: int = 15) -> str:
         for item in bad[:max_failures]:
             detail = (item.get("detail") or "").splitlines()[0][:160] if item.get("detail") else ""
             lines.append(f"- `{item['case']}` on {item['target']}: {item['status']}: {detail}")
+    known = [item for item in data.results if item["status"] == KNOWN]
+    if known:
+        lines += ["", f"**{len(known)} known failure(s)** (recorded in the target's known-failure file; "
+                      "they do not fail the run):"]
+        for item in known[:max_failures]:
+            reason = (item.get("detail") or "").splitlines()[0][:200]
+            lines.append(f"- `{item['case']}` on {item['target']}: {reason}")
     if data.wall_seconds is not None:
         lines += ["", f"{len(data.cases)} cases x {len(data.targets)} targets in {data.wall_seconds:.1f} s."]
     return "\n".join(lines) + "\n"
@@ -71,14 +83,20 @@ def change_counts(changes: list[StatusChange]) -> str:
 def junit_xml(data: ReportData) -> str:
     """JUnit XML: one testsuite per target, one testcase per (case, target)."""
     suites = ElementTree.Element("testsuites", name="ebpf-jit-harness")
+    if data.stopped:  # JUnit has no field for it: a property on every suite, and a comment on top
+        suites.set("incomplete", data.stopped)
     for target in data.targets:
         items = [data.cells[(case, target)] for case in data.cases if (case, target) in data.cells]
         counts = data.summary[target]
         seconds = sum(sum((item.get("timings") or {}).values()) for item in items)
         suite = ElementTree.SubElement(
             suites, "testsuite", name=target, tests=str(len(items)),
-            failures=str(counts.get(FAIL, 0) + counts.get(UNSUPPORTED, 0)),
-            errors=str(counts.get(ERROR, 0)), skipped=str(counts.get(SKIP, 0)), time=f"{seconds:.6f}")
+            failures=str(counts.get(FAIL, 0) + counts.get(UNSUPPORTED, 0) + counts.get(STALE, 0)),
+            errors=str(counts.get(ERROR, 0)), skipped=str(counts.get(SKIP, 0) + counts.get(KNOWN, 0)),
+            time=f"{seconds:.6f}")
+        if data.stopped:
+            properties = ElementTree.SubElement(suite, "properties")
+            ElementTree.SubElement(properties, "property", name="incomplete", value=data.incomplete_notice)
         for item in items:
             case = ElementTree.SubElement(
                 suite, "testcase", classname=f"{target}.{case_group(item['case']).replace('/', '.')}",
@@ -86,14 +104,17 @@ def junit_xml(data: ReportData) -> str:
                 time=f"{sum((item.get('timings') or {}).values()):.6f}")
             message = (item.get("detail") or item["status"]).splitlines()[0][:300] if item.get("detail") else item["status"]
             body = f"expected: {item.get('expected', '')}\nactual:   {item.get('actual', '')}\n{item.get('detail', '')}"
-            if item["status"] in (FAIL, UNSUPPORTED):
+            if item["status"] in (FAIL, UNSUPPORTED, STALE):
                 ElementTree.SubElement(case, "failure", message=message, type=item["status"]).text = body
             elif item["status"] == ERROR:
                 ElementTree.SubElement(case, "error", message=message, type="error").text = body
-            elif item["status"] == SKIP:
-                ElementTree.SubElement(case, "skipped", message=message)
+            elif item["status"] in (SKIP, KNOWN):  # a known failure: visible, but not a failure of the run
+                ElementTree.SubElement(case, "skipped", message=message, type=item["status"]).text = \
+                    body if item["status"] == KNOWN else None
     ElementTree.indent(suites)
-    return '<?xml version="1.0" encoding="utf-8"?>\n' + ElementTree.tostring(suites, encoding="unicode") + "\n"
+    notice = f"<!-- {data.incomplete_notice.replace('--', '- -')} -->\n" if data.stopped else ""
+    return ('<?xml version="1.0" encoding="utf-8"?>\n' + notice
+            + ElementTree.tostring(suites, encoding="unicode") + "\n")
 
 
 # --- writing everything -------------------------------------------------------
@@ -114,13 +135,10 @@ def write_reports(results_path: str | Path, out_dir: str | Path = "reports",
     baseline = load_results(baseline_path) if baseline_path else None
     data = build(document, root, baseline)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    html = out / "report.html"
-    html.write_text(report_html(data, root, with_native=with_native))
-    markdown = out / "summary.md"
-    markdown.write_text(summary_markdown(data))
-    junit = out / "junit.xml"
-    junit.write_text(junit_xml(data))
+    html, markdown, junit = out / "report.html", out / "summary.md", out / "junit.xml"
+    write_atomically(html, report_html(data, root, with_native=with_native))  # whole files or none
+    write_atomically(markdown, summary_markdown(data))
+    write_atomically(junit, junit_xml(data))
     return Written(html, markdown, junit, data)
 
 

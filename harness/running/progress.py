@@ -36,6 +36,8 @@ class ProgressBar:
     def pytest_report_teststatus(self, report: pytest.TestReport, config: pytest.Config) -> Any:
         """The usual categories (for the summary line) without the per-item character."""
         if report.when == "call":
+            if hasattr(report, "wasxfail"):  # a known failure of an external JIT
+                return "xfailed", "", "XFAIL"
             return report.outcome, "", report.outcome.upper()
         if report.skipped:
             return "skipped", "", "SKIPPED"
@@ -44,7 +46,8 @@ class ProgressBar:
         return None
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if report.when == "call" or (report.when == "setup" and not report.passed):
+        # "???": pytest-xdist's report for the item a crashed worker was running
+        if report.when in ("call", "???") or (report.when == "setup" and not report.passed):
             self.done += 1
             self.bad += report.failed
             self.draw()

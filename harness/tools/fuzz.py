@@ -82,6 +82,7 @@ class FuzzStats:
     mismatches: list[Mismatch] = field(default_factory=list)  # one per signature, shrunk
     raw_mismatches: int = 0  # every (program, target) that differed
     unsupported: dict[str, int] = field(default_factory=dict)
+    rejected: dict[str, int] = field(default_factory=dict)  # programs an external JIT refused
     groups: dict[tuple[str, str, str], int] = field(default_factory=dict)  # signature -> mismatches in it
 
 
@@ -103,8 +104,9 @@ def _backend(target: str) -> Any:
 
 def run_on_target(program: Program, memory: bytes, target: str,
                   maps: tuple[MapSpec, ...] = ()) -> tuple[Outcome, Outcome] | None:
-    """(interpreter outcome, target outcome), or None when the backend cannot translate it."""
-    from arches.base import UnsupportedInstruction
+    """(interpreter outcome, target outcome), or None when the backend cannot translate it
+    (an unsupported instruction, or an external JIT rejecting the program)."""
+    from arches.base import RejectedProgram, UnsupportedInstruction
     from harness.running.emulator import discard_engine, engine_for
 
     backend = _backend(target)
@@ -114,7 +116,7 @@ def run_on_target(program: Program, memory: bytes, target: str,
     expected = interpret(runnable, memory, order, FUZZ_BUDGET, fresh())
     try:
         native = backend.compile(runnable)
-    except UnsupportedInstruction:
+    except (UnsupportedInstruction, RejectedProgram):
         return None
     engine = engine_for(backend)
     try:
@@ -304,22 +306,26 @@ def write_finding(mismatch: Mismatch, directory: Path) -> tuple[Path, bool]:
 # --- the loop -------------------------------------------------------------------
 
 def fuzz_seed(seed: int, targets: list[str], size: int = 24,
-              weights: dict[str, int] | None = None) -> tuple[list[Mismatch], list[str]]:
-    """Run one generated program on every target; the mismatches, unshrunk."""
+              weights: dict[str, int] | None = None) -> tuple[list[Mismatch], list[str], list[str]]:
+    """Run one generated program on every target: the mismatches (unshrunk), the targets that
+    reported an instruction unsupported and the targets (external JITs) that rejected the program."""
     generated = generate(seed, size, weights)
-    mismatches, unsupported = [], []
+    mismatches, unsupported, rejected = [], [], []
     for target in targets:
         try:
             pair = differs(generated.program, generated.memory, target, generated.maps)
         except Exception:
             pair = None
         if pair is None:
-            if run_on_target_supported(generated.program, target, generated.maps) is False:
+            refusal = refusal_of(generated.program, target, generated.maps)
+            if refusal == "unsupported":
                 unsupported.append(target)
+            elif refusal == "rejected":
+                rejected.append(target)
             continue
         mismatches.append(Mismatch(target, seed, generated.program, generated.memory, pair[0], pair[1],
                                    len(generated.program.insns), maps=generated.maps))
-    return mismatches, unsupported
+    return mismatches, unsupported, rejected
 
 
 def shrink_mismatch(mismatch: Mismatch) -> Mismatch:
@@ -332,23 +338,27 @@ def shrink_mismatch(mismatch: Mismatch) -> Mismatch:
                     mismatch.detail, maps, shrunk=True)
 
 
-def run_on_target_supported(program: Program, target: str, maps: tuple[MapSpec, ...] = ()) -> bool:
-    from arches.base import UnsupportedInstruction
+def refusal_of(program: Program, target: str, maps: tuple[MapSpec, ...] = ()) -> str | None:
+    """"unsupported" or "rejected" when the target will not translate the program, else None."""
+    from arches.base import RejectedProgram, UnsupportedInstruction
 
     backend = _backend(target)
     try:
         backend.compile(resolve_map_loads(program, MapSet(list(maps), backend.byte_order)) if maps else program)
     except UnsupportedInstruction:
-        return False
+        return "unsupported"
+    except RejectedProgram:
+        return "rejected"
     except Exception:
-        return True
-    return True
+        return None
+    return None
 
 
-def _worker(job: tuple[int, list[str], int, dict[str, int] | None]) -> tuple[int, list[Mismatch], list[str]]:
+def _worker(job: tuple[int, list[str], int, dict[str, int] | None]
+            ) -> tuple[int, list[Mismatch], list[str], list[str]]:
     seed, targets, size, weights = job
-    mismatches, unsupported = fuzz_seed(seed, targets, size, weights)
-    return seed, mismatches, unsupported
+    mismatches, unsupported, rejected = fuzz_seed(seed, targets, size, weights)
+    return seed, mismatches, unsupported, rejected
 
 
 def fuzz(targets: list[str], seed: int = 0, count: int | None = None, seconds: float | None = None,
@@ -367,14 +377,16 @@ def fuzz(targets: list[str], seed: int = 0, count: int | None = None, seconds: f
                 return
             yield seed + index, targets, size, weights
 
-    def record(result: tuple[int, list[Mismatch], list[str]]) -> None:
-        _, mismatches, unsupported = result
+    def record(result: tuple[int, list[Mismatch], list[str], list[str]]) -> None:
+        _, mismatches, unsupported, rejected = result
         stats.programs += 1
         stats.runs += len(targets)
         stats.raw_mismatches += len(mismatches)
         raw.extend(mismatches)
         for target in unsupported:
             stats.unsupported[target] = stats.unsupported.get(target, 0) + 1
+        for target in rejected:
+            stats.rejected[target] = stats.rejected.get(target, 0) + 1
         stats.seconds = time.perf_counter() - started
         if progress:
             progress(stats)

@@ -1,0 +1,133 @@
+"""What an external-JIT target is, as data: one ``[[target]]`` table in a TOML file.
+
+A description says which emulated architecture the JIT's code runs on (the built-in
+backend whose Unicorn/capstone settings and C ABI apply), how to get native code for
+a program (a command speaking arches/external/protocol.py, optionally built first by
+a Python hook), and the ABI of that code where it differs from the C ABI. Example
+(the uBPF descriptions are in arches/external/targets/ubpf.toml)::
+
+    [[target]]
+    name = "myjit-arm64"                  # the --arch value and the report column
+    arch = "arm64"                        # a built-in backend: engine settings, C ABI
+    command = ["/opt/myjit/plugin", "--arm64"]
+    summary = "MyJIT's AArch64 back end"  # shown by `harness list`
+    entry_arguments = ["memory", "length"]   # what native argument registers 1..n carry
+    # argument_registers = ["x0", "x1", "x2", "x3", "x4"]  # default: the C ABI's
+    # return_register = "x0"              # default: the C ABI's
+    # return_address = "x30"              # a link register, or "push"; default: the C ABI's way
+    # register_map = ["x7", "x0", ...]    # eBPF r0-r10 -> native (documentation)
+    # requires_env = ["MYJIT_SRC"]        # configured only when these are set
+    # build = "package.module:function"   # returns {name: value} for {name} in command
+    # known_failures = "known_failures/myjit-arm64.toml"   # relative to this file
+    # timeout = 60                        # seconds per program
+
+Entry arguments are the JIT's signature in order: ``memory`` (input address, eBPF
+r1), ``length`` (eBPF r2), ``stack`` (lowest address of the harness's stack region),
+``stack_size`` (its size: stack + stack_size is the initial r10) and ``stack_top``.
+Helper calls must pass eBPF r1-r5 in the first five ``argument_registers`` and take
+the result in ``return_register``, as a C call does.
+"""
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from arches.base import BackendFailure
+
+ENTRY_ARGUMENTS = ("memory", "length", "stack", "stack_size", "stack_top")
+_FIELDS = {"name", "arch", "command", "summary", "entry_arguments", "argument_registers", "return_register",
+           "return_address", "register_map", "requires_env", "build", "known_failures", "timeout"}
+
+
+class DescriptionError(ValueError):
+    """A target description that cannot be used; the message names the file (and line or target)."""
+
+
+class Unavailable(BackendFailure):
+    """A described target that cannot run here; the message is one line saying why (and what to do)."""
+
+
+@dataclass(frozen=True)
+class TargetDescription:
+    name: str
+    arch: str
+    command: tuple[str, ...]
+    source: Path  # the TOML file it comes from
+    summary: str = ""
+    entry_arguments: tuple[str, ...] = ("memory", "length")
+    argument_registers: tuple[str, ...] | None = None
+    return_register: str | None = None
+    return_address: str | None = None
+    register_map: tuple[str, ...] | None = None
+    requires_env: tuple[str, ...] = ()
+    build: str | None = None
+    known_failures: Path | None = None
+    timeout: float = 60.0
+
+
+def _strings(value: Any, where: str, key: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise DescriptionError(f"{where}: \"{key}\" must be a list of strings")
+    return tuple(value)
+
+
+def _string(value: Any, where: str, key: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise DescriptionError(f"{where}: \"{key}\" must be a non-empty string")
+    return value
+
+
+def load_descriptions(path: Path, builtin_arches: list[str]) -> list[TargetDescription]:
+    """Every ``[[target]]`` of one TOML file, checked; raises DescriptionError naming the file."""
+    try:
+        document = tomllib.loads(path.read_text())
+    except OSError as error:
+        raise DescriptionError(f"{path}: cannot read: {error.strerror or error}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise DescriptionError(f"{path}: not valid TOML: {error}") from None
+    tables = document.get("target")
+    if not isinstance(tables, list) or not tables:
+        raise DescriptionError(f"{path}: no [[target]] table")
+    return [_description(table, path, index, builtin_arches) for index, table in enumerate(tables)]
+
+
+def _description(table: dict[str, Any], path: Path, index: int, builtin_arches: list[str]) -> TargetDescription:
+    where = f"{path}: target {table.get('name', index + 1)!s}"
+    unknown = sorted(set(table) - _FIELDS)
+    if unknown:
+        raise DescriptionError(f"{where}: unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(_FIELDS))}")
+    for key in ("name", "arch", "command"):
+        if key not in table:
+            raise DescriptionError(f"{where}: \"{key}\" is required")
+    name = _string(table["name"], where, "name")
+    if name in builtin_arches or name in ("all", "default", "interp") or "," in name:
+        raise DescriptionError(f"{where}: the name {name!r} is taken (built-in targets, all, default, interp)")
+    arch = _string(table["arch"], where, "arch")
+    if arch not in builtin_arches:
+        raise DescriptionError(f"{where}: \"arch\" must name a built-in backend ({', '.join(builtin_arches)}), "
+                               f"got {arch!r}")
+    command = _strings(table["command"], where, "command")
+    if not command:
+        raise DescriptionError(f"{where}: \"command\" is empty")
+    entry = _strings(table.get("entry_arguments", ["memory", "length"]), where, "entry_arguments")
+    bad = [item for item in entry if item not in ENTRY_ARGUMENTS]
+    if bad or entry[:2] != ("memory", "length"):
+        raise DescriptionError(f"{where}: \"entry_arguments\" starts with memory, length, then any of "
+                               f"{', '.join(ENTRY_ARGUMENTS[2:])}; got {list(entry)}")
+    optional = {key: _strings(table[key], where, key) for key in ("argument_registers", "register_map")
+                if key in table}
+    if "register_map" in optional and len(optional["register_map"]) != 11:
+        raise DescriptionError(f"{where}: \"register_map\" names the native register of each of r0-r10 (11)")
+    singles = {key: _string(table[key], where, key) for key in ("summary", "return_register", "return_address",
+                                                                 "build", "known_failures") if key in table}
+    timeout = table.get("timeout", 60)
+    if not isinstance(timeout, (int, float)) or timeout <= 0:
+        raise DescriptionError(f"{where}: \"timeout\" must be a positive number of seconds")
+    known = singles.get("known_failures")
+    return TargetDescription(
+        name, arch, command, path, singles.get("summary", ""), entry, optional.get("argument_registers"),
+        singles.get("return_register"), singles.get("return_address"), optional.get("register_map"),
+        _strings(table.get("requires_env", []), where, "requires_env"), singles.get("build"),
+        (path.parent / known) if known else None, float(timeout))

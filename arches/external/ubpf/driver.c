@@ -1,0 +1,292 @@
+/*
+ * The harness's driver for uBPF's JITs: one program in, one JSON answer out.
+ *
+ * Speaks the external-JIT protocol (README, "Testing your own JIT"):
+ *
+ *   ubpf-driver --jit x86_64|arm64 [protocol=1] [frame_size=N] [helpers=ID,ID,...]
+ *               [max_code_size=N]  < program bytes as hex
+ *
+ * and prints {"code": hex, "entry": 0, "relocations": [...], "data": [...]} or
+ * {"rejected": "uBPF's own message"}. This file is the harness's own code
+ * (MIT, like the project); it links against an unmodified uBPF vm/ (Apache-2.0)
+ * that the harness builds from UBPF_SRC (arches/external/ubpf/__init__.py).
+ *
+ * What it asks of uBPF, and where each fact comes from:
+ * - the back end: vm->jit_translate (vm/ubpf_int.h) set to ubpf_translate_x86_64
+ *   or ubpf_translate_arm64; both compile on any host (vm/ubpf_vm.c picks one
+ *   by host architecture in ubpf_create);
+ * - ExtendedJitMode: the code is fn(mem, mem_len, stack, stack_len) and sets
+ *   eBPF r10 = stack + stack_len (emit_jit_prologue in both JITs), so the
+ *   harness passes its own stack region and the stack bytes compare;
+ * - frames: a stack-usage calculator (ubpf_register_stack_usage_calculator)
+ *   answers frame_size for every function, so a local call moves r10 down by
+ *   frame_size (default UBPF_EBPF_LOCAL_FUNCTION_STACK_SIZE is 256);
+ * - helpers: the code reaches helper i through the 8-byte slot at
+ *   external_helper_offset + 8 * i (the helper table after the code, see the
+ *   "JIT'd Code Layout" comment in vm/ubpf_jit_x86_64.c), when the 8-byte
+ *   dispatcher slot at external_dispatcher_offset is 0 (no dispatcher is
+ *   registered here). The table has UBPF_MAX_EXT_FUNCS (64) entries and the
+ *   loader accepts a call only to a registered index below that
+ *   (validate() in vm/ubpf_vm.c), so a helper id of 64 or more is given a
+ *   free slot (the highest free first) and the program's call immediates are
+ *   renumbered before ubpf_load. Each used slot becomes a relocation: the
+ *   harness writes its helper stub's address there.
+ */
+#include <ctype.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ubpf.h"
+#include "ubpf_int.h"
+
+#define PROTOCOL_VERSION 1
+#define DEFAULT_MAX_CODE_SIZE (4u << 20)
+#define MAX_HELPERS UBPF_MAX_EXT_FUNCS
+
+static int frame_size = 512;
+
+/* The stack-usage calculator: every function gets one frame of frame_size bytes. */
+static int
+frame_usage(const struct ubpf_vm* vm, uint16_t pc, void* cookie)
+{
+    (void)vm;
+    (void)pc;
+    (void)cookie;
+    return frame_size;
+}
+
+/* A placeholder helper: registering it makes the loader accept the call; the harness
+ * replaces its address in the helper table with its own stub's (a relocation). */
+static uint64_t
+placeholder_helper(uint64_t a, uint64_t b, uint64_t c, uint64_t d, uint64_t e)
+{
+    (void)a;
+    (void)b;
+    (void)c;
+    (void)d;
+    (void)e;
+    return 0;
+}
+
+static void
+json_string(const char* text)
+{
+    putchar('"');
+    for (const unsigned char* p = (const unsigned char*)text; *p; p++) {
+        if (*p == '"' || *p == '\\') {
+            printf("\\%c", *p);
+        } else if (*p == '\n') {
+            printf("\\n");
+        } else if (*p < 0x20) {
+            printf("\\u%04x", *p);
+        } else {
+            putchar(*p);
+        }
+    }
+    putchar('"');
+}
+
+static int
+reject(const char* message)
+{
+    /* Strip the trailing newline some uBPF messages carry. */
+    char* copy = strdup(message ? message : "(no message)");
+    size_t length = strlen(copy);
+    while (length && (copy[length - 1] == '\n' || copy[length - 1] == ' ')) {
+        copy[--length] = '\0';
+    }
+    printf("{\"protocol\": %d, \"rejected\": ", PROTOCOL_VERSION);
+    json_string(copy);
+    printf("}\n");
+    free(copy);
+    return 0;
+}
+
+static int
+usage_error(const char* message)
+{
+    fprintf(stderr, "ubpf-driver: %s\n", message);
+    fprintf(stderr, "usage: ubpf-driver --jit x86_64|arm64 [frame_size=N] [helpers=ID,...] "
+                    "[max_code_size=N] < program-hex\n");
+    return 2;
+}
+
+/* The program: hex digits from stdin, whitespace anywhere between bytes. */
+static uint8_t*
+read_program(size_t* length)
+{
+    size_t capacity = 4096, used = 0;
+    uint8_t* bytes = malloc(capacity);
+    int high = -1, ch;
+    while (bytes && (ch = getchar()) != EOF) {
+        if (isspace(ch)) {
+            continue;
+        }
+        if (!isxdigit(ch)) {
+            free(bytes);
+            return NULL;
+        }
+        int value = isdigit(ch) ? ch - '0' : (tolower(ch) - 'a' + 10);
+        if (high < 0) {
+            high = value;
+            continue;
+        }
+        if (used == capacity) {
+            capacity *= 2;
+            bytes = realloc(bytes, capacity);
+            if (!bytes) {
+                return NULL;
+            }
+        }
+        bytes[used++] = (uint8_t)(high << 4 | value);
+        high = -1;
+    }
+    if (high >= 0) {
+        free(bytes);
+        return NULL;
+    }
+    *length = used;
+    return bytes;
+}
+
+int
+main(int argc, char** argv)
+{
+    const char* jit = NULL;
+    size_t max_code_size = DEFAULT_MAX_CODE_SIZE;
+    long helper_ids[MAX_HELPERS];
+    int helper_count = 0;
+
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--jit") && i + 1 < argc) {
+            jit = argv[++i];
+        } else if (!strncmp(argv[i], "frame_size=", 11)) {
+            frame_size = atoi(argv[i] + 11);
+        } else if (!strncmp(argv[i], "max_code_size=", 14)) {
+            max_code_size = strtoul(argv[i] + 14, NULL, 0);
+        } else if (!strncmp(argv[i], "helpers=", 8)) {
+            char* cursor = argv[i] + 8;
+            while (*cursor) {
+                if (helper_count == MAX_HELPERS) {
+                    return usage_error("more helpers than uBPF's helper table holds");
+                }
+                char* end = cursor;
+                helper_ids[helper_count++] = strtol(cursor, &end, 0);
+                if (end == cursor) {
+                    return usage_error("helpers= takes a comma-separated list of numbers");
+                }
+                cursor = end;
+                if (*cursor == ',') {
+                    cursor++;
+                } else if (*cursor) {
+                    return usage_error("helpers= takes a comma-separated list of numbers");
+                }
+            }
+        } else if (strchr(argv[i], '=') == NULL) {
+            return usage_error("unknown argument");
+        } /* other key=value options: a later protocol version's, ignored */
+    }
+    if (!jit || (strcmp(jit, "x86_64") && strcmp(jit, "arm64"))) {
+        return usage_error("--jit x86_64 or --jit arm64 is required");
+    }
+    if (frame_size <= 0 || frame_size % 16) {
+        return usage_error("frame_size must be a positive multiple of 16 (uBPF's rule)");
+    }
+
+    size_t length = 0;
+    uint8_t* program = read_program(&length);
+    if (!program) {
+        return usage_error("stdin must hold the program's bytes as hex digits");
+    }
+
+    /* Helper numbering: ids below the table size keep their number, the others take free slots. */
+    int slot_of[MAX_HELPERS];
+    int taken[MAX_HELPERS] = {0};
+    for (int h = 0; h < helper_count; h++) {
+        slot_of[h] = -1;
+        if (helper_ids[h] >= 0 && helper_ids[h] < MAX_HELPERS) {
+            slot_of[h] = (int)helper_ids[h];
+            taken[slot_of[h]] = 1;
+        }
+    }
+    for (int h = 0, next = MAX_HELPERS - 1; h < helper_count; h++) {
+        if (slot_of[h] >= 0) {
+            continue;
+        }
+        while (next >= 0 && taken[next]) {
+            next--;
+        }
+        if (next < 0) {
+            return reject("more helpers than uBPF's 64-entry helper table holds");
+        }
+        slot_of[h] = next;
+        taken[next] = 1;
+    }
+    struct ebpf_inst* insts = (struct ebpf_inst*)program;
+    for (size_t i = 0; i < length / sizeof(struct ebpf_inst); i++) {
+        if (insts[i].opcode == EBPF_OP_CALL && insts[i].src == 0) {
+            for (int h = 0; h < helper_count; h++) {
+                if (insts[i].imm == helper_ids[h]) {
+                    insts[i].imm = slot_of[h];
+                    break;
+                }
+            }
+        }
+    }
+
+    struct ubpf_vm* vm = ubpf_create();
+    if (!vm) {
+        fprintf(stderr, "ubpf-driver: ubpf_create failed\n");
+        return 1;
+    }
+    if (!strcmp(jit, "x86_64")) {
+        vm->jit_translate = ubpf_translate_x86_64;
+        vm->jit_update_dispatcher = ubpf_jit_update_dispatcher_x86_64;
+        vm->jit_update_helper = ubpf_jit_update_helper_x86_64;
+    } else {
+        vm->jit_translate = ubpf_translate_arm64;
+        vm->jit_update_dispatcher = ubpf_jit_update_dispatcher_arm64;
+        vm->jit_update_helper = ubpf_jit_update_helper_arm64;
+    }
+    ubpf_register_stack_usage_calculator(vm, frame_usage, NULL);
+    for (int h = 0; h < helper_count; h++) {
+        if (ubpf_register(vm, (unsigned)slot_of[h], "harness helper", placeholder_helper) != 0) {
+            return reject("ubpf_register refused a helper slot");
+        }
+    }
+
+    char* errmsg = NULL;
+    if (ubpf_load(vm, program, (uint32_t)length, &errmsg) < 0) {
+        return reject(errmsg);
+    }
+    uint8_t* buffer = calloc(max_code_size, 1);
+    size_t size = max_code_size;
+    if (!buffer) {
+        fprintf(stderr, "ubpf-driver: cannot allocate %zu bytes\n", max_code_size);
+        return 1;
+    }
+    if (ubpf_translate_ex(vm, buffer, &size, &errmsg, ExtendedJitMode) < 0) {
+        return reject(errmsg);
+    }
+    uint32_t dispatcher = vm->jitted_result.external_dispatcher_offset;
+    uint32_t table = vm->jitted_result.external_helper_offset;
+
+    printf("{\"protocol\": %d, \"entry\": 0, \"code\": \"", PROTOCOL_VERSION);
+    for (size_t i = 0; i < size; i++) {
+        printf("%02x", buffer[i]);
+    }
+    printf("\",\n \"relocations\": [");
+    for (int h = 0; h < helper_count; h++) {
+        printf("%s{\"offset\": %u, \"type\": \"abs64\", \"helper\": %ld}", h ? ", " : "",
+               table + 8u * (unsigned)slot_of[h], helper_ids[h]);
+    }
+    printf("],\n \"data\": [{\"offset\": %u, \"size\": 8, \"name\": \"external dispatcher slot\"}, "
+           "{\"offset\": %u, \"size\": %u, \"name\": \"helper table\"}]}\n",
+           dispatcher, table, 8u * MAX_HELPERS);
+    free(buffer);
+    ubpf_destroy(vm);
+    free(program);
+    return 0;
+}
