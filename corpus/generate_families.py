@@ -311,6 +311,48 @@ def jump_families() -> list[Family]:
     return families
 
 
+# Immediates that need more than one instruction or a sign decision to materialise on some
+# target (arm64 movz/movn/movk, x86 imm8/imm32, s390x/riscv64 short forms), with 0 and +-1.
+JUMP_EDGE_IMMEDIATES = [-2, -1, 0, 1, 0x7FFF, 0x8000, 0xFFFF, 0x10000, 0x7FFFFFFF, -0x80000000, -0x8001,
+                        -0x10000]
+
+
+def jump_immediate_edge_families() -> list[Family]:
+    """Every condition against every JUMP_EDGE_IMMEDIATES value with the register at the
+    immediate minus one, equal, and plus one (and, for jset, single high bits): a compare
+    with an immediate off by one or materialised wrong flips a jump at the edge. A jump
+    not taken adds its own salt to r0, so each outcome shows in the sum."""
+    families = []
+    conds = ["jeq", "jne", "jset", "jgt", "jge", "jlt", "jle", "jsgt", "jsge", "jslt", "jsle"]
+    for bits in (64, 32):
+        suffix, lines, total, number = ("" if bits == 64 else "32"), ["mov %r0, 0"], 0, 0
+        for cond in conds:
+            for imm in JUMP_EDGE_IMMEDIATES:
+                values = [imm - 1, imm, imm + 1] + ([0x80000000, 0x8000, 1] if cond == "jset" else [])
+                for value in values:
+                    value &= M64
+                    if bits == 32:
+                        value = (value & M32) | UPPER_GARBAGE
+                    register = f"%r{1 + number % 9}"
+                    salt = _salt(number + 1) | 1
+                    lines += [f"lddw {register}, 0x{value:x}", f"{cond}{suffix} {register}, {imm}, +1",
+                              f"add %r0, 0x{salt:x}"]
+                    if not jump_reference(cond, value, imm & M64, bits):
+                        total = (total + salt) & M64
+                    number += 1
+        families.append(Family(
+            f"jmp{suffix}/every_condition{suffix}_at_immediate_edges.data",
+            f"Every {bits}-bit condition against immediates that need a sign decision or several "
+            "instructions to materialise (-2, +-0x8000, 0xffff, 0x10000, 0x7fffffff, -0x80000000, ...), "
+            "the register at the immediate minus one, equal and plus one (and single bits for jset); "
+            + ("upper halves full of garbage, which a 32-bit compare must ignore; " if bits == 32 else "")
+            + "registers r1-r9 in turn. r0 = the sum of the salts of the jumps not taken. Guards "
+            "against a compare immediate off by one (x86-64 `cmp r15, -3` for -2), a dropped movk "
+            "or a movn/movz mix-up (arm64 jset32 -2, jsge -0x80000000) and a strict/non-strict swap.",
+            "\n".join(lines + ["exit"]) + "\n", total))
+    return families
+
+
 def endian_families() -> list[Family]:
     values = [0x0123456789ABCDEF, 0xFEDCBA9876543210, 0x8000000000000080, 0x00000000000000FF,
               0xFFFFFFFFFFFF7F80, 0x1122334455667788, M64, 0]
@@ -804,7 +846,8 @@ def high_half_divide_families() -> list[Family]:
 def all_families() -> list[Family]:
     return (alu_families() + unary_families() + jump_families() + endian_families() + memory_families()
             + far_jump_families() + half_shift_families() + carry_families() + high_word_jump_families()
-            + high_half_divide_families() + mebibyte_families() + offset_edge_families())
+            + high_half_divide_families() + mebibyte_families() + offset_edge_families()
+            + jump_immediate_edge_families())
 
 
 def write(out_dir: Path = OUT_DIR) -> list[Path]:
