@@ -221,8 +221,10 @@ def table(entries: list[BackendCoverage], verbose: bool = True) -> str:
                 lines += ["", f"{entry.name}: guards no case reaches (set apart from the builder lines)"]
                 lines += [f"  {path}:{line}: {text}" for path, line, text in entry.guards]
             if entry.missed or entry.missed_branches:
-                lines += ["", f"{entry.name}: builder lines no case reaches"]
-                lines += [f"  {path}:{line}: {text}" for path, line, text in entry.missed]
+                lines.append("")
+                if entry.missed:
+                    lines.append(f"{entry.name}: builder lines no case reaches")
+                    lines += [f"  {path}:{line}: {text}" for path, line, text in entry.missed]
                 if entry.missed_branches:
                     lines.append(f"{entry.name}: builder branches no case takes (line -> line; negative: exit)")
                     lines += [f"  {path}:{start} -> {end}" for path, start, end in entry.missed_branches]
