@@ -94,6 +94,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "ebpf_case: a corpus case run on one target")
     selection(config)  # fail early, once, on a bad or unavailable --arch (and build external JITs)
+    # A failure's explanation is many lines; pytest prints it whole in the short summary when
+    # it detects CI (env CI or BUILD_NUMBER). One line per failure there, on CI as at a desk.
+    config.option.force_short_summary = True
     if not hasattr(config, "workerinput"):  # xdist workers report to the controller
         json_path = config.getoption("harness_json")
         problem = file_target_problem(json_path) if json_path else None
