@@ -35,8 +35,9 @@ from typing import Iterator
 RUN_SECONDS = 5.0  # one event on the interpreter or on one target
 PHASE_SECONDS = 60.0  # one phase of one (case, target) item: all its events together (translating a
 # 2 MiB far-branch program takes 3 s on MIPS alone, and several times that on a loaded machine)
-SLOTS_PER_BOUND = 100_000  # longer programs get one bound per this many slots (``harness bench --huge``: at most 2.5 s of
-# CPU per phase and target per 100,000 slots, one event emulated at most 1 s; the margin covers a loaded machine)
+SLOTS_PER_BOUND = 25_000  # longer programs get one bound per this many slots: a phase costs up to 30 us of
+# CPU per slot (riscv64 translate; one event emulated: 10 us, x86_32), times 5 on a shared machine (load 10
+# on 2 cores), so 1,000,000 slots need 150 s per phase, 50 s per event, and get 40 min and 200 s
 GRACE_SECONDS = 2.0  # the backstop fires this long after a bound its code checks itself
 REPEAT_SECONDS = 0.5  # the backstop fires again until the phase ends (a callback may swallow one)
 
