@@ -47,6 +47,7 @@ UBPF_CANNOT_PASS = {
 # verifier's zero-extension marker (mov32 with imm 1).
 TEST_BPF_REFUSED = {43: "INT: XOR", 463: "JMP_EXIT", 737: "ATOMIC_W_CMPXCHG: src preserved in zext",
                     888: "ATOMIC_W_CMPXCHG: register combinations",
+                    908: "ATOMIC_W_CMPXCHG: all operand magnitudes",
                     972: "Short relative jump: offset=0", 973: "Short relative jump: offset=1",
                     974: "Short relative jump: offset=2", 975: "Short relative jump: offset=3",
                     976: "Short relative jump: offset=4"}
