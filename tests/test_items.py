@@ -37,7 +37,7 @@ def pytest_run(folder: Path, *args: str) -> tuple[subprocess.CompletedProcess, d
     completed = subprocess.run([sys.executable, "-m", "pytest", "-p", "harness.running.plugin", "--rootdir",
                                 str(folder), "-c", str(folder / "pytest.ini"), "--harness-json", str(out),
                                 *args], cwd=folder, capture_output=True, text=True, timeout=300,
-                               env={**os.environ, "CI": "1"})  # on CI, pytest prints summary lines whole
+                               env={**os.environ, "CI": "1", "COLUMNS": "200"})  # CI: see force_short_summary
     document = json.loads(out.read_text()) if out.exists() else {}
     return completed, document
 
@@ -70,7 +70,7 @@ def test_one_item_per_case_and_one_result_per_target(corpus):
     # failing target, the value it got and the declared one
     assert completed.stdout.count("cases/wrong.data on ") == 3
     assert ("FAILED cases/wrong.data - interp: little-endian: got return r0=0x1, expected return r0=0x2 "
-            "(also fails on x86_64, arm64)") in completed.stdout
+            "(also fails on x86_64, arm64)") in completed.stdout.splitlines()  # one line, also on CI
 
 
 def test_pairs_are_selected_by_node_id_and_keyword(corpus):

@@ -36,6 +36,8 @@ from typing import Any, Iterator
 
 import pytest
 
+from harness.cases.config import (DEFAULT_HELPER_SET, EMPTY_MEMORY_CHOICES, HELPER_SET_NAMES, RESULTS_CHOICES,
+                                  RunDefaults)
 from harness.running import conformance
 from harness.running.caseitems import group_nodeid, parse_group, runs_of_one_case
 from harness.running.conformance import (ERROR, FAIL, INTERP, KNOWN, PASS, SKIP, STALE, STATUSES, UNSUPPORTED,
@@ -85,6 +87,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="'bar': a progress bar with counts and elapsed time instead of one "
                          "character per item; 'auto': the bar on a terminal, nothing otherwise; "
                          "'none' (default): pytest's usual output")
+    group.addoption("--helpers", dest="harness_helpers", default=DEFAULT_HELPER_SET, choices=HELPER_SET_NAMES,
+                    help="helper numbering for cases whose folder has no harness.toml choosing one: "
+                         "'harness' (default: maps 1-3, test helpers 100-104) or 'ubpf' (uBPF's test "
+                         "helpers 0-5, as bpf_conformance's uBPF plugin and uBPF's tests use)")
+    group.addoption("--empty-memory", dest="harness_empty_memory", default="mapped", choices=EMPTY_MEMORY_CHOICES,
+                    help="r1 for a case without -- mem whose folder has no harness.toml choosing: "
+                         "'mapped' (default: 64 KiB of zeros, r2 = 0) or 'null' (r1 = 0, as uBPF's "
+                         "runners and test_bpf pass no context)")
+    group.addoption("--results", dest="harness_results", default="both-orders", choices=RESULTS_CHOICES,
+                    help="what -- result speaks for in a folder whose harness.toml does not say: "
+                         "'both-orders' (default: every target unless -- result-be) or 'little-endian' "
+                         "(suites written for little-endian runtimes: bpf_conformance, uBPF)")
     group.addoption("--allow-unsupported", dest="harness_allow_unsupported",
                     action="store_true",
                     help="do not fail the run when a backend reports an unsupported instruction")
@@ -93,6 +107,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "ebpf_case: a corpus case, run on each of its selected targets")
     selection(config)  # fail early, once, on a bad or unavailable --arch (and build external JITs)
+    # A failure's explanation is many lines; pytest prints it whole in the short summary when
+    # it detects CI (env CI or BUILD_NUMBER). One line per failure there, on CI as at a desk.
+    config.option.force_short_summary = True
     if not hasattr(config, "workerinput"):  # xdist workers report to the controller
         json_path = config.getoption("harness_json")
         problem = file_target_problem(json_path) if json_path else None
@@ -278,9 +295,12 @@ class CaseItem(pytest.Item):
         # Run by the short (root-relative) name when it resolves, so messages stay readable.
         path = self.case_path if _same_entry(self.case_path, self.file_path) else self.file_path
         worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+        defaults = RunDefaults(self.config.getoption("harness_helpers"),
+                               self.config.getoption("harness_empty_memory"),
+                               self.config.getoption("harness_results"))
         results = []
         for target in self.targets:
-            result = conformance.run_item(path, target)
+            result = conformance.run_item(path, target, defaults=defaults)
             result.case = self.case_path
             result.worker = worker
             result.peak_rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
