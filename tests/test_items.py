@@ -116,8 +116,10 @@ def test_headline_names_the_first_difference_and_the_other_failing_targets():
 
 def test_junit_has_one_testcase_per_pair_with_its_own_explanation(corpus):
     junit = corpus / "junit.xml"
-    completed, _ = pytest_run(corpus, "cases", "--arch", THREE, "-n", "2", "--junitxml", str(junit))
+    completed, _ = pytest_run(corpus, "cases", "--arch", THREE, "-n", "2", "--junitxml", str(junit), "--tb=line")
     assert completed.returncode == 1, completed.stdout + completed.stderr
+    assert ("cases/wrong.data: interp: little-endian: got return r0=0x1, expected return r0=0x2 "
+            "(also fails on x86_64, arm64)") in completed.stdout.splitlines()  # --tb=line: the headline
     suite = ElementTree.parse(junit).getroot().find("testsuite")
     cases = {(case.get("classname"), case.get("name")): case for case in suite.findall("testcase")}
     assert sorted(cases) == sorted((f"cases.{name}.data", target) for name in ("right", "wrong")
@@ -128,3 +130,12 @@ def test_junit_has_one_testcase_per_pair_with_its_own_explanation(corpus):
     assert failure.get("message") == "arm64: got return r0=0x1, expected return r0=0x2"
     assert failure.text.startswith("cases/wrong.data on arm64: FAIL")  # that target's explanation only
     assert "on x86_64" not in failure.text and "arm64 native" in failure.text
+
+
+def test_harness_run_takes_a_node_id(corpus):
+    out = corpus / "one.json"
+    completed = subprocess.run([sys.executable, "-m", "harness", "run", "cases/wrong.data::arm64", "--arch", THREE,
+                                "-n", "0", "--json", str(out)], cwd=corpus, capture_output=True, text=True,
+                               timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert completed.returncode == 1, completed.stdout + completed.stderr
+    assert pairs(json.loads(out.read_text())) == {("wrong.data", "arm64"): "fail"}

@@ -254,7 +254,13 @@ class CaseFailure(Exception):
 
 @dataclass(frozen=True)
 class Headline:
+    """Stands where pytest's reports keep the crash location: its message is the short summary's."""
+
     message: str
+    nodeid: str
+
+    def __str__(self) -> str:  # what ``--tb=line`` prints for the item
+        return f"{self.nodeid}: {self.message}"
 
 
 class CaseFailureText:
@@ -265,9 +271,9 @@ class CaseFailureText:
     Built where reports arrive (the controller), so nothing but text crosses from a worker.
     """
 
-    def __init__(self, text: str, headline: str, failures: int) -> None:
+    def __init__(self, text: str, headline: str, failures: int, nodeid: str) -> None:
         self.text = text
-        self.reprcrash = Headline(headline)
+        self.reprcrash = Headline(headline, nodeid)
         self.failures = failures  # failing (case, target) results explained in the text
 
     def toterminal(self, out: Any) -> None:
@@ -488,7 +494,8 @@ class ResultCollector:
             from harness.running.explain import failure_headline
 
             failing = [result for result in results if result["status"] in FAILING]
-            report.longrepr = CaseFailureText(str(report.longrepr), failure_headline(failing), len(failing))
+            report.longrepr = CaseFailureText(str(report.longrepr), failure_headline(failing), len(failing),
+                                             report.nodeid)
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_handlecrashitem(self, crashitem: str, report: pytest.TestReport, sched: Any) -> None:
@@ -569,7 +576,7 @@ class ResultCollector:
                 shown += report.longrepr.failures if isinstance(report.longrepr, CaseFailureText) else 1
         terminalreporter.section("eBPF harness summary")
         if self.stopped:
-            write(f"INCOMPLETE: {self.stopped}; {self.not_run} item(s) have no result", red=True)
+            write(f"INCOMPLETE: {self.stopped}; {self.not_run} (case, target) pair(s) have no result", red=True)
         # known and stale (external JITs' recorded failures) only when some target has one
         statuses = [status for status in STATUSES if status not in (KNOWN, STALE)
                     or any(counts.get(status) for counts in summary.values())]
