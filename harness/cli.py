@@ -34,7 +34,8 @@ def _run(args: argparse.Namespace) -> int:
     from harness.running.output import FolderBusy, FolderLock, file_target_problem, folder_target_problem
 
     paths = args.paths or [DEFAULT_CORPUS]
-    missing = [path for path in paths if not Path(path).exists()]
+    # a node id names a file and one target: corpus/x.data::arm64
+    missing = [path for path in paths if not Path(path.split("::", 1)[0]).exists()]
     if missing:
         print(f"harness run: no such file or directory (or a broken link): {', '.join(missing)}",
               file=sys.stderr)
@@ -293,7 +294,8 @@ def _bench(args: argparse.Namespace) -> int:
         return _bench_long(args)
     from harness.tools.bench import main as bench_main
 
-    figures = bench_main(args.out or "bench/out/bench.json", quick=args.quick)
+    figures = bench_main(args.out or "bench/out/bench.json", quick=args.quick, scale_only=args.scale,
+                         sample=args.sample)
     return 0 if all(figures["targets_met"].values()) else 1
 
 
@@ -355,7 +357,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "passes, 1 on any fail or error, 2 on bad usage, 130 on Ctrl-C (143 on "
                     "SIGTERM): what finished is written and marked incomplete.")
     run.add_argument("paths", nargs="*", metavar="PATH",
-                     help=".data files or directories (default: corpus/)")
+                     help=".data files or directories (default: corpus/), or one case on one target: "
+                          "corpus/x.data::arm64")
     run.add_argument("--arch", default="default", metavar="NAME[,NAME]|all|default",
                      help="targets: 'default' (the built-in targets plus every configured external "
                           "JIT, e.g. uBPF's when UBPF_SRC is set), 'all' (the built-in targets), or a "
@@ -472,6 +475,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--out", metavar="FILE",
                        help="where the JSON goes (default bench/out/bench.json, with --huge bench-huge.json)")
     bench.add_argument("--quick", action="store_true", help="skip the scaling runs")
+    bench.add_argument("--scale", action="store_true",
+                       help="only the scale figures: the full corpus with -n 1 and -n 2, the harness's fixed "
+                            "cost, and the scaling runs (no phases, floor, interpreter or validator)")
+    bench.add_argument("--sample", type=int, default=None, metavar="N",
+                       help="scaling runs on N of the hand-written cases, spread over their folders "
+                            "(default: all of them)")
     bench.add_argument("--huge", action="store_true",
                        help="instead: long generated programs (--sizes) on every target, cost per phase and "
                             "per slot, and whether each phase grows linearly; 20-40 minutes with the default sizes")
