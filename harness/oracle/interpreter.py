@@ -15,7 +15,7 @@ from harness import isa, layout
 from harness.oracle.helpers import HELPERS, MemoryFault, call_helper
 from harness.isa import Insn, Program, sign_extend
 from harness.oracle.maps import MapSet
-from harness.oracle.outcome import FAULT, LIMIT, RETURNED, Outcome
+from harness.oracle.outcome import FAULT, LIMIT, RECORDED_CALLS, RETURNED, HelperCall, Outcome
 
 U64 = (1 << 64) - 1
 U32 = 0xFFFFFFFF
@@ -72,6 +72,7 @@ class _State:
     regs: list[int]
     memory: Memory
     frames: list[tuple[int, list[int]]] = field(default_factory=list)  # (return pc, r6-r10)
+    calls: list[HelperCall] = field(default_factory=list)  # the first RECORDED_CALLS helper calls
 
 
 class _PacketExit(Exception):
@@ -233,7 +234,7 @@ class Interpreter:
                        bytes(state.memory.stack), detail, fault.address if fault else None, executed,
                        maps.snapshot() if maps is not None else (),
                        fault_access=("write" if fault.write else "read") if fault else "",
-                       fault_size=fault.size if fault else 0)
+                       fault_size=fault.size if fault else 0, helper_calls=tuple(state.calls))
 
     # --- translation of one slot into a handler --------------------------------
 
@@ -326,8 +327,12 @@ class Interpreter:
             if number not in HELPERS:
                 raise ValueError(f"unknown helper {number}")
 
+            reads = HELPERS[number].arguments
+
             def call(state: _State) -> int:
                 regs = state.regs
+                if len(state.calls) < RECORDED_CALLS:
+                    state.calls.append(HelperCall(len(state.calls) + 1, number, tuple(regs[1:1 + reads]), index))
                 regs[0] = call_helper(number, state.memory, tuple(regs[1:6]))  # type: ignore[arg-type]
                 return following
             return call

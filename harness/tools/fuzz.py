@@ -86,6 +86,14 @@ def differs(program: Program, memory: bytes, target: str) -> tuple[Outcome, Outc
     return None
 
 
+def difference_kind(pair: tuple[Outcome, Outcome] | None) -> str | None:
+    """What a mismatch differs in, coarsely ("r0", "stack", "kind", "helper", ...; None: no mismatch)."""
+    if pair is None:
+        return None
+    difference = first_difference(*pair, base_mem=layout.MEM_BASE, base_stack=layout.STACK_BASE)
+    return difference.what.split()[0] if difference is not None else "crash"
+
+
 # --- shrinking ------------------------------------------------------------------
 
 def remove_instruction(program: Program, index: int) -> Program | None:
@@ -240,8 +248,9 @@ def fuzz_seed(seed: int, targets: list[str], size: int = 24) -> tuple[list[Misma
             elif refusal == "rejected":
                 rejected.append(target)
             continue
+        kind = difference_kind(pair)  # shrink to the same kind of difference, not to another bug
         program, memory = shrink(generated.program, generated.memory,
-                                 lambda p, m, t=target: differs(p, m, t) is not None)
+                                 lambda p, m, t=target: difference_kind(differs(p, m, t)) == kind)
         expected, actual = differs(program, memory, target) or pair
         mismatches.append(Mismatch(target, seed, program, memory, expected, actual,
                                    len(generated.program.insns)))
