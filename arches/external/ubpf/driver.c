@@ -49,6 +49,7 @@
  *   by hand) is reached; uBPF's own message then says why it refused.
  */
 #include <ctype.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,6 +63,8 @@
 /* The first buffer: most programs' code fits in 24 bytes per instruction slot. */
 #define FIRST_BYTES_PER_SLOT 24u
 #define FIXED_CODE_BYTES 8192u /* prologue, epilogue, retpoline, dispatcher slot, helper table */
+/* uBPF's message when the code does not fit (translate() in both JITs, NotEnoughSpace). */
+#define BUFFER_TOO_SMALL "Target buffer too small"
 #define MAX_HELPERS UBPF_MAX_EXT_FUNCS
 
 static int frame_size = 512;
@@ -130,6 +133,24 @@ usage_error(const char* message)
     fprintf(stderr, "usage: ubpf-driver --jit x86_64|arm64 [frame_size=N] [helpers=ID,...] "
                     "[max_code_size=N] [dispatcher=1] < program-hex\n");
     return 2;
+}
+
+/* Bytes as hex digits on stdout, a block at a time (megabytes of code: printf per byte is slow). */
+static void
+print_hex(const uint8_t* bytes, size_t length)
+{
+    static const char digits[] = "0123456789abcdef";
+    char block[8192];
+    size_t used = 0;
+    for (size_t i = 0; i < length; i++) {
+        block[used++] = digits[bytes[i] >> 4];
+        block[used++] = digits[bytes[i] & 15];
+        if (used == sizeof block) {
+            fwrite(block, 1, used, stdout);
+            used = 0;
+        }
+    }
+    fwrite(block, 1, used, stdout);
 }
 
 /* The program: hex digits from stdin, whitespace anywhere between bytes. */
@@ -302,10 +323,13 @@ main(int argc, char** argv)
         if (ubpf_translate_ex(vm, buffer, &size, &errmsg, ExtendedJitMode) == 0) {
             break;
         }
+        bool too_small = errmsg && strstr(errmsg, BUFFER_TOO_SMALL);
+        if (!too_small) {
+            return reject(errmsg); /* refused for another reason: a bigger buffer changes nothing */
+        }
         if (capacity >= max_code_size) {
             char message[512];
-            snprintf(message, sizeof message, "%s (with a code buffer of %zu bytes: max_code_size)",
-                     errmsg ? errmsg : "translation failed", capacity);
+            snprintf(message, sizeof message, "%s (a code buffer of %zu bytes, max_code_size)", errmsg, capacity);
             return reject(message);
         }
         capacity *= 2;
@@ -314,9 +338,7 @@ main(int argc, char** argv)
     uint32_t table = vm->jitted_result.external_helper_offset;
 
     printf("{\"protocol\": %d, \"entry\": 0, \"code\": \"", PROTOCOL_VERSION);
-    for (size_t i = 0; i < size; i++) {
-        printf("%02x", buffer[i]);
-    }
+    print_hex(buffer, size);
     printf("\",\n \"relocations\": [");
     if (dispatcher) {
         printf("{\"offset\": %u, \"type\": \"abs64\", \"dispatcher\": true}", dispatcher_slot);
