@@ -88,6 +88,13 @@ def test_shrinking_a_far_program_drops_its_block_in_runs():
     assert sum(1 for size in checks if size > 1000) < 40, checks
 
 
+def test_shrinking_stops_at_its_time_bound():
+    generated = generate(7)
+    checks = []
+    small, _ = shrink(generated.program, generated.memory, lambda p, m: checks.append(p) or True, seconds=0)
+    assert small == generated.program and not checks
+
+
 def test_far_fuzzing_runs_more_than_1mib_of_arm64_code_like_the_interpreter():
     """``harness fuzz --far 30000``: every program's arm64 code is past b.cond's reach."""
     stats = fuzz(["arm64"], seed=9, count=1, far=30_000)

@@ -25,6 +25,7 @@ from harness.oracle.validator import ValidationError, validate
 
 FUZZ_BUDGET = 100_000  # eBPF instructions per run: generated loops are short
 SHRINK_ATTEMPTS = 1500
+SHRINK_SECONDS = 90.0  # a far program's checks take a second or more each: stop with what is smaller by then
 
 
 @dataclass
@@ -151,12 +152,17 @@ def _simplifiable_immediate(insn: Insn, index: int) -> bool:
 
 
 def shrink(program: Program, memory: bytes, still_fails: Callable[[Program, bytes], bool],
-           attempts: int = SHRINK_ATTEMPTS) -> tuple[Program, bytes]:
-    """A smaller program (and input) for which ``still_fails`` holds: ddmin-style passes."""
+           attempts: int = SHRINK_ATTEMPTS, seconds: float = SHRINK_SECONDS) -> tuple[Program, bytes]:
+    """A smaller program (and input) for which ``still_fails`` holds: ddmin-style passes, at most
+    ``attempts`` checks and ``seconds`` of them."""
     budget = [attempts]
+    deadline = time.perf_counter() + seconds
 
     def check(candidate: Program, data: bytes) -> bool:
-        if budget[0] <= 0 or not _valid(candidate):
+        if budget[0] <= 0 or time.perf_counter() > deadline:
+            budget[0] = 0
+            return False
+        if not _valid(candidate):
             return False
         budget[0] -= 1
         return still_fails(candidate, data)
