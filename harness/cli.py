@@ -2,7 +2,9 @@
 
 ``run`` drives the same pytest plugin a plain ``pytest`` uses, so the CLI, CI and
 an IDE all see the same items, results and JSON. Exit status everywhere: 0 success,
-1 a case failed (or a report compared worse), 2 bad usage or unreadable input.
+1 a case failed (or a report compared worse), 2 bad usage or unreadable input,
+130 interrupted by Ctrl-C (SIGINT) and 143 by SIGTERM, with what finished written
+and marked as incomplete.
 """
 from __future__ import annotations
 
@@ -29,15 +31,42 @@ def _targets(text: str, command: str) -> list[str] | None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    import pytest
+    from harness.running.output import FolderBusy, FolderLock, file_target_problem, folder_target_problem
 
     paths = args.paths or [DEFAULT_CORPUS]
     missing = [path for path in paths if not Path(path).exists()]
     if missing:
-        print(f"harness run: no such file or directory: {', '.join(missing)}", file=sys.stderr)
+        print(f"harness run: no such file or directory (or a broken link): {', '.join(missing)}",
+              file=sys.stderr)
         return 2
     if _targets(args.arch, "run") is None:
         return 2
+    # Where the results go is checked before any case runs, not found out after the last one.
+    problems = ([f"--json: {file_target_problem(args.json)}"] if args.json and file_target_problem(args.json)
+                else []) + ([f"--report: {folder_target_problem(args.report)}"]
+                            if args.report and folder_target_problem(args.report) else [])
+    if problems:
+        print("\n".join(f"harness run: {problem}" for problem in problems), file=sys.stderr)
+        return 2
+    lock = FolderLock(args.report) if args.report else None
+    try:
+        if lock is not None:
+            lock.acquire()  # two runs writing one report folder would mix their files
+    except FolderBusy as error:
+        print(f"harness run: --report: {error}", file=sys.stderr)
+        return 2
+    try:
+        return _run_locked(args, paths)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _run_locked(args: argparse.Namespace, paths: list[str]) -> int:
+    import pytest
+
+    from harness.running.plugin import interrupting_signal
+
     # --assert=plain: corpus items use no assert statements, and rewriting costs 1.5 s per process
     pytest_args = [*paths, "-p", "harness.running.plugin", "--targets", args.arch, "--assert=plain",
                    "-p", "no:cacheprovider", "-o", "python_files=", "--rootdir", str(Path.cwd())]
@@ -48,19 +77,33 @@ def _run(args: argparse.Namespace) -> int:
         pytest_args += ["--harness-progress", "auto"]
     if args.allow_unsupported:
         pytest_args.append("--allow-unsupported")
+    if args.helpers:
+        pytest_args += ["--helpers", args.helpers]
+    if args.empty_memory:
+        pytest_args += ["--empty-memory", args.empty_memory]
+    if args.results:
+        pytest_args += ["--results", args.results]
     if args.workers != "0":  # as in pytest-xdist: 0 runs in this process, N >= 1 starts N workers
-        # loadfile: a case's items run in one worker, which parses and interprets it once
-        pytest_args += ["-n", args.workers, "--dist", "loadfile"]
+        # load, not loadfile: pytest-xdist 3.8's loadfile scheduler hangs when a worker dies and is
+        # replaced (pytest-xdist #1323, #1378); load re-runs a lost worker's queue elsewhere and
+        # sends items in consecutive batches, so a case's six items still mostly share a worker.
+        pytest_args += ["-n", args.workers, "--dist", "load"]
     pytest_args += ["-q"] if not args.verbose else ["-v"]
     if args.exitfirst:
         pytest_args.append("-x")
     if args.keyword:
         pytest_args += ["-k", args.keyword]
     code = pytest.main(pytest_args)
-    # pytest: 1 tests failed, 5 nothing collected, 4 usage error, 2/3 interrupted/internal
+    # pytest: 1 tests failed, 5 nothing collected, 4 usage error, 2 interrupted (or a collection
+    # error), 3 internal error
     status = {0: 0, 1: 1, 5: 1, 4: 2}.get(int(code), int(code))
+    received = interrupting_signal()
+    if received is not None:
+        status = 128 + received  # the shell's convention: 130 for SIGINT, 143 for SIGTERM
     if args.report and json_path and Path(json_path).exists():
-        _write_reports(json_path, args.report, None)
+        written = _write_reports(json_path, args.report, None)
+        if written and not status:
+            status = written
     return status
 
 
@@ -73,7 +116,12 @@ def _write_reports(results: str, out: str, baseline: str | None) -> int:
     except ReportError as error:
         print(f"harness report: {error}", file=sys.stderr)
         return 2
+    except OSError as error:
+        print(f"harness report: cannot write into {out}: {error.strerror or error}", file=sys.stderr)
+        return 2
     print(f"report: {written.html}\nsummary: {written.markdown}\njunit: {written.junit}")
+    if written.data.stopped:
+        print(f"INCOMPLETE RUN: {written.data.stopped}; {written.data.not_run} item(s) have no result")
     changes = written.data.changes
     if changes is not None:
         from harness.reporting.report import change_counts
@@ -86,7 +134,18 @@ def _write_reports(results: str, out: str, baseline: str | None) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    return _write_reports(args.results, args.out, args.baseline)
+    from harness.running.output import FolderBusy, FolderLock, folder_target_problem
+
+    problem = folder_target_problem(args.out)
+    if problem:
+        print(f"harness report: --out: {problem}", file=sys.stderr)
+        return 2
+    try:
+        with FolderLock(args.out):
+            return _write_reports(args.results, args.out, args.baseline)
+    except FolderBusy as error:
+        print(f"harness report: --out: {error}", file=sys.stderr)
+        return 2
 
 
 def _show(args: argparse.Namespace) -> int:
@@ -112,6 +171,19 @@ def _new(args: argparse.Namespace) -> int:
         return 2
     print(f"created {path}: fill in the program and the expected result, then run\n"
           f"  python -m harness run {path}")
+    return 0
+
+
+def _import_test_bpf(args: argparse.Namespace) -> int:
+    from harness.tools.test_bpf import KernelTestImportError, import_test_bpf
+
+    try:
+        result = import_test_bpf(Path(args.source), Path(args.out))
+    except KernelTestImportError as error:
+        print(f"harness import-test-bpf: {error}", file=sys.stderr)
+        return 2
+    print(result.summary())
+    print(f"run them: python -m harness run {args.out}   (huge/ needs programs over 65,536 instructions)")
     return 0
 
 
@@ -248,9 +320,11 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run = commands.add_parser(
         "run", help="run corpus cases on targets and compare with the interpreter",
-        description="Run corpus cases (default: corpus/) on the chosen targets. Exit "
-                    "status: 0 when every case passes, 1 on any fail or error, 2 on "
-                    "bad usage.")
+        description="Run corpus cases (default: corpus/) on the chosen targets. Every "
+                    "(case, target) gets one result; a run of a program stops after 5 s and any "
+                    "phase of a case after 15 s (a 'limit'). Exit status: 0 when every case "
+                    "passes, 1 on any fail or error, 2 on bad usage, 130 on Ctrl-C (143 on "
+                    "SIGTERM): what finished is written and marked incomplete.")
     run.add_argument("paths", nargs="*", metavar="PATH",
                      help=".data files or directories (default: corpus/)")
     run.add_argument("--arch", default="default", metavar="NAME[,NAME]|all|default",
@@ -264,9 +338,21 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--json", metavar="FILE", help="write results and summary as JSON")
     run.add_argument("--report", metavar="DIR",
                      help="also write report.html, summary.md and junit.xml (and results.json "
-                          "unless --json is given) into DIR")
+                          "unless --json is given) into the folder DIR; one run at a time may "
+                          "write into a folder")
     run.add_argument("--allow-unsupported", action="store_true",
                      help="exit 0 even when a backend reports unsupported instructions")
+    run.add_argument("--helpers", choices=("harness", "ubpf"), default=None,
+                     help="helper numbering for cases whose folder has no harness.toml saying: "
+                          "'harness' (default: test helpers 100-104) or 'ubpf' (uBPF's 0-5; use it "
+                          "for bpf_conformance's tests)")
+    run.add_argument("--empty-memory", choices=("mapped", "null"), default=None,
+                     help="r1 for a case without -- mem whose folder has no harness.toml saying: "
+                          "'mapped' (default: 64 KiB of zeros) or 'null' (r1 = 0, as uBPF's runners)")
+    run.add_argument("--results", choices=("both-orders", "little-endian"), default=None,
+                     help="what -- result speaks for where no harness.toml says: 'both-orders' (default) "
+                          "or 'little-endian' (bpf_conformance's and uBPF's values; big-endian targets are "
+                          "then held to the big-endian interpreter)")
     run.add_argument("-k", dest="keyword", metavar="EXPR",
                      help="only cases whose name matches this pytest -k expression")
     run.add_argument("-x", dest="exitfirst", action="store_true", help="stop at the first failure")
@@ -296,6 +382,19 @@ def build_parser() -> argparse.ArgumentParser:
     new.add_argument("path", metavar="PATH", help="where to create it, e.g. corpus/alu64/my_case.data")
     new.add_argument("--description", metavar="TEXT", help="the case's description line")
     new.set_defaults(handler=_new)
+
+    importer = commands.add_parser(
+        "import-test-bpf", help="convert the Linux kernel's lib/test_bpf.c into corpus cases",
+        description="Extract lib/test_bpf.c from a kernel source tree or a linux-source tarball "
+                    "(e.g. /usr/src/linux-source-6.1.tar.xz), compile its test table with the "
+                    "system C compiler against the harness's shim of kernel macros, and write one "
+                    "case per test into DIR (classic/, ebpf/, long/, huge/) with manifest.json "
+                    "listing what was converted and what was skipped and why. The cases derive "
+                    "from GPL-2.0 source: do not commit them. Exit status 2 when the source cannot "
+                    "be read or the table does not compile.")
+    importer.add_argument("source", metavar="LINUX_SRC_OR_TARBALL")
+    importer.add_argument("--out", required=True, metavar="DIR", help="where the cases go")
+    importer.set_defaults(handler=_import_test_bpf)
 
     list_parser = commands.add_parser(
         "list", help="cases per folder, targets, and opcode coverage per target")
@@ -355,4 +454,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    return args.handler(args)
+    try:
+        return args.handler(args)
+    except KeyboardInterrupt:  # outside a run (e.g. while reports are written): no traceback
+        print("harness: interrupted", file=sys.stderr)
+        return 130

@@ -53,7 +53,7 @@ def test_undefined_exit_label_means_last_exit():
 
 @pytest.mark.parametrize("source, line, message", [
     ("mov %r0, 1\nfrob %r1", 2, "unknown mnemonic"),
-    ("mov %r11, 1", 1, "no register"),
+    ("mov %r16, 1", 1, "no register"),
     ("ldxw %r0, %r1", 1, "memory operand"),
     ("ja nowhere", 1, "undefined label"),
     ("add %r0", 1, "takes 2 operand"),
@@ -95,3 +95,47 @@ def test_rept_errors_name_the_line(source, line):
     with pytest.raises(AsmError) as error:
         assemble(source)
     assert error.value.line == line
+
+
+@pytest.mark.parametrize("source, field, bounds", [
+    ("mov %r0, 0x100000000", "mov immediate", "-2147483648 to 4294967295"),
+    ("mov32 %r0, -2147483649", "mov32 immediate", "-2147483648 to 4294967295"),
+    (f"div %r0, {2**70}", "div immediate", "-2147483648 to 4294967295"),
+    (f"jeq %r0, {2**32}, +1", "jeq immediate", "-2147483648 to 4294967295"),
+    (f"stw [%r10-8], {2**32}", "stw immediate", "-2147483648 to 4294967295"),
+    (f"lddw %r0, {2**70}", "lddw immediate", "-9223372036854775808 to 18446744073709551615"),
+    (f"lddw %r0, {-2**63 - 1}", "lddw immediate", "-9223372036854775808 to 18446744073709551615"),
+    (f"call {2**70}", "call helper id", "-2147483648 to 4294967295"),
+    ("ja +32768", "ja jump offset", "-32768 to 32767"),
+    ("jne %r0, 1, -32769", "jne jump offset", "-32768 to 32767"),
+    ("gotol 0x80000000", "gotol jump offset", "-2147483648 to 2147483647"),
+    ("call local -2147483649", "call local jump offset", "-2147483648 to 2147483647"),
+    ("ldxw %r0, [%r1+32768]", "ldxw memory offset", "-32768 to 32767"),
+    ("lock add [%r1-32769], %r2", "lock add memory offset", "-32768 to 32767"),
+    (f"ldabsw {2**32}", "ldabsw offset", "-2147483648 to 4294967295"),
+    (f"ldindh %r1, {-2**31 - 1}", "ldindh offset", "-2147483648 to 4294967295"),
+    (f".raw {2**64}", ".raw slot", "0 to 18446744073709551615"),
+    ("lddw %r1, map:2147483648", "lddw map index", "0 to 2147483647"),
+    (f".rept {2**70}\nexit\n.endr", ".rept count", "0 to 1048576"),
+])
+def test_every_number_is_range_checked_naming_the_field(source, field, bounds):
+    """Nothing is truncated silently: the message names the field and its range."""
+    with pytest.raises(AsmError) as error:
+        assemble(source)
+    assert error.value.line == 1
+    assert error.value.message.startswith(f"{field} ") and f"out of range ({bounds})" in error.value.message
+
+
+def test_edges_of_every_range_still_assemble():
+    program = assemble("mov %r0, 0xffffffff\nmov %r0, -2147483648\nlddw %r0, -1\n"
+                       "lddw %r0, 0xffffffffffffffff\nja -32768\nldxb %r0, [%r1-32768]\nexit")
+    assert program.insns[0].imm == -1 and program.insns[1].imm == -2**31
+    assert program.lddw_value(2) == program.lddw_value(4) == 2**64 - 1
+    assert program.insns[6].off == -32768 and program.insns[7].off == -32768
+
+
+def test_a_huge_rept_is_refused_before_any_repeating():
+    """1099511627776 copies of a line would need terabytes: sized first, refused at once."""
+    with pytest.raises(AsmError, match=r".rept 1025 of 1024 line\(s\) expands past 1048576 lines") as error:
+        assemble("mov %r0, 0\n.rept 1025\n.rept 1024\nadd %r0, 1\n.endr\n.endr\nexit")
+    assert error.value.line == 2  # the .rept whose expansion is too large

@@ -40,7 +40,7 @@ def test_result_binds_both_byte_orders_unless_result_be_is_given():
     ("-- error limit\n", "limit", ""),
     ("-- error\nfault\n", None, "fault"),  # on the next line it is free text (bpf_conformance style)
     ("-- error fault: a message\n", None, "fault: a message"),  # not exactly a kind word
-    ("-- error pattern\nFailed to load\n", None, "pattern\nFailed to load"),  # uBPF style
+    ("-- error pattern\nFailed to load\n", None, ""),  # uBPF's own section: a regex (error_pattern)
     ("-- error\n", None, ""),
 ])
 def test_error_takes_an_optional_kind_alone_on_its_header_line(section, kind, text):
@@ -62,7 +62,7 @@ def test_negative_result_is_taken_as_u64():
     ("-- asm\nexit\n-- budget\n0\n", 3, "-- budget: one number from 1 to 100000000"),
     ("stray text\n-- asm\nexit\n", 1, "before the first"),
     ("-- asm\nexit\n-- asm\nexit\n", 3, "appears twice"),
-    ("-- asm\nexit\n-- result\n1\n-- error\n", 5, "not both"),
+    ("-- asm\nexit\n-- result-be\n1\n-- error\n", 3, "a failing run has no result"),
 ])
 def test_malformed_files_name_file_and_line(text, line, message):
     with pytest.raises(CorpusError, match=message) as error:
@@ -100,3 +100,56 @@ def test_cases_in_a_large_directory_are_found_only_when_it_is_named(tmp_path):
     assert [p.name for p in find_case_files([tmp_path])] == ["near.data"]
     assert [p.name for p in find_case_files([tmp_path / "jmp" / "large"])] == ["far.data"]
     assert [p.name for p in find_case_files([tmp_path / "jmp" / "large" / "far.data"])] == ["far.data"]
+
+
+def test_capture_without_packets_is_an_error(tmp_path):
+    import struct
+
+    (tmp_path / "empty.pcap").write_bytes(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
+    case = tmp_path / "case.data"
+    case.write_text("-- asm\nmov %r0, 7\nexit\n-- events\nempty.pcap\n-- result\n7\n")
+    with pytest.raises(CorpusError, match="empty.pcap holds no packet") as error:
+        load_case(case)
+    assert error.value.line == 4
+
+
+def test_paths_that_are_not_case_files_say_what_they_are(tmp_path):
+    (tmp_path / "folder.data").mkdir()
+    (tmp_path / "dangling.data").symlink_to("nowhere.data")
+    (tmp_path / "loop_a.data").symlink_to("loop_b.data")
+    (tmp_path / "loop_b.data").symlink_to("loop_a.data")
+    reasons = {}
+    for name in ("folder.data", "dangling.data", "loop_a.data"):
+        with pytest.raises(CorpusError) as error:
+            load_case(tmp_path / name)
+        reasons[name] = error.value.message
+    assert reasons == {"folder.data": "cannot read: a directory, not a case file",
+                       "dangling.data": "cannot read: a dangling symbolic link (to nowhere.data)",
+                       "loop_a.data": "cannot read: a symbolic link loop"}
+
+
+def test_resource_bounds_are_checked_before_the_work(monkeypatch, tmp_path):
+    from harness.cases import corpus
+
+    monkeypatch.setattr(corpus, "MAX_RAW_SLOTS", 4)
+    monkeypatch.setattr(corpus, "MAX_INPUT_BYTES", 8)
+    monkeypatch.setattr(corpus, "MAX_EVENTS", 3)
+    monkeypatch.setattr(corpus, "MAX_FILE_BYTES", 200)
+    with pytest.raises(CorpusError, match="-- raw: 5 lines; at most 4 instructions"):
+        parse_case("x.data", "-- raw\n" + "0x95\n" * 5)
+    with pytest.raises(CorpusError, match="-- mem: more than 8 bytes") as error:
+        parse_case("x.data", "-- asm\nexit\n-- mem\n00 01 02 03\n04 05 06 07\n08\n")
+    assert error.value.line == 6
+    with pytest.raises(CorpusError, match="more than 3 -- mem sections"):
+        parse_case("x.data", "-- asm\nexit\n" + "-- mem\n00\n" * 4)
+    big = tmp_path / "big.data"
+    big.write_text("-- asm\nexit\n" + "# padding\n" * 30)
+    with pytest.raises(CorpusError, match="larger than 200 bytes"):
+        load_case(big)
+
+
+def test_error_messages_are_one_bounded_line():
+    with pytest.raises(CorpusError) as error:
+        parse_case("x.data", "-- asm\nmov %r0, " + "9" * 5000 + "\nexit\n")
+    text = str(error.value)
+    assert "\n" not in text and len(text) < 400 and text.startswith("x.data:2: ")

@@ -5,9 +5,16 @@ Examples of the dialect: ``mov32 %r0, 0``, ``ldxh %r0, [%r1+2]``,
 ``jne %r0, %r1, +2`` or ``jne %r0, %r1, label``, ``lock fetch add [%r1], %r2``,
 ``be16 %r0``, ``movsx832 %r0, %r1``, ``call 1``, ``call local name``, ``exit``.
 
-Two conveniences of bpf_conformance are kept: an immediate wider than 32 bits is
-truncated to its low 32 bits, and a jump to the undefined label ``exit`` goes to
-the program's last ``exit`` instruction. Our own addition is ``.raw 0x<16 hex
+Every number is range-checked against the field it fills, and an error names the
+field and its range: a 32-bit immediate accepts -2147483648 to 4294967295 (so
+``mov %r0, 0xffffffff`` is -1, as bpf_conformance writes it), a 16-bit offset
+-32768 to 32767, ``lddw`` any 64-bit value (signed or unsigned). Nothing is
+truncated silently. A jump to the undefined label ``exit`` goes to the program's
+first ``exit`` instruction (bpf_conformance's assembler defines that label), ``swapN``
+is ``bswapN``, ``call %rN`` (or ``callx %rN``) encodes a call through a register
+(opcode 0x8d, register in dst; the validator refuses it), and registers ``%r11`` to
+``%r15`` are encodable (the 4-bit field holds them; the validator refuses them).
+Our own addition is ``.raw 0x<16 hex
 digits>`` for a slot no mnemonic describes, so that the disassembly of any byte
 string assembles back to the same bytes, and ``.rept N`` ... ``.endr`` (as in GNU
 as) to repeat a block of lines, so a case that needs a 20000-instruction body to
@@ -52,33 +59,52 @@ def _number(text: str, line: int) -> int:
         raise AsmError(line, f"expected a number, got {text!r}") from None
 
 
+MAX_ENCODABLE_REGISTER = 15  # the 4-bit register fields; above %r10 the validator refuses
+
+
 def _reg(text: str, line: int) -> int:
     match = _REG.match(text.strip())
     if not match:
         raise AsmError(line, f"expected a register like %r1, got {text!r}")
     number = int(match.group(1))
-    if number > 10:
-        raise AsmError(line, f"no register %r{number} (registers are %r0-%r10)")
+    if number > MAX_ENCODABLE_REGISTER:
+        raise AsmError(line, f"no register %r{number} (a register field holds %r0-%r15)")
     return number
 
 
-def _mem(text: str, line: int) -> tuple[int, int]:
+def _mem(text: str, line: int, mnemonic: str) -> tuple[int, int]:
     match = _MEM.match(text.strip())
     if not match:
         raise AsmError(line, f"expected a memory operand like [%r1+8], got {text!r}")
     reg = int(match.group(1))
-    if reg > 10:
-        raise AsmError(line, f"no register %r{reg}")
-    off = int(match.group(3), 0) if match.group(3) else 0
+    if reg > MAX_ENCODABLE_REGISTER:
+        raise AsmError(line, f"no register %r{reg} (a register field holds %r0-%r15)")
+    off = _number(match.group(3), line) if match.group(3) else 0
     if match.group(2) == "-":
         off = -off
-    if not -0x8000 <= off <= 0x7FFF:
-        raise AsmError(line, f"offset {off} does not fit in 16 bits")
-    return reg, off
+    return reg, _checked(off, f"{mnemonic} memory offset", OFF16, line)
 
 
-def _imm32(text: str, line: int) -> int:
-    return isa.to_s32(_number(text, line))
+# Field ranges: (lowest, highest) value the text may give for each kind of field.
+IMM32 = (-(1 << 31), (1 << 32) - 1)  # signed or unsigned 32-bit notation of imm
+SIGNED32 = (-(1 << 31), (1 << 31) - 1)  # a slot offset carried in imm (gotol, call local)
+OFF16 = (-(1 << 15), (1 << 15) - 1)  # the signed 16-bit off field
+IMM64 = (-(1 << 63), (1 << 64) - 1)  # lddw's 64-bit value
+RAW64 = (0, (1 << 64) - 1)  # .raw: the 8 bytes of a slot as one number
+MAP_INDEX = (0, (1 << 31) - 1)  # lddw map:INDEX
+
+
+def _checked(value: int, field: str, bounds: tuple[int, int], line: int) -> int:
+    """``value`` when ``bounds`` hold it; otherwise an AsmError naming the field and its range."""
+    low, high = bounds
+    if not low <= value <= high:
+        shown = hex(value) if abs(value) >= 0x10000 else str(value)
+        raise AsmError(line, f"{field} {shown} out of range ({low} to {high})")
+    return value
+
+
+def _imm32(text: str, line: int, field: str = "immediate") -> int:
+    return isa.to_s32(_checked(_number(text, line), field, IMM32, line) & 0xFFFFFFFF)
 
 
 def _split_operands(text: str) -> list[str]:
@@ -109,16 +135,18 @@ class _Pending:
     field: str  # "off" or "imm"
 
 
-def assemble(source: str, map_names: dict[str, int] | None = None) -> Program:
+def assemble(source: str, map_names: dict[str, int] | None = None,
+             slot_lines: list[int] | None = None) -> Program:
     """Assemble ``source`` into a program; raises AsmError naming the line.
 
     ``lddw %rN, map:NAME`` (or ``map:INDEX``) loads a map (src=1, imm = its index);
-    ``map_names`` gives the index of each name a case declares.
+    ``map_names`` gives the index of each name a case declares. ``slot_lines``, when
+    given, receives the source line of every slot.
     """
     slots: list[Insn] = []
     labels: dict[str, int] = {}
     pending: list[_Pending] = []
-    last_exit: int | None = None
+    first_exit: int | None = None
     repeated: dict[str, list[Insn]] = {}
     for number, text in _expand_repeats(source):
         while text:
@@ -136,9 +164,11 @@ def assemble(source: str, map_names: dict[str, int] | None = None) -> Program:
         mnemonic = parts[0].lower()
         rest = parts[1] if len(parts) > 1 else ""
         if text in repeated:  # an identical line seen before (e.g. a .rept body)
-            if mnemonic == "exit":
-                last_exit = len(slots)
+            if mnemonic == "exit" and first_exit is None:
+                first_exit = len(slots)
             slots.extend(repeated[text])
+            if slot_lines is not None:
+                slot_lines.extend([number] * len(repeated[text]))
             continue
         if mnemonic == "lock":
             words = rest.split(None, 2 if rest.startswith("fetch") else 1)
@@ -150,21 +180,30 @@ def assemble(source: str, map_names: dict[str, int] | None = None) -> Program:
                 mnemonic, rest = f"lock {words[0]}", words[1]
         elif mnemonic == "call" and rest.startswith("local"):
             mnemonic, rest = "call local", rest[5:].strip()
+        elif mnemonic == "call" and rest.strip().startswith("%"):
+            mnemonic = "callx"
         operands = _split_operands(rest)
         waiting = len(pending)
-        if mnemonic == "lddw" and len(operands) == 2 and operands[1].startswith("map:"):
-            insns = _assemble_map_load(operands, number, map_names or {})
-        else:
-            insns = _assemble_one(mnemonic, operands, number, len(slots), pending)
-        if mnemonic == "exit":
-            last_exit = len(slots)
+        try:
+            if mnemonic == "lddw" and len(operands) == 2 and operands[1].startswith("map:"):
+                insns = _assemble_map_load(operands, number, map_names or {})
+            else:
+                insns = _assemble_one(mnemonic, operands, number, len(slots), pending)
+        except AsmError:
+            raise
+        except Exception as error:  # an assembler bug still names the line it met
+            raise AsmError(number, f"{mnemonic}: cannot assemble ({type(error).__name__}: {error})") from None
+        if mnemonic == "exit" and first_exit is None:
+            first_exit = len(slots)
+        if slot_lines is not None:
+            slot_lines.extend([number] * len(insns))
         if len(pending) == waiting:  # no label to resolve: the encoding depends on the text only
             repeated[text] = insns
         slots.extend(insns)
     for item in pending:
         target = labels.get(item.label)
-        if target is None and item.label == "exit" and last_exit is not None:
-            target = last_exit
+        if target is None and item.label == "exit" and first_exit is not None:
+            target = first_exit
         if target is None:
             raise AsmError(item.line, f"undefined label {item.label!r}")
         delta = target - item.slot - 1
@@ -191,17 +230,17 @@ def _expand_repeats(source: str) -> list[tuple[int, str]]:
         if words and words[0].lower() == ".rept":
             if len(words) != 2:
                 raise AsmError(number, ".rept needs exactly one count")
-            count = _number(words[1], number)
-            if count < 0:
-                raise AsmError(number, f".rept count must not be negative, got {count}")
+            count = _checked(_number(words[1], number), ".rept count", (0, MAX_REPEATED_LINES), number)
             stack.append((number, count, []))
         elif words and words[0].lower() == ".endr":
             if len(stack) == 1:
                 raise AsmError(number, ".endr without .rept")
-            _, count, body = stack.pop()
+            start, count, body = stack.pop()
+            # Sized before repeating: a huge count must cost nothing but this message.
+            if len(stack[-1][2]) + len(body) * count > MAX_REPEATED_LINES:
+                raise AsmError(start, f".rept {count} of {len(body)} line(s) expands past "
+                                      f"{MAX_REPEATED_LINES} lines")
             stack[-1][2].extend(body * count)
-            if len(stack[-1][2]) > MAX_REPEATED_LINES:
-                raise AsmError(number, f"repeated block expands past {MAX_REPEATED_LINES} lines")
         elif text:
             stack[-1][2].append((number, text))
     if len(stack) > 1:
@@ -214,7 +253,7 @@ def _assemble_map_load(operands: list[str], line: int, map_names: dict[str, int]
     if name in map_names:
         index = map_names[name]
     elif name.isdigit():
-        index = int(name)
+        index = _checked(_number(name, line), "lddw map index", MAP_INDEX, line)
     else:
         known = ", ".join(map_names) or "none"
         raise AsmError(line, f"unknown map {name!r} (declared: {known})")
@@ -227,11 +266,12 @@ def _need(operands: list[str], count: int, mnemonic: str, line: int) -> None:
 
 
 def _jump_target(text: str, line: int, slot: int, pending: list[_Pending],
-                 field: str) -> int:
+                 field: str, mnemonic: str) -> int:
     """A numeric offset (+N/-N/N) or a label resolved later (returns 0 for now)."""
     text = text.strip()
     if re.match(r"^[+-]?(0x[0-9a-fA-F]+|\d+)$", text):
-        return _number(text, line)
+        bounds = OFF16 if field == "off" else SIGNED32
+        return _checked(_number(text, line), f"{mnemonic} jump offset", bounds, line)
     if not _LABEL.match(text):
         raise AsmError(line, f"expected a jump offset or label, got {text!r}")
     pending.append(_Pending(slot, text, line, field))
@@ -242,28 +282,32 @@ def _assemble_one(mnemonic: str, ops: list[str], line: int, slot: int,
                   pending: list[_Pending]) -> list[Insn]:
     if mnemonic == ".raw":
         _need(ops, 1, mnemonic, line)
-        value = _number(ops[0], line)
-        return [Insn.decode(struct.pack(">Q", value & (2**64 - 1)))]
+        value = _checked(_number(ops[0], line), ".raw slot", RAW64, line)
+        return [Insn.decode(struct.pack(">Q", value))]
     if mnemonic == "exit":
         _need(ops, 0, mnemonic, line)
         return [Insn(isa.JMP | isa.EXIT)]
     if mnemonic == "call":
         _need(ops, 1, mnemonic, line)
-        return [Insn(isa.JMP | isa.CALL, 0, isa.CALL_HELPER, 0, _imm32(ops[0], line))]
+        return [Insn(isa.JMP | isa.CALL, 0, isa.CALL_HELPER, 0, _imm32(ops[0], line, "call helper id"))]
+    if mnemonic == "callx":  # a call through a register: bpf_conformance's encoding, dst = register
+        _need(ops, 1, mnemonic, line)
+        return [Insn(isa.JMP | isa.CALL | isa.X, _reg(ops[0], line))]
     if mnemonic == "call local":
         _need(ops, 1, mnemonic, line)
-        imm = _jump_target(ops[0], line, slot, pending, "imm")
+        imm = _jump_target(ops[0], line, slot, pending, "imm", mnemonic)
         return [Insn(isa.JMP | isa.CALL, 0, isa.CALL_LOCAL, 0, imm)]
     if mnemonic == "ja":
         _need(ops, 1, mnemonic, line)
-        return [Insn(isa.JMP | isa.JA, 0, 0, _jump_target(ops[0], line, slot, pending, "off"))]
+        return [Insn(isa.JMP | isa.JA, 0, 0, _jump_target(ops[0], line, slot, pending, "off", mnemonic))]
     if mnemonic in ("ja32", "gotol"):
         _need(ops, 1, mnemonic, line)
         return [Insn(isa.JMP32 | isa.JA, 0, 0, 0,
-                     _jump_target(ops[0], line, slot, pending, "imm"))]
+                     _jump_target(ops[0], line, slot, pending, "imm", mnemonic))]
     if mnemonic == "lddw":
         _need(ops, 2, mnemonic, line)
-        return list(isa.lddw_pair(_reg(ops[0], line), _number(ops[1], line)))
+        value = _checked(_number(ops[1], line), "lddw immediate", IMM64, line)
+        return list(isa.lddw_pair(_reg(ops[0], line), value & ((1 << 64) - 1)))
     if mnemonic.startswith("lock "):
         return [_assemble_atomic(mnemonic, ops, line)]
     match = re.match(r"^(ldabs|ldind)(b|h|w)$", mnemonic)
@@ -272,9 +316,10 @@ def _assemble_one(mnemonic: str, ops: list[str], line: int, slot: int,
         size = _SIZES[match.group(2)]
         if mode == isa.ABS:
             _need(ops, 1, mnemonic, line)
-            return [Insn(isa.LD | mode | size, 0, 0, 0, _imm32(ops[0], line))]
+            return [Insn(isa.LD | mode | size, 0, 0, 0, _imm32(ops[0], line, f"{mnemonic} offset"))]
         _need(ops, 2, mnemonic, line)
-        return [Insn(isa.LD | mode | size, 0, _reg(ops[0], line), 0, _imm32(ops[1], line))]
+        return [Insn(isa.LD | mode | size, 0, _reg(ops[0], line), 0,
+                     _imm32(ops[1], line, f"{mnemonic} offset"))]
     match = re.match(r"^(ldxs|ldx|stx|st)(b|h|w|dw)$", mnemonic)
     if match:
         kind, size = match.group(1), _SIZES[match.group(2)]
@@ -282,18 +327,19 @@ def _assemble_one(mnemonic: str, ops: list[str], line: int, slot: int,
         if kind in ("ldx", "ldxs"):
             if kind == "ldxs" and size == isa.DW:
                 raise AsmError(line, "no sign-extending 8-byte load")
-            src, off = _mem(ops[1], line)
+            src, off = _mem(ops[1], line, mnemonic)
             mode = isa.MEMSX if kind == "ldxs" else isa.MEM
             return [Insn(isa.LDX | mode | size, _reg(ops[0], line), src, off)]
-        dst, off = _mem(ops[0], line)
+        dst, off = _mem(ops[0], line, mnemonic)
         if kind == "stx":
             return [Insn(isa.STX | isa.MEM | size, dst, _reg(ops[1], line), off)]
-        return [Insn(isa.ST | isa.MEM | size, dst, 0, off, _imm32(ops[1], line))]
-    match = re.match(r"^(le|be|bswap)(16|32|64)$", mnemonic)
-    if match:
+        return [Insn(isa.ST | isa.MEM | size, dst, 0, off, _imm32(ops[1], line, f"{mnemonic} immediate"))]
+    match = re.match(r"^(le|be|bswap|swap)(16|32|64)$", mnemonic)
+    if match:  # swapN is bpf_conformance's name for bswapN
         _need(ops, 1, mnemonic, line)
         opcode = {"le": isa.ALU | isa.END | isa.TO_LE, "be": isa.ALU | isa.END | isa.TO_BE,
-                  "bswap": isa.ALU64 | isa.END | isa.TO_LE}[match.group(1)]
+                  "bswap": isa.ALU64 | isa.END | isa.TO_LE, "swap": isa.ALU64 | isa.END | isa.TO_LE,
+                  }[match.group(1)]
         return [Insn(opcode, _reg(ops[0], line), 0, 0, int(match.group(2)))]
     match = re.match(r"^movsx(8|16|32)(32|64)$", mnemonic)
     if match:
@@ -316,17 +362,17 @@ def _assemble_one(mnemonic: str, ops: list[str], line: int, slot: int,
         dst = _reg(ops[0], line)
         if ops[1].startswith("%"):
             return [Insn(klass | op | isa.X, dst, _reg(ops[1], line), off)]
-        return [Insn(klass | op | isa.K, dst, 0, off, _imm32(ops[1], line))]
+        return [Insn(klass | op | isa.K, dst, 0, off, _imm32(ops[1], line, f"{mnemonic} immediate"))]
     match = re.match(r"^([a-z]+?)(32)?$", mnemonic)
     if match and match.group(1) in _JMP_NAMES:
         _need(ops, 3, mnemonic, line)
         klass = isa.JMP32 if match.group(2) else isa.JMP
         op = _JMP_NAMES[match.group(1)]
         dst = _reg(ops[0], line)
-        off = _jump_target(ops[2], line, slot, pending, "off")
+        off = _jump_target(ops[2], line, slot, pending, "off", mnemonic)
         if ops[1].startswith("%"):
             return [Insn(klass | op | isa.X, dst, _reg(ops[1], line), off)]
-        return [Insn(klass | op | isa.K, dst, 0, off, _imm32(ops[1], line))]
+        return [Insn(klass | op | isa.K, dst, 0, off, _imm32(ops[1], line, f"{mnemonic} immediate"))]
     raise AsmError(line, f"unknown mnemonic {mnemonic!r}")
 
 
@@ -346,7 +392,7 @@ def _assemble_atomic(mnemonic: str, ops: list[str], line: int) -> Insn:
     else:
         raise AsmError(line, f"unknown atomic operation {mnemonic!r}")
     _need(ops, 2, mnemonic, line)
-    dst, off = _mem(ops[0], line)
+    dst, off = _mem(ops[0], line, mnemonic)
     return Insn(isa.STX | isa.ATOMIC | size, dst, _reg(ops[1], line), off, imm)
 
 

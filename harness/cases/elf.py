@@ -19,6 +19,7 @@ from harness.isa import Insn, Program
 EM_BPF = 247
 R_BPF_64_64 = 1  # lddw of a symbol's address (maps)
 R_BPF_64_32 = 10  # call to a function (bpf-to-bpf call; already resolved by clang within a section)
+MAX_OBJECT_BYTES = 64 << 20  # an object file larger than this is refused before it is read
 
 
 class ElfError(ValueError):
@@ -32,9 +33,12 @@ def load_program(path: str | Path, section: str | None = None, map_names: list[s
     from elftools.elf.relocation import RelocationSection
 
     try:
-        data = Path(path).read_bytes()
+        with open(path, "rb") as file:
+            data = file.read(MAX_OBJECT_BYTES + 1)
     except OSError as error:
         raise ElfError(f"cannot read {path}: {error.strerror}") from None
+    if len(data) > MAX_OBJECT_BYTES:
+        raise ElfError(f"{path} is larger than {MAX_OBJECT_BYTES} bytes")
     try:
         elf = ELFFile(io.BytesIO(data))
         if elf.elfclass != 64:
@@ -66,8 +70,12 @@ def load_program(path: str | Path, section: str | None = None, map_names: list[s
             symbols = elf.get_section(relocations["sh_link"])
             for relocation in relocations.iter_relocations():
                 _apply(path, relocation, symbols, insns, map_names or [])
+    except ElfError:
+        raise
     except ELFError as error:
         raise ElfError(f"{path}: malformed ELF: {error}") from None
+    except Exception as error:  # pyelftools meets a damaged file with many kinds of exception
+        raise ElfError(f"{path}: malformed ELF: {type(error).__name__}: {error}") from None
     return Program(tuple(insns))
 
 

@@ -10,6 +10,8 @@ from harness.running.conformance import INTERP, run_item
 from harness.running.coverage import form_name, program_forms
 from harness.running.explain import ebpf_listing, native_listing
 
+SHOW_LINES = 5000  # per listing: enough for any hand-written case, bounded for generated giants
+
 
 def show(path: str, targets: list[str], native: bool = True) -> str:
     """A case's description, eBPF listing, and its outcome (and native code) on each target."""
@@ -20,13 +22,16 @@ def show(path: str, targets: list[str], native: bool = True) -> str:
     lines = [f"{path}"]
     if case.description:
         lines += ["", case.description.strip()]
-    lines += ["", "eBPF:"] + ["  " + line for line in ebpf_listing(path)]
+    lines += ["", "eBPF:"] + ["  " + line for line in ebpf_listing(path, SHOW_LINES)]
     if case.memory:
         lines += ["", f"input memory: {len(case.memory)} bytes"]
     lines += ["", "outcome per target:"]
     width = max([8] + [len(target) for target in targets])
+    translated = set()
     for target in targets:
         result = run_item(path, target)
+        if result.code_size is not None:
+            translated.add(target)
         summary = result.actual or (result.detail.splitlines()[0] if result.detail else "")
         lines.append(f"  {target:<{width}} {result.status.upper():<11} {summary}")
         if result.status not in ("pass", "skip") and result.detail:
@@ -35,7 +40,9 @@ def show(path: str, targets: list[str], native: bool = True) -> str:
         for target in targets:
             if target == INTERP:
                 continue
-            lines += ["", f"{target} native code:"] + ["  " + line for line in native_listing(path, target)]
+            listing = (native_listing(path, target, SHOW_LINES) if target in translated
+                       else ["(none: the case did not reach translation on this target)"])
+            lines += ["", f"{target} native code:"] + ["  " + line for line in listing]
     return "\n".join(lines)
 
 

@@ -106,6 +106,16 @@ class ReportData:
     wall_seconds: float | None = None
     coverage: dict[str, Any] | None = None
     changes: list[StatusChange] | None = None  # None: no baseline given
+    stopped: str = ""  # why the run ended before every item had a result ("" for a complete run)
+    not_run: int = 0  # items of an incomplete run that have no result
+
+    @property
+    def incomplete_notice(self) -> str:
+        """The line every artefact of an incomplete run starts with ("" for a complete run)."""
+        if not self.stopped:
+            return ""
+        return (f"INCOMPLETE RUN ({self.stopped}): {self.not_run} item(s) have no result; "
+                "every count and mark below covers only the items that finished.")
 
     def cases_by_group(self) -> dict[str, list[str]]:
         grouped: dict[str, list[str]] = defaultdict(list)
@@ -150,8 +160,10 @@ def build(document: dict[str, Any], root: Path = Path("."),
                 if item["status"] in NONCONFORMING:
                     entry.failing.append(case)
     changes = compare(baseline, document) if baseline is not None else None
+    stopped = document.get("stopped") or ("interrupted" if document.get("interrupted") else "")
     return ReportData(results, targets, cases, cells, summary, groups, versions,
-                      document.get("wall_seconds"), document.get("coverage"), changes)
+                      document.get("wall_seconds"), document.get("coverage"), changes,
+                      str(stopped), int(document.get("not_run") or 0))
 
 
 def compare(old: dict[str, Any], new: dict[str, Any]) -> list[StatusChange]:

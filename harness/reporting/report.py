@@ -3,7 +3,8 @@
 ``python -m harness report RESULTS.json`` writes ``report.html`` (see
 :mod:`harness.reporting.report_html`), ``summary.md`` (sized for a pull-request comment) and
 ``junit.xml`` (one test case per (case, target)). With ``--baseline OLD.json`` every
-artefact also lists the cells whose status changed. The data they show is built by
+artefact also lists the cells whose status changed. A results file from a run that
+was interrupted or stopped early says so at the top of every artefact. The data they show is built by
 :mod:`harness.reporting.model`.
 """
 from __future__ import annotations
@@ -17,12 +18,15 @@ from harness.reporting.model import (BAD_STATUSES, ISA_GROUPS, ISA_VERSIONS, Con
                                      StatusChange, build, case_group, load_results, shown_statuses)
 from harness.reporting.report_html import report_html
 from harness.running.conformance import ERROR, FAIL, KNOWN, SKIP, STALE, UNSUPPORTED
+from harness.running.output import write_atomically
 
 # --- Markdown -----------------------------------------------------------------
 
 def summary_markdown(data: ReportData, max_failures: int = 15) -> str:
     """A pull-request-comment sized summary: counts, ISA conformance, changes, failures."""
     lines = ["## eBPF JIT conformance", ""]
+    if data.incomplete_notice:
+        lines += [f"> **{data.incomplete_notice}**", ""]
     statuses = shown_statuses(data.summary)
     lines.append("| target | " + " | ".join(statuses) + " |")
     lines.append("|---|" + "---:|" * len(statuses))
@@ -79,6 +83,8 @@ def change_counts(changes: list[StatusChange]) -> str:
 def junit_xml(data: ReportData) -> str:
     """JUnit XML: one testsuite per target, one testcase per (case, target)."""
     suites = ElementTree.Element("testsuites", name="ebpf-jit-harness")
+    if data.stopped:  # JUnit has no field for it: a property on every suite, and a comment on top
+        suites.set("incomplete", data.stopped)
     for target in data.targets:
         items = [data.cells[(case, target)] for case in data.cases if (case, target) in data.cells]
         counts = data.summary[target]
@@ -88,6 +94,9 @@ def junit_xml(data: ReportData) -> str:
             failures=str(counts.get(FAIL, 0) + counts.get(UNSUPPORTED, 0) + counts.get(STALE, 0)),
             errors=str(counts.get(ERROR, 0)), skipped=str(counts.get(SKIP, 0) + counts.get(KNOWN, 0)),
             time=f"{seconds:.6f}")
+        if data.stopped:
+            properties = ElementTree.SubElement(suite, "properties")
+            ElementTree.SubElement(properties, "property", name="incomplete", value=data.incomplete_notice)
         for item in items:
             case = ElementTree.SubElement(
                 suite, "testcase", classname=f"{target}.{case_group(item['case']).replace('/', '.')}",
@@ -103,7 +112,9 @@ def junit_xml(data: ReportData) -> str:
                 ElementTree.SubElement(case, "skipped", message=message, type=item["status"]).text = \
                     body if item["status"] == KNOWN else None
     ElementTree.indent(suites)
-    return '<?xml version="1.0" encoding="utf-8"?>\n' + ElementTree.tostring(suites, encoding="unicode") + "\n"
+    notice = f"<!-- {data.incomplete_notice.replace('--', '- -')} -->\n" if data.stopped else ""
+    return ('<?xml version="1.0" encoding="utf-8"?>\n' + notice
+            + ElementTree.tostring(suites, encoding="unicode") + "\n")
 
 
 # --- writing everything -------------------------------------------------------
@@ -124,13 +135,10 @@ def write_reports(results_path: str | Path, out_dir: str | Path = "reports",
     baseline = load_results(baseline_path) if baseline_path else None
     data = build(document, root, baseline)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    html = out / "report.html"
-    html.write_text(report_html(data, root, with_native=with_native))
-    markdown = out / "summary.md"
-    markdown.write_text(summary_markdown(data))
-    junit = out / "junit.xml"
-    junit.write_text(junit_xml(data))
+    html, markdown, junit = out / "report.html", out / "summary.md", out / "junit.xml"
+    write_atomically(html, report_html(data, root, with_native=with_native))  # whole files or none
+    write_atomically(markdown, summary_markdown(data))
+    write_atomically(junit, junit_xml(data))
     return Written(html, markdown, junit, data)
 
 

@@ -20,6 +20,7 @@ from harness.reporting.model import (BAD_STATUSES, ISA_GROUPS, ISA_VERSIONS, Con
 MAX_LISTING_LINES = 400
 # known: a recorded known failure of an external JIT (fails, does not fail the run);
 # stale: a recorded known failure that passes now (fails the run until its record goes).
+MAX_SOURCE_BYTES = 64 << 10  # of a case file shown in the report (the largest corpus case is 6.3 KiB)
 STATUS_COLOURS = {"pass": "#2e9d4f", "fail": "#d93f3f", "error": "#8e2bb0", "skip": "#9aa4ad",
                   "unsupported": "#e49b1f", "known": "#c48a8a", "stale": "#1f6fb4"}
 TARGET_COLOURS = ["#3d6fd9", "#d9763d", "#2e9d8f", "#b03d8e", "#7a8a2e", "#6b4fd9", "#444"]
@@ -28,6 +29,7 @@ CSS = """
 body{font:14px/1.4 system-ui,sans-serif;margin:0;color:#1d2329;background:#f6f7f9}
 header{background:#1d2329;color:#fff;padding:14px 24px}
 header h1{margin:0;font-size:20px} header p{margin:4px 0 0;color:#c8d0d8}
+header p.incomplete{background:#b3261e;color:#fff;font-weight:bold;padding:6px 10px;margin-top:8px}
 main{display:flex;gap:16px;padding:16px 24px;align-items:flex-start}
 #left{flex:1 1 55%;min-width:0} #details{flex:1 1 45%;position:sticky;top:8px;max-height:96vh;overflow:auto;
 background:#fff;border:1px solid #d5dbe1;border-radius:6px;padding:12px 16px}
@@ -112,7 +114,9 @@ def _header(data: ReportData) -> str:
         facts.append(f"run took {data.wall_seconds:.1f} s")
     if data.coverage:
         facts.append(f"opcode coverage {data.coverage.get('covered')} of {data.coverage.get('total')} forms")
-    return f"<header><h1>eBPF JIT conformance</h1><p>{' · '.join(facts)}</p></header>"
+    banner = (f"<p id='incomplete' class='incomplete'>{html.escape(data.incomplete_notice)}</p>"
+              if data.stopped else "")
+    return f"<header><h1>eBPF JIT conformance</h1><p>{' · '.join(facts)}</p>{banner}</header>"
 
 
 def _summary_section(data: ReportData) -> str:
@@ -253,15 +257,19 @@ def _case_payload(data: ReportData, root: Path) -> dict[str, dict[str, Any]]:
     for case in data.cases:
         path = Path(case) if Path(case).is_absolute() else root / case
         try:
-            source = path.read_text()
+            with open(path, "rb") as file:
+                raw = file.read(MAX_SOURCE_BYTES + 1)
+            source = raw[:MAX_SOURCE_BYTES].decode("utf-8", "replace")
+            if len(raw) > MAX_SOURCE_BYTES:
+                source += f"\n... (cut after {MAX_SOURCE_BYTES} bytes)"
         except OSError as error:
-            source = f"(cannot read {case}: {error.strerror})"
+            source = f"(cannot read {case}: {error.strerror or error})"
         try:
             description = load_case(path).description
         except (CorpusError, OSError):
             description = ""
         cases[case] = {"source": source, "description": description,
-                       "ebpf": _truncate(ebpf_listing(str(path)))}
+                       "ebpf": _truncate(ebpf_listing(str(path), MAX_LISTING_LINES))}
     return cases
 
 
@@ -272,9 +280,9 @@ def _cell_payload(data: ReportData, root: Path, with_native: bool) -> dict[str, 
     for (case, target), item in data.cells.items():
         entry = {key: item.get(key) for key in ("status", "expected", "actual", "detail", "first_difference",
                                                 "code_size", "bpf_executed", "native_executed", "timings")}
-        if target != INTERP and with_native:
+        if target != INTERP and with_native and item.get("code_size") is not None:
             path = Path(case) if Path(case).is_absolute() else root / case
-            entry["native"] = _truncate(native_listing(str(path), target))
+            entry["native"] = _truncate(native_listing(str(path), target, MAX_LISTING_LINES))
         cells[f"{case}|{target}"] = entry
     return cells
 

@@ -35,7 +35,6 @@ from unicorn import UcError
 
 from arches.base import Backend, CarriedValue, NativeCode
 from harness import layout
-from harness.oracle.helpers import HELPERS
 from harness.oracle.outcome import RECORDED_CALLS, HelperCall
 
 COOKIE = 0xC00C_1E00_0000_0000  # the cookie of run n is COOKIE | n: new every run, so none can be baked in
@@ -138,14 +137,14 @@ class CallChecks:
             return self.native.helper_ids.get(helper_id)
         return helper_id
 
-    def at_call(self, helper: int, arguments: tuple[int, ...]) -> None:
-        """At the stub, before the helper runs: record the call and what it broke."""
+    def at_call(self, helper: int, arguments: tuple[int, ...], reads: int = 5) -> None:
+        """At the stub, before the helper runs: record the call (the ``reads`` arguments the
+        helper reads) and what it broke."""
         self.count += 1
         problems = self.problems()
         first_broken = problems and not any(record.problems for record in self.records)
         if self.count <= RECORDED_CALLS or first_broken:
             returns = self.backend.helper_return_address(self.uc)
-            reads = HELPERS[helper].arguments if helper in HELPERS else 5
             self.records.append(HelperCall(self.count, helper, tuple(arguments[:reads]),
                                            self.find_instruction(returns), returns, tuple(problems)))
 

@@ -1,10 +1,19 @@
-"""Readable failure reports: expected vs actual, and the eBPF beside the native code."""
+"""Readable failure reports: expected vs actual, and the eBPF beside the native code.
+
+Listings are cut at LISTING_LINES lines with a count of the rest (a program of a
+million instructions must not print hundreds of megabytes); ``harness show`` prints
+more. Nothing here raises: a listing that cannot be made says why in its place.
+"""
 from __future__ import annotations
 
-from harness.cases.asm import disassemble
-from harness.running.conformance import INTERP, Result, load, load_checked
-from harness.cases.corpus import CorpusError
 from harness import layout
+from harness.cases.asm import disassemble
+from harness.cases.corpus import describe_exception
+from harness.isa import Program
+from harness.running.conformance import INTERP, Result, load, load_checked
+
+LISTING_LINES = 200  # per listing in a failure report
+MAX_NATIVE_INSN_BYTES = 16  # longest native instruction of any target (x86-64: 15)
 
 
 def side_by_side(left: list[str], right: list[str], left_title: str, right_title: str,
@@ -18,7 +27,7 @@ def side_by_side(left: list[str], right: list[str], left_title: str, right_title
     return lines
 
 
-def native_listing(case_path: str, target: str) -> list[str]:
+def native_listing(case_path: str, target: str, limit: int | None = LISTING_LINES) -> list[str]:
     """Capstone disassembly of the target's code for a case (or why there is none)."""
     import arches
     from arches.base import BackendFailure, RejectedProgram, UnsupportedInstruction
@@ -28,29 +37,51 @@ def native_listing(case_path: str, target: str) -> list[str]:
         program = load_checked(case_path).runnable or case.program  # map loads resolved, as the run had it
         backend = arches.get(target)
         native = backend.compile(program)
-    except (CorpusError, UnsupportedInstruction, KeyError, BackendFailure) as error:
+    except (ValueError, UnsupportedInstruction, KeyError, BackendFailure) as error:  # CorpusError is a ValueError
         return [f"(no native code: {error})"]
     except RejectedProgram as error:
         return [f"(no native code: {target} rejects the program: {error})"]
     except Exception as error:  # a backend bug: show it instead of a listing
-        return [f"(backend failed: {type(error).__name__}: {error})"]
-    return backend.disassemble(native.code, layout.CODE_BASE)
+        return [f"(backend failed: {describe_exception(error)})"]
+    code = native.code if limit is None else native.code[:(limit + 1) * MAX_NATIVE_INSN_BYTES]
+    try:
+        lines = backend.disassemble(code, layout.CODE_BASE)
+    except Exception as error:
+        return [f"(no listing: {describe_exception(error)})"]
+    if limit is not None and (len(lines) > limit or len(code) < len(native.code)):
+        shown = lines[:limit]
+        return shown + [f"... listing cut after {limit} instructions ({len(native.code)} bytes of code in all)"]
+    return lines
 
 
-def ebpf_listing(case_path: str) -> list[str]:
+def ebpf_listing(case_path: str, limit: int | None = LISTING_LINES) -> list[str]:
+    """The case's eBPF program, one line per instruction, slot index first."""
     try:
         program = load(case_path).program
-    except CorpusError as error:
+    except Exception as error:  # CorpusError, or whatever loading met: say so in place of a listing
         return [f"(no program: {error})"]
-    lines = []
-    starts = program.instruction_starts()
-    for index, text in zip(starts, disassemble(program)):
-        lines.append(f"{index:4}: {text}")
+    insns = program.insns
+    if limit is not None and len(insns) > limit + 1:  # disassemble only what is shown (+1: a whole lddw)
+        program = Program(insns[:limit + 1])
+    try:
+        lines = [f"{index:4}: {text}" for index, text in zip(program.instruction_starts(), disassemble(program))]
+    except Exception as error:
+        return [f"(no listing: {describe_exception(error)})"]
+    if limit is not None and len(program.insns) < len(insns):
+        lines = lines[:limit] + [f"... listing cut after {limit} instructions ({len(insns)} slots in all)"]
     return lines
 
 
 def explain_failure(case_path: str, result: Result) -> str:
-    """The text pytest shows for a failed or erroring item."""
+    """The text pytest shows for a failed or erroring item (never raises)."""
+    try:
+        return _explain(case_path, result)
+    except Exception as error:
+        return (f"{result.case} on {result.target}: {result.status.upper()}\n  {result.detail}\n"
+                f"  (no listing: {describe_exception(error)})")
+
+
+def _explain(case_path: str, result: Result) -> str:
     lines = [f"{result.case} on {result.target}: {result.status.upper()}"]
     if result.expected or result.actual:
         lines.append(f"  expected: {result.expected}")
@@ -69,6 +100,7 @@ def explain_failure(case_path: str, result: Result) -> str:
     if result.target == INTERP:
         lines.extend(["eBPF program:"] + ["  " + line for line in ebpf])
     else:
-        lines.extend(side_by_side(ebpf, native_listing(case_path, result.target),
-                                  "eBPF", f"{result.target} native"))
+        native = (native_listing(case_path, result.target) if result.code_size is not None
+                  else ["(no native code: the item ended before translation)"])
+        lines.extend(side_by_side(ebpf, native, "eBPF", f"{result.target} native"))
     return "\n".join(lines)

@@ -46,7 +46,8 @@ class ProgressBar:
         return None
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if report.when == "call" or (report.when == "setup" and not report.passed):
+        # "???": pytest-xdist's report for the item a crashed worker was running
+        if report.when in ("call", "???") or (report.when == "setup" and not report.passed):
             self.done += 1
             self.bad += report.failed
             self.draw()
