@@ -34,7 +34,8 @@ def _run(args: argparse.Namespace) -> int:
     from harness.running.output import FolderBusy, FolderLock, file_target_problem, folder_target_problem
 
     paths = args.paths or [DEFAULT_CORPUS]
-    missing = [path for path in paths if not Path(path).exists()]
+    # a node id names a file and one target: corpus/x.data::arm64
+    missing = [path for path in paths if not Path(path.split("::", 1)[0]).exists()]
     if missing:
         print(f"harness run: no such file or directory (or a broken link): {', '.join(missing)}",
               file=sys.stderr)
@@ -294,7 +295,7 @@ def _mutate(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     from harness.tools.bench import main as bench_main
 
-    figures = bench_main(args.out, quick=args.quick)
+    figures = bench_main(args.out, quick=args.quick, scale_only=args.scale, sample=args.sample)
     return 0 if all(figures["targets_met"].values()) else 1
 
 
@@ -326,7 +327,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "passes, 1 on any fail or error, 2 on bad usage, 130 on Ctrl-C (143 on "
                     "SIGTERM): what finished is written and marked incomplete.")
     run.add_argument("paths", nargs="*", metavar="PATH",
-                     help=".data files or directories (default: corpus/)")
+                     help=".data files or directories (default: corpus/), or one case on one target: "
+                          "corpus/x.data::arm64")
     run.add_argument("--arch", default="default", metavar="NAME[,NAME]|all|default",
                      help="targets: 'default' (the built-in targets plus every configured external "
                           "JIT, e.g. uBPF's when UBPF_SRC is set), 'all' (the built-in targets), or a "
@@ -447,6 +449,12 @@ def build_parser() -> argparse.ArgumentParser:
                     "JSON). Exit 1 when a speed target is missed. Takes a few minutes.")
     bench.add_argument("--out", default="bench/out/bench.json", metavar="FILE", help="where the JSON goes")
     bench.add_argument("--quick", action="store_true", help="skip the scaling runs")
+    bench.add_argument("--scale", action="store_true",
+                       help="only the scale figures: the full corpus with -n 1 and -n 2, the harness's fixed "
+                            "cost, and the scaling runs (no phases, floor, interpreter or validator)")
+    bench.add_argument("--sample", type=int, default=None, metavar="N",
+                       help="scaling runs on N of the hand-written cases, spread over their folders "
+                            "(default: all of them)")
     bench.set_defaults(handler=_bench)
     return parser
 
