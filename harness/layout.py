@@ -12,21 +12,22 @@ from dataclasses import dataclass
 REGION_ALIGN = 0x10000  # a multiple of SPARC64's 8 KiB; 64 KiB lets offsets up to the 16-bit edge work
 
 # Native-only regions (the interpreter never touches them).
-CODE_BASE = 0x0010_0000  # JIT output is loaded here
-# 9 MiB: a program at the validator's limit of 65,535 slots fits on every target. The most native
-# code per slot measured is 138 bytes (sparc64's le64, a byte swap by shifts: 8.6 MiB at the limit;
-# riscv64's be64 7.6 MiB, uBPF arm64's helper call 82 bytes, 5.1 MiB; tests/test_layout.py).
-CODE_SIZE = 0x0090_0000
-NATIVE_STACK_BASE = 0x00A0_0000  # the native stack of the JIT code (callee-saved spills)
-NATIVE_STACK_SIZE = 0x0010_0000
-NATIVE_STACK_TOP = NATIVE_STACK_BASE + NATIVE_STACK_SIZE - 0x1000  # leave a red zone above
-STUB_BASE = 0x00B0_0000  # helper stubs: helper N is called at STUB_BASE + N * STUB_STRIDE
+# JIT output is loaded here, in the free 240 MiB below input memory. 128 MiB holds a program at the
+# validator's limit of 1,000,000 instructions at up to 134 native bytes each: the heaviest measured
+# (one instruction repeated, every kind, 2026-11) are riscv64 be64 (120) and sparc64 ldxdw (116, byte
+# by byte); harness/tools/long_program.py's programs take 5-16 per instruction. All of it stays in MIPS's 256 MiB j/jal segment.
+CODE_BASE = 0x0100_0000
+CODE_SIZE = 0x0800_0000
+STUB_BASE = 0x0080_0000  # helper stubs: helper N is called at STUB_BASE + N * STUB_STRIDE
 STUB_STRIDE = 0x10
 STUB_SIZE = 0x0001_0000
 # A dispatcher-style JIT calls this one stub for every helper (the helper's id in a register).
 DISPATCHER_STUB = STUB_BASE + STUB_SIZE - STUB_STRIDE
-SENTINEL_BASE = 0x00B1_0000  # return address of the JIT entry: reaching it ends the run
+SENTINEL_BASE = 0x0090_0000  # return address of the JIT entry: reaching it ends the run
 SENTINEL_SIZE = 0x0001_0000
+NATIVE_STACK_BASE = 0x00A0_0000  # the native stack of the JIT code (callee-saved spills)
+NATIVE_STACK_SIZE = 0x0010_0000
+NATIVE_STACK_TOP = NATIVE_STACK_BASE + NATIVE_STACK_SIZE - 0x1000  # leave a red zone above
 
 # Regions the eBPF program sees (mapped by the interpreter and the emulators alike).
 CONTEXT_BASE = 0x00C0_0000  # run context: the packet's address and length, for LD_ABS/LD_IND
