@@ -25,6 +25,7 @@ from harness.oracle.validator import ValidationError, validate
 
 FUZZ_BUDGET = 100_000  # eBPF instructions per run: generated loops are short
 SHRINK_ATTEMPTS = 1500
+SHRINK_SECONDS = 90.0  # a far program's checks take a second or more each: stop with what is smaller by then
 
 
 @dataclass
@@ -86,16 +87,31 @@ def differs(program: Program, memory: bytes, target: str) -> tuple[Outcome, Outc
     return None
 
 
+def difference_kind(pair: tuple[Outcome, Outcome] | None) -> str | None:
+    """What a mismatch differs in, coarsely ("r0", "stack", "kind", "helper", ...; None: no mismatch)."""
+    if pair is None:
+        return None
+    difference = first_difference(*pair, base_mem=layout.MEM_BASE, base_stack=layout.STACK_BASE)
+    return difference.what.split()[0] if difference is not None else "crash"
+
+
 # --- shrinking ------------------------------------------------------------------
 
 def remove_instruction(program: Program, index: int) -> Program | None:
     """The program without the instruction starting at ``index``, jumps repaired."""
+    width = 2 if program.insns[index].opcode == isa.LDDW else 1
+    return remove_slots(program, index, index + width)
+
+
+def remove_slots(program: Program, start: int, stop: int) -> Program | None:
+    """The program without slots ``start``..``stop`` (whole instructions), jumps into them
+    redirected to what follows and the others repaired; None when a jump no longer fits."""
     insns = program.insns
-    width = 2 if insns[index].opcode == isa.LDDW else 1
-    moved = lambda slot: slot - width if slot >= index + width else min(slot, index)  # noqa: E731
+    width = stop - start
+    moved = lambda slot: slot - width if slot >= stop else min(slot, start)  # noqa: E731
     result = []
     for old_index in program.instruction_starts():
-        if old_index == index:
+        if start <= old_index < stop:
             continue
         insn = insns[old_index]
         target = isa.jump_target(insn, old_index)
@@ -136,16 +152,22 @@ def _simplifiable_immediate(insn: Insn, index: int) -> bool:
 
 
 def shrink(program: Program, memory: bytes, still_fails: Callable[[Program, bytes], bool],
-           attempts: int = SHRINK_ATTEMPTS) -> tuple[Program, bytes]:
-    """A smaller program (and input) for which ``still_fails`` holds: ddmin-style passes."""
+           attempts: int = SHRINK_ATTEMPTS, seconds: float = SHRINK_SECONDS) -> tuple[Program, bytes]:
+    """A smaller program (and input) for which ``still_fails`` holds: ddmin-style passes, at most
+    ``attempts`` checks and ``seconds`` of them."""
     budget = [attempts]
+    deadline = time.perf_counter() + seconds
 
     def check(candidate: Program, data: bytes) -> bool:
-        if budget[0] <= 0 or not _valid(candidate):
+        if budget[0] <= 0 or time.perf_counter() > deadline:
+            budget[0] = 0
+            return False
+        if not _valid(candidate):
             return False
         budget[0] -= 1
         return still_fails(candidate, data)
 
+    program = _drop_runs(program, lambda candidate: check(candidate, memory))
     changed = True
     while changed and budget[0] > 0:
         changed = False
@@ -179,6 +201,25 @@ def shrink(program: Program, memory: bytes, still_fails: Callable[[Program, byte
         if any(memory) and check(program, bytes(len(memory))):
             memory, changed = bytes(len(memory)), True
     return program, memory
+
+
+def _drop_runs(program: Program, keeps: Callable[[Program], bool], smallest: int = 64) -> Program:
+    """Drop long runs of instructions first (halves, quarters, ... down to ``smallest`` slots):
+    a far program's tens of thousands of filler slots go in a few dozen runs, not one by one."""
+    run = len(program.insns) // 2
+    while run >= smallest:
+        start = 0
+        while start < len(program.insns):
+            starts = program.instruction_starts()
+            begin = next((index for index in starts if index >= start), len(program.insns))
+            end = next((index for index in starts if index >= begin + run), len(program.insns))
+            candidate = remove_slots(program, begin, end) if begin < end else None
+            if candidate is not None and candidate.insns and keeps(candidate):
+                program = candidate  # the next run starts where this one did
+            else:
+                start = begin + run
+        run //= 2
+    return program
 
 
 # --- findings -------------------------------------------------------------------
@@ -220,13 +261,15 @@ def write_finding(mismatch: Mismatch, directory: Path) -> Path:
 
 # --- the loop -------------------------------------------------------------------
 
-def fuzz_seed(seed: int, targets: list[str], size: int = 24) -> tuple[list[Mismatch], list[str], list[str]]:
-    """Run one generated program on every target; shrink what differs.
+def fuzz_seed(seed: int, targets: list[str], size: int = 24,
+              far: int = 0) -> tuple[list[Mismatch], list[str], list[str]]:
+    """Run one generated program (with ``far`` slots of never-run code, see
+    :mod:`harness.tools.generate`) on every target; shrink what differs.
 
     Returns the mismatches, the targets that reported an instruction unsupported and the
     targets (external JITs) that rejected the program.
     """
-    generated = generate(seed, size)
+    generated = generate(seed, size, far)
     mismatches, unsupported, rejected = [], [], []
     for target in targets:
         try:
@@ -240,8 +283,9 @@ def fuzz_seed(seed: int, targets: list[str], size: int = 24) -> tuple[list[Misma
             elif refusal == "rejected":
                 rejected.append(target)
             continue
+        kind = difference_kind(pair)  # shrink to the same kind of difference, not to another bug
         program, memory = shrink(generated.program, generated.memory,
-                                 lambda p, m, t=target: differs(p, m, t) is not None)
+                                 lambda p, m, t=target: difference_kind(differs(p, m, t)) == kind)
         expected, actual = differs(program, memory, target) or pair
         mismatches.append(Mismatch(target, seed, program, memory, expected, actual,
                                    len(generated.program.insns)))
@@ -264,15 +308,17 @@ def refusal_of(program: Program, target: str) -> str | None:
     return None
 
 
-def _worker(job: tuple[int, list[str], int]) -> tuple[int, list[Mismatch], list[str], list[str]]:
-    seed, targets, size = job
-    mismatches, unsupported, rejected = fuzz_seed(seed, targets, size)
+def _worker(job: tuple[int, list[str], int, int]) -> tuple[int, list[Mismatch], list[str], list[str]]:
+    seed, targets, size, far = job
+    mismatches, unsupported, rejected = fuzz_seed(seed, targets, size, far)
     return seed, mismatches, unsupported, rejected
 
 
 def fuzz(targets: list[str], seed: int = 0, count: int | None = None, seconds: float | None = None,
-         workers: int = 1, size: int = 24, progress: Callable[[FuzzStats], None] | None = None) -> FuzzStats:
-    """Fuzz until ``count`` programs or ``seconds`` have passed (whichever is given)."""
+         workers: int = 1, size: int = 24, progress: Callable[[FuzzStats], None] | None = None,
+         far: int = 0) -> FuzzStats:
+    """Fuzz until ``count`` programs or ``seconds`` have passed (whichever is given); ``far`` > 0
+    makes every program large (``far`` slots of never-run code between its halves)."""
     stats = FuzzStats()
     started = time.perf_counter()
     limit = count if count is not None else 1 << 62
@@ -281,7 +327,7 @@ def fuzz(targets: list[str], seed: int = 0, count: int | None = None, seconds: f
         for index in range(limit):
             if seconds is not None and time.perf_counter() - started > seconds:
                 return
-            yield seed + index, targets, size
+            yield seed + index, targets, size, far
 
     def record(result: tuple[int, list[Mismatch], list[str], list[str]]) -> None:
         _, mismatches, unsupported, rejected = result

@@ -9,6 +9,15 @@ calls and local calls; each ends by folding every register into r0, so a wrong
 register anywhere shows in the result. No program reads a register before writing
 it on every path (the validator rejects that, as the kernel does): registers start
 edge-valued, and r1-r5 are rewritten after every call.
+
+``far=N`` makes a large program: a block of N slots that never runs (helper calls
+and atomics, 35 bytes a slot of this project's arm64 code and 44 of uBPF's) sits
+between the two halves of the body; the program jumps over it with gotol, the second
+half comes back over it with a conditional jump (with gotol beyond the 32,767 slots a
+conditional offset reaches) and exits at the far end, where local functions and
+helper calls also are. N = 30,000 puts more than 1 MiB of arm64 code under the
+branches, N = 60,000 more than 2 MiB (and more than the 65,536 branches uBPF's arm64 JIT
+can record: its jump table overruns, see arches/external/known_failures/ubpf-arm64.toml).
 """
 from __future__ import annotations
 
@@ -31,6 +40,11 @@ JUMP_OPS = [isa.JEQ, isa.JGT, isa.JGE, isa.JSET, isa.JNE, isa.JSGT, isa.JSGE, is
 ATOMIC_OPS = [isa.ADD, isa.OR, isa.AND, isa.XOR]  # atomic imm = the ALU operation
 SIZES = [isa.B, isa.H, isa.W, isa.DW]
 WORK_REGISTERS = list(range(0, 8))  # r8 is the loop counter and r9 the memory base inside blocks
+# The never-run block of a far program, repeated: a helper call, three cmpxchg (fat native code on
+# every arm64 JIT; uBPF's x86-64 JIT accepts at most 65,536 patched jumps, three per helper call).
+FAR_FILLER = (Insn(isa.JMP | isa.CALL, 0, 0, 0, 102),) + (
+    Insn(isa.STX | isa.ATOMIC | isa.DW, 10, 1, -8, isa.ATOMIC_CMPXCHG),) * 3
+FAR_CONDITIONAL_REACH = 0x7FFF  # slots a conditional jump's 16-bit offset reaches
 
 
 class Chooser(Protocol):
@@ -216,7 +230,7 @@ class _Builder:
         self.emit(Insn(isa.JMP | isa.EXIT, 0, 0, 0, 0))
 
 
-def _build(choose: Chooser, size: int) -> Generated:
+def _build(choose: Chooser, size: int, far: int = 0) -> Generated:
     builder = _Builder(choose, size)
     builder.define(range(0, 9))  # defined values everywhere: registers start edge-valued
     with_function = choose.integer(0, 3) == 0
@@ -226,8 +240,11 @@ def _build(choose: Chooser, size: int) -> Generated:
         call_site = len(builder.insns)
         builder.emit(Insn(isa.JMP | isa.CALL, 0, isa.CALL_LOCAL, 0, 0))  # patched below
         builder.define(range(1, 6))  # r1-r5 are scratch after the call
-    builder.body(size)
-    builder.fold_and_exit()
+    if far:
+        _far_body(builder, size, far)
+    else:
+        builder.body(size)
+        builder.fold_and_exit()
     if with_function and call_site is not None:
         start = len(builder.insns)
         builder.define([0, 6, 7])  # a function starts with only r1-r5 (its arguments) and r10
@@ -238,9 +255,30 @@ def _build(choose: Chooser, size: int) -> Generated:
     return Generated(Program(tuple(builder.insns)), memory)
 
 
-def generate(seed: int, size: int = 24) -> Generated:
-    """A valid program of about ``size`` body instructions, determined by ``seed``."""
-    generated = _build(RandomChooser(seed), size)
+def _far_body(builder: _Builder, size: int, far: int) -> None:
+    """gotol over the block; second half ... exit; the block; first half; back over the block; exit."""
+    over = len(builder.insns)
+    builder.emit(Insn(isa.JMP32 | isa.JA, 0, 0, 0, 0))  # patched below
+    second = len(builder.insns)
+    builder.body(size - size // 2)
+    builder.fold_and_exit()
+    builder.insns.extend((FAR_FILLER * (far // len(FAR_FILLER) + 1))[:far])
+    first = len(builder.insns)
+    builder.insns[over] = Insn(isa.JMP32 | isa.JA, 0, 0, 0, first - over - 1)
+    builder.body(size // 2)
+    back = second - len(builder.insns) - 1
+    if -back <= FAR_CONDITIONAL_REACH:
+        builder.emit(Insn(isa.JMP | builder.choose.pick(JUMP_OPS) | isa.X, builder.register(), builder.register(),
+                          back, 0))
+    else:
+        builder.emit(Insn(isa.JMP32 | isa.JA, 0, 0, 0, back))
+    builder.fold_and_exit()
+
+
+def generate(seed: int, size: int = 24, far: int = 0) -> Generated:
+    """A valid program of about ``size`` body instructions, determined by ``seed``; ``far`` slots
+    of never-run code between its halves make it large (see the module's docstring)."""
+    generated = _build(RandomChooser(seed), size, far)
     generated.seed = seed
     return generated
 
