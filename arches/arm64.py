@@ -93,6 +93,9 @@ class Arm64Backend(AssemblyBackend):
                     **{f"d{n}": getattr(ua, f"UC_ARM64_REG_D{n}") for n in range(8, 16)}}
     callee_saved_source = "AAPCS64 (Arm IHI 0055), section 6.1.1 and 6.1.2"
     helper_stub = bytes.fromhex("c0035fd6")  # ret
+    link_register = ua.UC_ARM64_REG_X30  # bl/blr leave the return address in x30
+    call_stack_alignment = 16
+    call_stack_alignment_source = "AAPCS64 (Arm IHI 0055), section 6.4.5.1: SP mod 16 = 0"
     instruction_width = 4
     sentinel_fill = bytes.fromhex("1f2003d5")  # nop
 

@@ -90,6 +90,12 @@ class RejectedProgram(Exception):
     """
 
 
+class JitCrashed(Exception):
+    """The JIT under test crashed while translating the program (an external JIT's command was
+    killed by a signal: a failed assertion, a segmentation fault). A failure of the JIT, not of
+    the harness: the item fails with this message (and can be a recorded known failure)."""
+
+
 class BackendFailure(Exception):
     """The backend's machinery failed, e.g. an external JIT's command crashed or broke the
     protocol; reported as an error naming the cause (no harness traceback: not a harness bug)."""
@@ -117,6 +123,27 @@ class NativeCode:
     translate_seconds: float = 0.0
     assemble_seconds: float = 0.0
     data_size: int = 0  # bytes of ``code`` that are data, not instructions (uBPF's helper table)
+    # A dispatcher-style JIT's helper id -> the harness's helper number (empty: the same numbers).
+    helper_ids: dict[int, int] = field(default_factory=dict)
+
+
+# The values a helper call can be required to carry besides r1-r5 (CarriedValue.value): the
+# run's input memory pointer and length, the eBPF stack region (base, size, top: the initial
+# r10) the entry was given, the per-run cookie the runner chose, or a fixed constant.
+CARRIED_VALUES = ("memory", "length", "stack", "stack_size", "stack_top", "cookie", "constant")
+
+
+@dataclass(frozen=True)
+class CarriedValue:
+    """A value every helper call must carry besides eBPF r1-r5, and where: a register, or the
+    pointer-sized word at ``stack_offset`` above the stack pointer the helper stub sees (a stack
+    argument). uBPF's JITs pass the input memory pointer as a sixth argument, its "context"."""
+
+    value: str  # one of CARRIED_VALUES
+    where: str  # how messages name the place: "r9", "[sp+8]"
+    register: int | None = None  # Unicorn id
+    stack_offset: int | None = None
+    constant: int = 0  # for value == "constant"
 
 
 def _weight(native: NativeCode) -> int:
@@ -152,8 +179,29 @@ class Backend(ABC):
     program_counter: ClassVar[int]
     general_registers: ClassVar[tuple[int, ...]] = ()  # zeroed before each run (determinism)
     # The native ABI's caller-saved general registers that a helper may overwrite, without the
-    # one the helper stub returns through (a trashing helper overwrites all of them).
+    # one the helper stub returns through (a trashing helper overwrites all of them). The runner
+    # fills each with distinct garbage after every helper call, as a real C function may leave
+    # them, so a JIT that keeps a live value in one across a call is caught.
     caller_saved_registers: ClassVar[tuple[int, ...]] = ()
+    # Where a native call leaves its return address: a link register (Unicorn id), or None when
+    # the call pushes it (then it is the pointer-sized word at the stack pointer).
+    link_register: ClassVar[int | None] = None
+    pointer_size: ClassVar[int] = 8
+    # The psABI's alignment of the stack pointer at a call instruction (bytes; 0: not checked) and
+    # the document that says so. The runner checks it at every helper call.
+    call_stack_alignment: ClassVar[int] = 0
+    call_stack_alignment_source: ClassVar[str] = ""
+    # Bytes [start, end) relative to the stack pointer at a call that the ABI lets the callee
+    # overwrite besides everything below the stack pointer (s390x: the 160-byte register save
+    # area; ppc64: the CR and LR save words of the caller's frame). The runner fills them with
+    # garbage at every helper call.
+    callee_stack_area: ClassVar[tuple[int, int]] = (0, 0)
+    # What every helper call carries besides r1-r5 in the argument registers: nothing for the
+    # kernel's JITs; an external JIT's description declares its own (uBPF: a context pointer).
+    helper_carries: ClassVar[tuple["CarriedValue", ...]] = ()
+    # A dispatcher-style JIT calls one entry (layout.DISPATCHER_STUB) for every helper, with the
+    # helper's id in this register (None: one stub per helper, at driver.helper_address(N)).
+    helper_id_register: ClassVar[int | None] = None
     # The C ABI's callee-saved registers (name -> Unicorn id) and the document that lists them.
     # The runner fills each with a distinct canary before every run and, once the code has
     # returned, fails the run naming any that changed, and a stack pointer not back in place.
@@ -256,6 +304,29 @@ class Backend(ABC):
     def result(self, uc: Any) -> int:
         """After the entry function returned: eBPF r0 as u64."""
         return uc.reg_read(self.return_register) & ((1 << 64) - 1)
+
+    # What the runner reads at a helper call to check the call against the ABI.
+
+    def helper_return_address(self, uc: Any) -> int:
+        """At a helper stub: where the helper returns to (the native call's return address)."""
+        if self.link_register is not None:
+            return uc.reg_read(self.link_register)
+        pointer = uc.mem_read(uc.reg_read(self.stack_pointer), self.pointer_size)
+        return int.from_bytes(pointer, self.byte_order)
+
+    def stack_pointer_at_call(self, uc: Any) -> int:
+        """At a helper stub: the stack pointer as the caller had it at its call instruction
+        (a call that pushes its return address has moved it by one pointer)."""
+        pushed = self.pointer_size if self.link_register is None else 0
+        return uc.reg_read(self.stack_pointer) + pushed
+
+    def helper_for_id(self, helper_id: int) -> int | None:
+        """A dispatcher-style JIT's helper id -> the harness's helper number (None: no such helper)."""
+        return helper_id
+
+    def set_run_cookie(self, uc: Any, cookie: int) -> None:
+        """Before the run, after :meth:`set_entry_arguments`: hand the code the per-run cookie
+        the runner chose, where its entry takes one (an external JIT's ``cookie`` entry argument)."""
 
     # --- disassembly -----------------------------------------------------------
 

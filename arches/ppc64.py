@@ -30,6 +30,7 @@ REGISTER_MAP = {0: "8", 1: "3", 2: "4", 3: "5", 4: "6", 5: "7", 6: "27", 7: "28"
 TMP1, TMP2, TMP3, TMP4 = "9", "10", "11", "12"
 SAVED_SP = "26"  # the entry stack pointer, for unwinding an out-of-packet LD_ABS
 FRAME = 64  # entry save area: LR, r26-r31
+HELPER_FRAME = 48  # around a helper call: the 32-byte ELFv2 frame header, our LR, padding to 16
 _ENTRY_SAVED = ("26", "27", "28", "29", "30", "31")
 
 _ALU64 = {isa.ADD: "add", isa.OR: "or", isa.AND: "and", isa.XOR: "xor", isa.MUL: "mulld"}
@@ -82,6 +83,12 @@ class Ppc64Backend(AssemblyBackend):
                     **{f"f{n}": getattr(up, f"UC_PPC_REG_FPR{n}") for n in range(14, 32)}}
     callee_saved_source = "64-Bit ELF V2 ABI Specification (OpenPOWER) 1.5, section 2.2.1.1"
     helper_stub = bytes.fromhex("4e800020")  # blr
+    link_register = up.UC_PPC_REG_LR  # bl/bctrl leave the return address in LR
+    call_stack_alignment = 16
+    call_stack_alignment_source = "64-Bit ELF V2 ABI 1.5, section 2.2.2.1: the stack pointer is quadword aligned"
+    # ELFv2 stack frame (section 2.2.2.1): a callee saves CR in the word at 8(r1) and LR at 16(r1)
+    # of its caller's frame (0(r1) is the back chain, 24(r1) the caller's TOC save slot).
+    callee_stack_area = (8, 24)
     instruction_width = 4
     sentinel_fill = bytes.fromhex("60000000")  # nop
 
@@ -289,6 +296,8 @@ class Ppc64Backend(AssemblyBackend):
                 + ["ld 0, 0(1)", "addi 1, 1, 48", "mtlr 0"])
 
     def build_helper_call(self, insn: Insn, index: int, address: int) -> list[str]:
-        # r1-r5 are already r3-r7; the result comes back in r3
-        return (["mflr 0", "stdu 0, -16(1)"] + load_immediate(TMP4, address)
-                + [f"mtctr {TMP4}", "bctrl", "ld 0, 0(1)", "addi 1, 1, 16", "mtlr 0", "mr 8, 3"])
+        # r1-r5 are already r3-r7; the result comes back in r3. A frame with the ELFv2 header
+        # (back chain, CR and LR save words a callee may write, TOC save) below our LR, at 32(1);
+        # the callee's global entry point wants its own address in r12.
+        return (["mflr 0", f"stdu 1, -{HELPER_FRAME}(1)", "std 0, 32(1)"] + load_immediate(TMP4, address)
+                + [f"mtctr {TMP4}", "bctrl", "ld 0, 32(1)", f"addi 1, 1, {HELPER_FRAME}", "mtlr 0", "mr 8, 3"])

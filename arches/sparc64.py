@@ -92,6 +92,10 @@ class Sparc64Backend(AssemblyBackend):
                     for bank, numbers in (("l", range(8)), ("i", range(8)), ("g", (6, 7))) for n in numbers}
     callee_saved_source = "SPARC Compliance Definition 2.4 (64-bit SPARC V9 ABI), leaf routines"
     helper_stub = bytes.fromhex("81c3e008" "01000000")  # retl; nop
+    link_register = us.UC_SPARC_REG_O7  # call/jmpl leave their own address in %o7; retl returns to %o7 + 8
+    # The V9 ABI aligns %sp + BIAS to 16; this frame model uses %sp unbiased (see callee_saved).
+    call_stack_alignment = 16
+    call_stack_alignment_source = "SPARC Compliance Definition 2.4, 64-bit ABI: 16-byte stack alignment"
     instruction_width = 4
     sentinel_fill = bytes.fromhex("01000000")  # nop
     supports_count = False  # Unicorn's count= misbehaves after delayed branches (DESIGN.md)
@@ -113,6 +117,9 @@ class Sparc64Backend(AssemblyBackend):
 
     def set_return_address(self, uc, address: int) -> None:
         uc.reg_write(us.UC_SPARC_REG_O7, address - 8)  # retl returns to %o7 + 8
+
+    def helper_return_address(self, uc) -> int:
+        return uc.reg_read(us.UC_SPARC_REG_O7) + 8
 
     # --- translation ------------------------------------------------------------------
 

@@ -82,6 +82,9 @@ class X86_64Backend(AssemblyBackend):
     callee_saved = {name: getattr(ux, f"UC_X86_REG_{name.upper()}") for name in _CALLEE_SAVED}
     callee_saved_source = "System V AMD64 psABI 1.0, section 3.2.1, figure 3.4"
     helper_stub = b"\xc3"  # ret
+    # `call` pushes the return address (link_register None); at the call rsp is a multiple of 16.
+    call_stack_alignment = 16
+    call_stack_alignment_source = "System V AMD64 psABI 1.0, section 3.2.2 ((%rsp + 8) is a multiple of 16 at entry)"
     sentinel_fill = b"\x90"  # nop: the runner's hook stops on the first one
 
     def set_return_address(self, uc, address: int) -> None:

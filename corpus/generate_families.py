@@ -521,7 +521,7 @@ def far_jump_families() -> list[Family]:
 # registered target, that the filler is longer than 1 MiB of native code.
 MEBIBYTE_FILLER = 26000  # LD_ABS instructions, never executed: every target's code stays under 4 MiB
 FAR_SELECTORS = ("jeq_forward", "jlt32_forward", "ja_forward", "gotol_forward", "ldind",
-                 "jne_backward", "jsgt32_backward", "ja_backward", "gotol_backward")
+                 "jne_backward", "jsgt32_backward", "ja_backward", "gotol_backward", "call_forward")
 FAR_MARK = {name: 0x10 * (index + 1) for index, name in enumerate(FAR_SELECTORS)}  # r0 when not taken
 JEQ_K, JSGT32_K = 0x1234, -5
 
@@ -548,6 +548,8 @@ def mebibyte_program() -> str:
               "gotol_forward:", f"mov %r0, {mark['gotol_forward']:#x}", "gotol gotol_forward_taken",
               # a packet load more than 1 MiB before the packet-abort path: in range, or abort with r0 = 0
               "ldind:", "ldindw %r8, 0", f"add %r0, {mark['ldind']:#x}", "exit"]
+    # a helper call at the far end: gotol over the filler, then sqrti(81) = 9 is added
+    lines += ["call_forward:", f"mov %r0, {mark['call_forward']:#x}", "gotol call_forward_site"]
     # the backward tests enter past the filler with gotol
     for name in ("jne_backward", "jsgt32_backward", "ja_backward", "gotol_backward"):
         lines += [f"{name}:", f"mov %r0, {mark[name]:#x}", f"gotol {name}_site"]
@@ -562,7 +564,8 @@ def mebibyte_program() -> str:
     lines += ["jne_backward_site:", "jne %r8, %r9, jne_backward_taken", "exit",
               "jsgt32_backward_site:", f"jsgt32 %r8, {JSGT32_K}, jsgt32_backward_taken", "exit",
               "ja_backward_site:", "ja ja_backward_taken",
-              "gotol_backward_site:", "gotol gotol_backward_taken"]
+              "gotol_backward_site:", "gotol gotol_backward_taken",
+              "call_forward_site:", "mov %r6, %r0", "mov %r1, 81", "call 102", "add %r0, %r6", "exit"]
     return "\n".join(lines) + "\n"
 
 
@@ -604,6 +607,7 @@ def mebibyte_families() -> list[Family]:
     word = int.from_bytes(packet[4:8], "big")  # LD_IND reads network order
     events.append(("ldindw in range", packet, word + FAR_MARK["ldind"]))
     events.append(("ldindw out of range: abort, r0 = 0", _far_event("ldind", 0x7FFFFFF0), 0))
+    events.append(("helper call past the filler", _far_event("call_forward"), FAR_MARK["call_forward"] + 9))
     assert [what.endswith(" taken") and not what.endswith("not taken") for what, *_ in events[:8]] == [True, False] * 4
     listing = "; ".join(f"{number}: {what}" for number, (what, *_) in enumerate(events, 1))
     return [Family(
@@ -611,7 +615,8 @@ def mebibyte_families() -> list[Family]:
         f"Branches over {MEBIBYTE_FILLER} LD_ABS instructions, more than 1 MiB of native code on every "
         "target: past RISC-V's JAL (and B-type), arm64's and SPARC64's conditional branches and MIPS's "
         "16-bit ones. JMP and JMP32, with register and immediate operands, forward and backward, taken "
-        "and not, ja and gotol, and an LD_IND whose branch to the packet-abort path is the far one. "
+        "and not, ja and gotol, an LD_IND whose branch to the packet-abort path is the far one, and a "
+        "helper call past the filler. "
         f"Events: {listing}.",
         mebibyte_program(), 0, events=tuple((mem, r0) for _, mem, r0 in events))]
 
@@ -843,11 +848,330 @@ def high_half_divide_families() -> list[Family]:
     return families
 
 
+# --- helper calls right after instructions that use scratch registers --------------------------
+# A JIT lowers some eBPF instructions with registers of its own: a far load or store offset
+# loaded into a temporary, an atomic's address and LL/SC status, a guarded division, a shift
+# count moved to x86's cl, a byte swap's shifts and masks. Such a temporary may be a register
+# the JIT also relies on at a helper call (uBPF's arm64 JIT keeps the helper context in x26,
+# its offset register too), or the lowering may leave the stack pointer off. Each family runs
+# one instruction of a kind, then a helper call with its result: mix (call 104) =
+# r1 + 3*r2 + 5*r3 + 7*r4 + 11*r5, r1 the result and r2 the step, r3-r5 constants.
+
+MIX_CONSTANTS = (0x33, 0x44, 0x55)  # r3-r5 of every call
+
+
+def mix_reference(value: int, step: int) -> int:
+    """Helper 104 on (value, step, 0x33, 0x44, 0x55), as harness/oracle/helpers.py documents it."""
+    r3, r4, r5 = MIX_CONSTANTS
+    return (value + 3 * step + 5 * r3 + 7 * r4 + 11 * r5) & M64
+
+
+class CallAccumulator:
+    """Like Accumulator, but every result goes through a helper call first.
+
+    Step i: the result register is copied to r1, r2 = i, r3-r5 = MIX_CONSTANTS, ``call 104``;
+    the helper's r0 is stored at [r10 - 8*(i+1)] and folded into r9 (r0 is free for cmpxchg);
+    r0 = r9 at the end.
+    """
+
+    def __init__(self, setup: list[str]) -> None:
+        self.lines = ["mov %r9, 0", *setup]
+        self.little: list[int] = []
+        self.big: list[int] = []
+
+    def record(self, register: str, value: int, value_be: int | None = None) -> None:
+        step = len(self.little)
+        r3, r4, r5 = MIX_CONSTANTS
+        self.lines += ([] if register == "%r1" else [f"mov %r1, {register}"]) + [
+            f"mov %r2, {step}", f"mov %r3, {r3:#x}", f"mov %r4, {r4:#x}", f"mov %r5, {r5:#x}", "call 104",
+            f"stxdw [%r10{-8 * (step + 1)}], %r0", f"xor %r0, 0x{_salt(step):x}", "add %r9, %r0"]
+        self.little.append(mix_reference(value, step))
+        self.big.append(mix_reference(value if value_be is None else value_be, step))
+
+    def family(self, path: str, description: str) -> Family:
+        text = "\n".join(self.lines + ["mov %r0, %r9", "exit"]) + "\n"
+        return Family(path, description + "\nThe helper's result for step i is stored at [r10 - 8*(i+1)]; "
+                      "r0 folds them all.", text, _fold(self.little), _fold(self.big))
+
+
+class Memory:
+    """The bytes at the addresses a family touches, in both byte orders (address -> byte)."""
+
+    def __init__(self) -> None:
+        self.orders = {"little": {}, "big": {}}
+
+    def store(self, address: int, size: int, value: int) -> None:
+        for order, cells in self.orders.items():
+            for index, byte in enumerate((value & ((1 << (8 * size)) - 1)).to_bytes(size, order)):
+                cells[address + index] = byte
+
+    def load(self, address: int, size: int) -> tuple[int, int]:
+        """(little-endian value, big-endian value); untouched bytes are 0."""
+        return tuple(int.from_bytes(bytes(self.orders[order].get(address + i, 0) for i in range(size)), order)
+                     for order in ("little", "big"))  # type: ignore[return-value]
+
+
+MEM_CENTER = 0x8000  # r6 = input memory + 0x8000: offsets -0x8000..0x7ff8 stay in its 64 KiB region
+STACK_MIDDLE = -0x8000  # r7 = r10 - 0x8000: the stack region, below the frames' 512 bytes
+FAR_OFFSETS = {"%r6": (-0x8000, -0x1010, -0x108, 0x100, 0x1008, 0x7FF8),
+               "%r7": (-0x8000, -0x1010, 0x1008, 0x7DF8)}
+SETUP = ["mov %r6, %r1", f"add %r6, {MEM_CENTER:#x}", "mov %r7, %r10", f"add %r7, {STACK_MIDDLE:#x}"]
+
+
+def far_memory_family() -> Family:
+    acc = CallAccumulator(list(SETUP))
+    memory = Memory()
+    sizes = [("b", 1), ("h", 2), ("w", 4), ("dw", 8)]
+    step = 0
+    for base, offsets in FAR_OFFSETS.items():
+        origin = MEM_CENTER if base == "%r6" else 0x1_0000_0000 + STACK_MIDDLE  # distinct address spaces
+        for offset in offsets:
+            letter, size = sizes[step % 4]
+            value = (0x0102030405060708 * (step + 1) ^ 0xF0E0D0C0B0A09080) & M64
+            address = origin + offset
+            # a doubleword stored far, read back narrower: which bytes depends on the byte order
+            acc.lines += [f"lddw %r8, 0x{value:x}", f"stxdw [{base}{offset:+#x}], %r8",
+                          f"ldx{letter} %r8, [{base}{offset:+#x}]"]
+            memory.store(address, 8, value)
+            acc.record("%r8", *memory.load(address, size))
+            # an immediate stored far (stdw sign-extends it), the doubleword read back
+            imm = -0x12345678 + step
+            store_letter, store_size = sizes[(step + 1) % 4]
+            acc.lines += [f"st{store_letter} [{base}{offset:+#x}], {imm}", f"ldxdw %r8, [{base}{offset:+#x}]"]
+            memory.store(address, store_size, imm & M64)
+            acc.record("%r8", *memory.load(address, 8))
+            if size < 8:  # a sign-extending far load
+                acc.lines.append(f"ldxs{letter} %r8, [{base}{offset:+#x}]")
+                little, big = memory.load(address, size)
+                acc.record("%r8", _sign_extend(little, 8 * size), _sign_extend(big, 8 * size))
+            step += 1
+    return acc.family("calls/helper_after_far_loads_and_stores.data",
+                      "A helper call right after each far load or store: offsets past every target's short "
+                      "displacement (arm64's 9-bit, RISC-V's 12-bit, SPARC64's 13-bit) up to the 16-bit edges, "
+                      "through r6 = input memory + 0x8000 and r7 = r10 - 0x8000, every size, stores of registers "
+                      "and of immediates, loads plain and sign-extending.")
+
+
+def atomic_reference(op: str, old: int, operand: int, bits: int) -> int:
+    mask = M64 if bits == 64 else M32
+    return {"add": old + operand, "or": old | operand, "and": old & operand, "xor": old ^ operand,
+            "xchg": operand}[op] & mask
+
+
+def atomics_family() -> Family:
+    acc = CallAccumulator(list(SETUP))
+    memory = Memory()
+    offsets = (0, -0x1010, 0x1008, 0x7FF0, -0x8000, 8)
+    # (operation, fetch); for cmpxchg the flag says whether r0 holds the old value (it succeeds)
+    kinds = [(op, fetch) for op in ("add", "or", "and", "xor") for fetch in (False, True)] + [
+        ("xchg", True), ("cmpxchg", True), ("cmpxchg", False)]
+    step = 0
+    for bits in (64, 32):
+        suffix, size = ("", 8) if bits == 64 else ("32", 4)
+        for op, fetch in kinds:
+            offset = offsets[step % len(offsets)]
+            address = MEM_CENTER + offset
+            old = (0x8899AABBCCDDEEFF + 0x1111111111111111 * step) & M64
+            operand = (0x0F0F0F0F0F0F0F0F ^ (step << 28) ^ step) & M64
+            acc.lines += [f"lddw %r8, 0x{old:x}", f"stxdw [%r6{offset:+#x}], %r8", f"lddw %r7, 0x{operand:x}"]
+            memory.store(address, 8, old)
+            before = memory.load(address, size)
+            if op == "cmpxchg":  # stores when r0 (its low word, for 32 bits) equals the old value
+                compare = before[0] if fetch else before[0] ^ 1  # the little-endian old value, or not it
+                acc.lines += [f"lddw %r0, 0x{compare if bits == 64 else compare | UPPER_GARBAGE:x}",
+                              f"lock cmpxchg{suffix} [%r6{offset:+#x}], %r7"]
+                for order_index, order in enumerate(("little", "big")):  # (big endian: another word)
+                    if before[order_index] == compare:
+                        memory.orders[order].update({address + i: b for i, b in enumerate(
+                            (operand & (M64 if bits == 64 else M32)).to_bytes(size, order))})
+                acc.record("%r0", *before)  # r0 = the old value, zero-extended for 32 bits
+                acc.lines.append(f"ldxdw %r8, [%r6{offset:+#x}]")
+                acc.record("%r8", *memory.load(address, 8))
+                step += 1
+                continue
+            mnemonic = "xchg" if op == "xchg" else ("fetch " if fetch else "") + op
+            acc.lines.append(f"lock {mnemonic}{suffix} [%r6{offset:+#x}], %r7")
+            for order_index, order in enumerate(("little", "big")):
+                new = atomic_reference(op, before[order_index], operand, bits)
+                memory.orders[order].update({address + i: b for i, b in enumerate(new.to_bytes(size, order))})
+            if fetch:  # the old value, zero-extended for 32 bits
+                acc.record("%r7", *before)
+            acc.lines.append(f"ldxdw %r8, [%r6{offset:+#x}]")
+            acc.record("%r8", *memory.load(address, 8))
+            step += 1
+    return acc.family("calls/helper_after_atomics.data",
+                      "A helper call right after each atomic: add, or, and, xor (with and without fetch), xchg "
+                      "and cmpxchg (succeeding and failing), 64 and 32 bits, at offsets near and far through "
+                      "r6 = input memory + 0x8000; the fetched value and the doubleword after it are passed on.")
+
+
+def division_family() -> Family:
+    acc = CallAccumulator([])
+    cases = [("sdiv", 1 << 63, -1), ("smod", 1 << 63, -1), ("sdiv", 7, -1), ("smod", 7, -1),
+             ("sdiv", M64, -1), ("smod", M64 - 4, -1), ("div", 5, 0), ("mod", 5, 0), ("sdiv", 5, 0),
+             ("smod", 5, 0), ("sdiv", -7 & M64, 2), ("smod", -7 & M64, 2)]
+    step = 0
+    for bits in (64, 32):
+        suffix = "" if bits == 64 else "32"
+        for op, dividend, divisor in cases:
+            if bits == 64:
+                a = dividend
+            else:  # the same case on the low word (INT_MIN becomes INT32_MIN), garbage above it
+                a = (0x80000000 if dividend == 1 << 63 else dividend & M32) | UPPER_GARBAGE
+            for source in ("k", "x"):
+                dst, src = ("%r8", "%r7") if step % 3 else ("%r4", "%r3")  # x86 divides through rax/rdx
+                acc.lines.append(f"lddw {dst}, 0x{a:x}")
+                if source == "k":
+                    acc.lines.append(f"{op}{suffix} {dst}, {divisor}")
+                    operand = divisor & (M64 if bits == 64 else M32)
+                else:
+                    operand = divisor & M64 if bits == 64 else (divisor & M32) | SOURCE_GARBAGE
+                    acc.lines += [f"lddw {src}, 0x{operand:x}", f"{op}{suffix} {dst}, {src}"]
+                acc.record(dst, alu_reference(op, a, operand, bits))
+                step += 1
+    return acc.family("calls/helper_after_division_by_minus_one_and_zero.data",
+                      "A helper call right after each signed division and modulo by -1 (INT_MIN / -1 included), "
+                      "and each division and modulo by 0, 64 and 32 bits, immediate and register divisors: the "
+                      "cases x86, s390x and SPARC64 must guard (the hardware traps).")
+
+
+def shift_family() -> Family:
+    acc = CallAccumulator([])
+    value = 0x8123456789ABCDEF
+    counts = (0, 1, 31, 32, 63, 65)
+    step = 0
+    for op in ("lsh", "rsh", "arsh"):
+        for bits in (64, 32):
+            suffix = "" if bits == 64 else "32"
+            for count in counts[step % 2::2]:
+                # x86 shifts by cl, and rcx is eBPF r4 in the kernel's map: the count and the
+                # value take turns in r4
+                dst, src = [("%r8", "%r4"), ("%r4", "%r7"), ("%r7", "%r8")][step % 3]
+                a = value if bits == 64 else (value & M32) | UPPER_GARBAGE
+                acc.lines += [f"lddw {dst}, 0x{a:x}", f"lddw {src}, 0x{count | SOURCE_GARBAGE if bits == 32 else count:x}",
+                              f"{op}{suffix} {dst}, {src}"]
+                acc.record(dst, alu_reference(op, a, count | (SOURCE_GARBAGE if bits == 32 else 0), bits))
+                step += 1
+            acc.lines += [f"lddw %r8, 0x{value:x}", f"{op}{suffix} %r8, {bits - 1}"]
+            acc.record("%r8", alu_reference(op, value, bits - 1, bits))
+            step += 1
+    return acc.family("calls/helper_after_shifts.data",
+                      "A helper call right after each shift: lsh, rsh, arsh, 64 and 32 bits, by registers (the "
+                      "count in r4, which is rcx on x86-64, or the value there) and by immediates, counts past "
+                      "the width included.")
+
+
+def swap_family() -> Family:
+    acc = CallAccumulator([])
+    value = 0x0123456789ABCDEF
+    for index, op in enumerate(["le16", "le32", "le64", "be16", "be32", "be64", "bswap16", "bswap32", "bswap64"]):
+        dst = ("%r8", "%r1", "%r5")[index % 3]
+        acc.lines += [f"lddw {dst}, 0x{value:x}", f"{op} {dst}"]
+        acc.record(dst, endian_reference(op, value, "little"), endian_reference(op, value, "big"))
+    return acc.family("calls/helper_after_byte_swaps.data",
+                      "A helper call right after each byte swap: le, be and bswap of 16, 32 and 64 bits, some in "
+                      "r1 and r5, argument registers of the call that follows.")
+
+
+def helper_after_scratch_families() -> list[Family]:
+    return [far_memory_family(), atomics_family(), division_family(), shift_family(), swap_family()]
+
+
+# --- programs of more than 2 MiB of arm64 code, in a filler uBPF accepts ------------------------
+# uBPF's loader refuses LD_ABS (the mebibyte case's filler), and its arm64 JIT has short reaches
+# of its own: b.cond (imm19, +-1 MiB) for every conditional branch, and an ldr literal and an adr
+# (both +-1 MiB) from each helper call to the dispatcher slot and helper table after the code
+# (vm/ubpf_jit_arm64.c). A helper call is the filler: 80 bytes of uBPF arm64 code each (and 20-60
+# on the other targets), never executed. Two blocks of FAR_CALLS each: every block more than
+# 1 MiB of uBPF arm64 code, both together more than 2 MiB.
+FAR_CALLS = 13200  # x 80 bytes = 1.06 MB, just past b.cond's 1,048,576-byte reach
+# They go under large/ (harness/cases/corpus.py LARGE_DIR): 26,400 slots each, 0.5-2.5 s to translate
+# per target, so a default run leaves them out and `harness run corpus/families/large` runs them.
+
+
+def _far_block() -> list[str]:
+    return [f".rept {FAR_CALLS}", "call 102", ".endr"]
+
+
+def _far_program(tests: list[tuple[str, list[str]]], middle: list[str], tail: list[str]) -> str:
+    """Byte 0 of the input selects a test; each test's lines come first, then block 1, the middle,
+    block 2 and the tail. The blocks are dead code: each follows an exit or an unconditional jump."""
+    lines = ["ldxb %r6, [%r1+0]", "ldxdw %r8, [%r1+8]", "be64 %r8", "mov %r0, 0"]
+    lines += [f"jeq %r6, {index}, {name}" for index, (name, _) in enumerate(tests)] + ["exit"]
+    for name, body in tests:
+        lines += [f"{name}:", *body]
+    return "\n".join(lines + _far_block() + middle + _far_block() + tail) + "\n"
+
+
+def _far_input(test: int, r8: int = 0) -> bytes:
+    return bytes([test]) + bytes(7) + (r8 & M64).to_bytes(8, "big")
+
+
+def far_2mib_families() -> list[Family]:
+    sqrt_tail = ["mov %r6, %r0", "mov %r1, 81", "call 102", "add %r0, %r6", "exit"]  # r0 += 9
+    # 1. unconditional branches, a local call, helper calls and exits: uBPF's arm64 JIT reaches
+    #    all of these (b and bl: +-128 MiB), with every helper call executed close to its table.
+    unconditional = [
+        ("gotol_2mib", ["mov %r0, 0x10", "gotol past_both"]),
+        ("ja_1mib", ["mov %r0, 0x20", "ja past_one"]),
+        ("local_2mib", ["mov %r1, 144", "call local far_function", "add %r0, 0x30", "exit"]),
+        ("back_2mib", ["mov %r0, 0x40", "gotol back_site"]),
+        ("back_target", ["add %r0, 1", "exit"]),  # (reached backward; selecting it directly adds 1 to 0)
+    ]
+    events_a = [(0, 0x10 + 1 + 9), (1, 0x20 + 1 + 9), (2, 12 + 0x100 + 0x30), (3, 0x40 + 1), (4, 1)]
+    family_a = Family(
+        "large/far_2mib_unconditional_calls_and_exits.data",
+        f"Two blocks of {FAR_CALLS} helper calls (dead code: more than 1 MiB of uBPF arm64 code each, 2 MiB "
+        "together) crossed by gotol over both, ja over one, a local call to a function past both (it calls "
+        "a helper and exits there), and gotol back over both; helper calls and exits at the far end. "
+        "Events select: 1 gotol 2 MiB then sqrti, 2 ja 1 MiB then gotol and sqrti, 3 local call, "
+        "4 gotol forward then back, 5 the backward target directly.",
+        _far_program(unconditional, ["past_one:", "add %r0, 1", "gotol call_site"],
+                     # main ends with exit: uBPF's loader wants the instruction before a function
+                     # to be exit, or the one before that an unconditional jump (validate, ubpf_vm.c)
+                     ["back_site:", "gotol back_target", "past_both:", "add %r0, 1", "call_site:", *sqrt_tail,
+                      "far_function:", "call 102", "add %r0, 0x100", "exit"]),
+        0, events=tuple((_far_input(test), r0) for test, r0 in events_a))
+    # 2. conditional branches over one block (1 MiB) and both (2 MiB), forward and backward, JMP
+    #    and JMP32, taken and not; helper calls before both blocks, between them and after them
+    key, key32 = 0x1234, 0xFFFFFFF0
+    conditional = [
+        ("jeq_2mib", [f"jeq %r8, {key:#x}, jeq_taken", "mov %r0, 0x10", "exit"]),
+        ("jlt32_1mib", [f"jlt32 %r8, {key32:#x}, jlt32_taken", "mov %r0, 0x20", "exit"]),
+        ("jne_back_2mib", ["mov %r0, 0x30", "gotol jne_site"]),
+        ("jsgt32_back_1mib", ["mov %r0, 0x40", "gotol jsgt32_site"]),
+        ("call_first", ["mov %r0, 0x50", *sqrt_tail]),  # 2 MiB before the end of the code
+        ("jne_back_taken", ["add %r0, 1", "exit"]),
+    ]
+    middle = ["jlt32_taken:", "mov %r0, 0x21", *sqrt_tail, "jsgt32_site:", "jsgt32 %r8, -2, jne_back_taken", "exit"]
+    tail = ["jeq_taken:", "mov %r0, 0x11", *sqrt_tail, "jne_site:", f"jne %r8, {key:#x}, jne_back_taken", "exit"]
+    events_b = []
+    for r8 in (key, key | 1 << 40):  # jeq: 64 bits compared
+        events_b.append((0, r8, 0x11 + 9 if r8 == key else 0x10))
+    for r8 in (0xAAAAAAAA00000001, 0xFFFFFFFF):  # jlt32: low words 1 and 0xffffffff
+        events_b.append((1, r8, 0x21 + 9 if (r8 & M32) < key32 else 0x20))
+    for r8 in (key, 7):
+        events_b.append((2, r8, 0x30 + (r8 != key)))
+    for r8 in (0x7FFFFFFF00000005, 0xFFFFFFFD):  # jsgt32: low words 5 > -2, -3 < -2
+        events_b.append((3, r8, 0x40 + (s32(r8) > -2)))
+    events_b.append((4, 0, 0x50 + 9))
+    family_b = Family(
+        "large/far_2mib_conditional_branches_and_calls.data",
+        f"Conditional branches over one block of {FAR_CALLS} helper calls (dead code, more than 1 MiB of "
+        "uBPF arm64 code) and over two (2 MiB): jeq forward over both, jlt32 forward over one, jne backward "
+        "over both, jsgt32 backward over one, each taken and not. Helper calls before both blocks (event 9), "
+        "between them (jlt32 taken) and after them (jeq taken): a JIT that reaches a helper table or a "
+        "literal pool after the code PC-relatively must reach that far.",
+        _far_program(conditional, middle, tail), 0,
+        events=tuple((_far_input(test, r8), r0) for test, r8, r0 in events_b))
+    return [family_a, family_b]
+
+
 def all_families() -> list[Family]:
     return (alu_families() + unary_families() + jump_families() + endian_families() + memory_families()
             + far_jump_families() + half_shift_families() + carry_families() + high_word_jump_families()
             + high_half_divide_families() + mebibyte_families() + offset_edge_families()
-            + jump_immediate_edge_families())
+            + jump_immediate_edge_families() + helper_after_scratch_families() + far_2mib_families())
 
 
 def write(out_dir: Path = OUT_DIR) -> list[Path]:

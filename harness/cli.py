@@ -213,6 +213,9 @@ def _fuzz(args: argparse.Namespace) -> int:
     if not targets:
         print("harness fuzz: choose at least one architecture", file=sys.stderr)
         return 2
+    if args.far < 0:
+        print(f"harness fuzz: --far {args.far}: a number of slots, 0 or more", file=sys.stderr)
+        return 2
     if args.count is None and args.seconds is None:
         args.seconds = 10.0
     workers = _worker_count(args.workers)
@@ -231,7 +234,7 @@ def _fuzz(args: argparse.Namespace) -> int:
         weights, note = steer(targets, args.seed)
         print(note)
     stats = fuzz(targets, seed=args.seed, count=args.count, seconds=args.seconds, workers=workers,
-                 size=args.size, progress=progress, weights=weights)
+                 size=args.size, progress=progress, weights=weights, far=args.far)
     if interactive:
         print(file=sys.stderr)
     rate = stats.programs / stats.seconds if stats.seconds else 0.0
@@ -485,6 +488,11 @@ def build_parser() -> argparse.ArgumentParser:
     fuzz_parser.add_argument("-n", dest="workers", default="1", metavar="N|auto", help="worker processes")
     fuzz_parser.add_argument("--size", type=int, default=24, metavar="N",
                              help="body instructions per program (default 24)")
+    fuzz_parser.add_argument("--far", type=int, default=0, metavar="N",
+                             help="make every program large: N slots of never-run helper calls and "
+                                  "atomics between its halves, crossed by branches, with helper calls "
+                                  "and exits past them (30000: more than 1 MiB of arm64 code, 60000: "
+                                  "2 MiB; about 1 s per program and target; default 0)")
     fuzz_parser.add_argument("--out", default="findings", metavar="DIR",
                              help="where shrunk mismatches are written, one per signature, numbered after "
                                   "the files already there (default findings/)")

@@ -21,6 +21,8 @@ CODE_SIZE = 0x0800_0000
 STUB_BASE = 0x0080_0000  # helper stubs: helper N is called at STUB_BASE + N * STUB_STRIDE
 STUB_STRIDE = 0x10
 STUB_SIZE = 0x0001_0000
+# A dispatcher-style JIT calls this one stub for every helper (the helper's id in a register).
+DISPATCHER_STUB = STUB_BASE + STUB_SIZE - STUB_STRIDE
 SENTINEL_BASE = 0x0090_0000  # return address of the JIT entry: reaching it ends the run
 SENTINEL_SIZE = 0x0001_0000
 NATIVE_STACK_BASE = 0x00A0_0000  # the native stack of the JIT code (callee-saved spills)

@@ -219,6 +219,67 @@ def check_declares_its_c_abi(backend: Backend) -> None:
     assert not outcome.clobbered, f"{backend.name}: {outcome.detail}"
 
 
+HELPER_CALLS = """
+lddw %r1, 0x1111111111111101
+lddw %r2, 0x2222222222222202
+lddw %r3, 0x3333333333333303
+lddw %r4, 0x4444444444444404
+lddw %r5, 0x5555555555555505
+mov %r6, 7
+call 104
+mov %r7, %r0
+mov %r1, 16
+call local first
+add %r0, %r7
+add %r0, %r6
+exit
+first:
+mov %r6, %r1
+call local second
+add %r0, %r6
+exit
+second:
+mov %r1, 2
+mov %r2, 3
+mov %r3, 5
+mov %r4, 7
+mov %r5, 11
+call 100
+mov %r6, %r0
+mov %r1, 81
+call 102
+add %r0, %r6
+exit
+"""
+
+
+def check_helper_calls_keep_the_abi(backend: Backend) -> None:
+    """Helper calls from the main program and from two local frames down: each hands the helper
+    exactly what the interpreter had in r1-r5 and breaks no rule of the native ABI at the call
+    (stack alignment and region, callee-saved registers kept), survives the runner's clobbering
+    of every caller-saved register, and (with bpf_to_native) maps back to its instruction."""
+    from harness.cases.asm import assemble
+    from harness.oracle.interpreter import interpret
+    from harness.oracle.outcome import first_difference
+    from harness.running.emulator import engine_for
+
+    assert backend.caller_saved_registers, f"{backend.name}: no caller-saved registers declared"
+    assert backend.call_stack_alignment and backend.call_stack_alignment_source, \
+        f"{backend.name}: no stack alignment at calls declared"
+    link = {backend.link_register} if backend.link_register is not None else set()
+    assert not link & set(backend.caller_saved_registers), f"{backend.name}: the link register would be clobbered"
+    program = assemble(HELPER_CALLS)
+    expected = interpret(program, b"", backend.byte_order)
+    native = backend.compile(program)
+    actual = engine_for(backend).run(native)
+    assert first_difference(expected, actual) is None, f"{backend.name}: {first_difference(expected, actual)}"
+    assert [call.helper for call in actual.helper_calls] == [104, 100, 102]
+    for want, got in zip(expected.helper_calls, actual.helper_calls):
+        assert not got.problems and got.native_return is not None, f"{backend.name}: {got}"
+        assert got.instruction in (None, want.instruction), f"{backend.name}: {got} for {want}"
+        assert got.instruction is not None or not native.bpf_to_native, f"{backend.name}: {got} not mapped"
+
+
 def assert_bpf_to_native_is_sound(backend: Backend, program: Program, native: NativeCode, name: str) -> None:
     """One entry per instruction start plus the end of the body, never decreasing, each
     on a native instruction boundary (capstone's decode), the body inside the code."""
@@ -295,8 +356,10 @@ def check_rewrite_replaces_one_instruction(backend: Backend) -> None:
 # The checks of the code at run time, which external JITs (arches/external/) pass too; the
 # others check this project's translation itself (keystone round trip, bpf_to_native, rewrite).
 RUNTIME_CHECKS = (check_capstone_decodes_everything, check_every_form_runs_like_the_interpreter,
-                  check_faults_name_target_access_address_and_instruction, check_declares_its_c_abi)
+                  check_faults_name_target_access_address_and_instruction, check_declares_its_c_abi,
+                  check_helper_calls_keep_the_abi)
 SHARED_CHECKS = (check_translates_every_form, check_capstone_decodes_everything,
                  check_reassembly_is_byte_identical, check_every_form_runs_like_the_interpreter,
                  check_bpf_to_native_maps_every_instruction, check_rewrite_replaces_one_instruction,
-                 check_faults_name_target_access_address_and_instruction, check_declares_its_c_abi)
+                 check_faults_name_target_access_address_and_instruction, check_declares_its_c_abi,
+                 check_helper_calls_keep_the_abi)

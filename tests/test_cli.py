@@ -51,6 +51,18 @@ def test_all_passing_run_exits_zero_and_writes_the_documented_shape(tmp_path):
     assert document["summary"]["interp"]["pass"] == 1
 
 
+def test_a_run_leaves_large_directories_out_unless_named(tmp_path):
+    (tmp_path / "large").mkdir()
+    write(tmp_path, "near.data", "-- asm\nmov %r0, 1\nexit\n-- result\n1\n")
+    write(tmp_path / "large", "far.data", "-- asm\nmov %r0, 2\nexit\n-- result\n2\n")
+    for paths, cases in (([tmp_path], {"near.data"}), ([tmp_path, tmp_path / "large"], {"near.data", "far.data"}),
+                         ([tmp_path / "large" / "far.data"], {"far.data"})):
+        out = tmp_path / "r.json"
+        completed = run_cli("run", *map(str, paths), "--arch", "interp", "-n", "0", "--json", str(out))
+        assert completed.returncode == 0, completed.stdout + completed.stderr
+        assert {Path(result["case"]).name for result in json.loads(out.read_text())["results"]} == cases
+
+
 def test_usage_errors_exit_two():
     assert run_cli("run", "no/such/dir").returncode == 2
     assert run_cli("run", "--arch", "vax", "corpus").returncode == 2

@@ -93,6 +93,15 @@ def test_find_case_files_walks_directories(tmp_path):
     assert [p.name for p in find_case_files([tmp_path])] == ["one.data", "two.data"]
 
 
+def test_cases_in_a_large_directory_are_found_only_when_it_is_named(tmp_path):
+    (tmp_path / "jmp" / "large").mkdir(parents=True)
+    (tmp_path / "jmp" / "near.data").write_text("-- asm\nexit\n")
+    (tmp_path / "jmp" / "large" / "far.data").write_text("-- asm\nexit\n")
+    assert [p.name for p in find_case_files([tmp_path])] == ["near.data"]
+    assert [p.name for p in find_case_files([tmp_path / "jmp" / "large"])] == ["far.data"]
+    assert [p.name for p in find_case_files([tmp_path / "jmp" / "large" / "far.data"])] == ["far.data"]
+
+
 def test_capture_without_packets_is_an_error(tmp_path):
     import struct
 

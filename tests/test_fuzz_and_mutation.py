@@ -8,10 +8,10 @@ import arches
 from harness import isa
 from harness.cases.asm import assemble, disassemble_text
 from harness.running.conformance import run_item
-from harness.cases.corpus import parse_case
+from harness.cases.corpus import find_case_files, parse_case
 from harness.running.explain import explain_failure
-from harness.tools.fuzz import (differs, finding_text, fuzz, remove_instruction, shrink, write_finding,
-                                Mismatch)
+from harness.tools.fuzz import (differs, finding_text, fuzz, remove_instruction, remove_slots, shrink,
+                                write_finding, Mismatch)
 from harness.tools.generate import FAR_OFFSETS, generate, programs
 from harness.oracle.interpreter import interpret
 from harness.tools.mutate import CATALOGUE, EXPLAINED, apply, mutated_backend, run_mutant
@@ -104,6 +104,56 @@ def test_shrinking_keeps_the_property_and_gets_small():
     assert keeps(small, generated.memory) and len(small.insns) < len(generated.program.insns) // 3
 
 
+def test_a_far_program_crosses_its_never_run_block_both_ways():
+    small = generate(3, far=1000)
+    validate(small.program)
+    assert generate(3, far=1000).program == small.program
+    slots = len(small.program.insns)
+    assert slots > 1000 and len(generate(3).program.insns) < slots - 900
+    # the block is crossed by gotol forward and by a conditional jump (or gotol) backward
+    jumps = [(index, isa.jump_target(insn, index)) for index, insn in enumerate(small.program.insns)
+             if insn.op != isa.CALL and isa.jump_target(insn, index) is not None]
+    assert any(target - index > 1000 for index, target in jumps)
+    assert any(index - target > 1000 for index, target in jumps)
+    assert interpret(small.program, small.memory, "little", 100_000).kind in ("return", "fault")
+
+
+def test_removing_a_run_of_slots_redirects_jumps_into_it():
+    program = assemble("mov %r0, 1\njeq %r0, 1, inside\nmov %r0, 2\ninside:\nmov %r0, 3\nadd %r0, 10\nexit")
+    smaller = remove_slots(program, 2, 4)
+    assert disassemble_text(smaller).splitlines()[1] == "jeq %r0, 1, +0"
+    assert interpret(smaller, b"", "little").r0 == 11
+
+
+def test_shrinking_a_far_program_drops_its_block_in_runs():
+    """10,000 filler slots go in a few dozen checks, not one check per slot."""
+    generated = generate(5, far=10_000)
+    checks = []
+
+    def keeps(program, memory):  # still makes a helper call 102 (the filler is full of them)
+        checks.append(len(program.insns))
+        return any(insn.opcode == isa.JMP | isa.CALL and insn.src == 0 and insn.imm == 102
+                   for insn in program.insns)
+
+    small, _ = shrink(generated.program, generated.memory, keeps, attempts=1000)
+    assert keeps(small, generated.memory) and len(small.insns) < 30
+    assert sum(1 for size in checks if size > 1000) < 40, checks
+
+
+def test_shrinking_stops_at_its_time_bound():
+    generated = generate(7)
+    checks = []
+    small, _ = shrink(generated.program, generated.memory, lambda p, m: checks.append(p) or True, seconds=0)
+    assert small == generated.program and not checks
+
+
+def test_far_fuzzing_runs_more_than_1mib_of_arm64_code_like_the_interpreter():
+    """``harness fuzz --far 30000``: every program's arm64 code is past b.cond's reach."""
+    stats = fuzz(["arm64"], seed=9, count=1, far=30_000)
+    assert stats.programs == 1 and not stats.mismatches, [m.detail for m in stats.mismatches]
+    assert len(arches.get("arm64").compile(generate(9, far=30_000).program).code) > 1 << 20
+
+
 def test_rewrites_relink_jumps_around_inserted_instructions():
     case = parse_case("x.data", (CORPUS / "programs" / "gcd_euclid_64bit.data").read_text())
     padding = lambda insn, _: ([isa.Insn(isa.ALU64 | isa.MOV | isa.X, 9, 9, 0, 0)], insn, [])  # noqa: E731
@@ -133,7 +183,7 @@ def test_a_broken_backend_fails_the_suite_with_a_readable_diff(arch):
 @pytest.mark.parametrize("name", ["div-by-zero-keeps-dst", "jmp32-reads-upper-half", "atomic-fetch-returns-new",
                                   "le-be-confused", "helper-args-swapped"])
 def test_sample_mutants_are_killed_by_the_corpus(arch, name):
-    cases = sorted(str(path) for path in CORPUS.rglob("*.data"))
+    cases = [str(path) for path in find_case_files([CORPUS])]  # a default run's cases, as harness mutate
     result = run_mutant(MUTANTS[name], arch, cases)
     assert result.killed or (name, arch) in EXPLAINED, result
 

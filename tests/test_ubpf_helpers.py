@@ -68,15 +68,17 @@ class StashesR6InR9(X86_64Backend):
         return ["mov r9, rbx"] + super().build_helper_call(insn, index, address) + ["mov rbx, r9"]
 
 
-@pytest.mark.parametrize("helper, caught", [(0, False), (2, True)])
-def test_trash_registers_catches_a_jit_keeping_values_in_caller_saved_registers(tmp_path, helper, caught):
+@pytest.mark.parametrize("helper", [0, 2])
+def test_a_jit_keeping_values_in_caller_saved_registers_is_caught_at_every_helper(tmp_path, helper):
+    """trash_registers (2) overwrites them as uBPF's test helper does; every other helper call
+    leaves garbage there too, as any C function may (harness/running/calls.py)."""
     (tmp_path / "harness.toml").write_text('helpers = "ubpf"\n')
     path = tmp_path / "c.data"
     arguments = "".join(f"mov %r{n}, {n}\n" for n in range(1, 6))
     path.write_text(f"-- asm\nmov %r6, 7\n{arguments}call {helper}\nmov %r0, %r6\nexit\n-- result\n7\n")
     assert run_item(str(path), "x86_64").status == "pass"  # the real backend keeps r6 in rbx
     broken = run_item(str(path), "x86_64", backend=StashesR6InR9())
-    assert broken.status == ("fail" if caught else "pass"), broken.detail
+    assert broken.status == "fail", broken.detail
 
 
 CORPUS = Path(__file__).resolve().parent.parent / "corpus" / "ubpf_helpers"

@@ -93,14 +93,18 @@ class Arm32Backend(AssemblyBackend):
     stack_pointer = ua.UC_ARM_REG_SP
     program_counter = ua.UC_ARM_REG_PC
     general_registers = tuple(getattr(ua, f"UC_ARM_REG_R{n}") for n in range(13)) + (ua.UC_ARM_REG_LR,)
+    # AAPCS, section 5.1.1: r0-r3 and r12 (ip) need not be preserved by a callee (lr is the link).
+    caller_saved_registers = tuple(getattr(ua, f"UC_ARM_REG_R{n}") for n in (0, 1, 2, 3, 12))
     # Callee-saved: r4-r11 (r9 is callee-saved on Linux, which uses it as no platform
     # register) and sp; d8-d15 of the VFP register file.
     callee_saved = {**{f"r{n}": getattr(ua, f"UC_ARM_REG_R{n}") for n in range(4, 12)},
                     **{f"d{n}": getattr(ua, f"UC_ARM_REG_D{n}") for n in range(8, 16)}}
     callee_saved_source = "AAPCS (Arm IHI 0042), sections 5.1.1 and 5.1.2.1"
-    # AAPCS 5.1.1: r0-r3 and r12 (ip) are scratch across a call (lr holds the stub's return).
-    caller_saved_registers = tuple(getattr(ua, f"UC_ARM_REG_R{n}") for n in (0, 1, 2, 3, 12))
     helper_stub = bytes.fromhex("1eff2fe1")  # bx lr
+    link_register = ua.UC_ARM_REG_LR  # bl/blx leave the return address in lr
+    pointer_size = 4
+    call_stack_alignment = 8
+    call_stack_alignment_source = "AAPCS (Arm IHI 0042), section 5.2.1.2: SP mod 8 = 0 at a public interface"
     sentinel_fill = bytes.fromhex("00f020e3")  # nop
     instruction_width = 4
 

@@ -7,7 +7,9 @@ registers it checks are those of the built-in backend named by the description's
 stack, registers that differ from the C ABI). ``translate`` asks the command for
 code (arches/external/protocol.py), writes the harness's helper-stub addresses at
 the relocations the answer names, and raises :class:`RejectedProgram` with the
-JIT's own message when it refuses the program.
+JIT's own message when it refuses the program. What helper calls must carry besides
+r1-r5 (``helper_carries``) and a dispatcher's id register come from the description;
+the runner checks them at every call (harness/running/calls.py).
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from typing import Any, Callable
 
 import unicorn
 
-from arches.base import Backend, NativeCode, RejectedProgram, Rewrite
+from arches.base import Backend, CarriedValue, NativeCode, RejectedProgram, Rewrite
 from arches.driver import helper_address
 from arches.external.description import TargetDescription
 from arches.external.known import KnownFailure, matching
@@ -27,7 +29,9 @@ from harness.isa import Program
 # The Backend attributes an external target takes from the built-in backend of its arch.
 _INHERITED = ("byte_order", "uc_arch", "uc_mode", "uc_cpu", "cs_arch", "cs_mode", "argument_registers",
               "return_register", "stack_pointer", "program_counter", "general_registers", "callee_saved",
-              "callee_saved_source", "helper_stub", "sentinel_fill", "supports_count", "instruction_width")
+              "callee_saved_source", "helper_stub", "sentinel_fill", "supports_count", "instruction_width",
+              "caller_saved_registers", "link_register", "pointer_size", "call_stack_alignment",
+              "call_stack_alignment_source", "callee_stack_area")
 
 # Unicorn's register constants per architecture: (module, prefix), for register names in descriptions.
 _REGISTER_CONSTANTS = {
@@ -82,6 +86,12 @@ class ExternalBackend(Backend):
             raise ValueError(f"{len(self.argument_registers)} argument registers cannot carry the entry "
                              f"arguments and helper arguments r1-r5")
         self._return_address = self._return_address_hook(description.return_address)
+        self.helper_carries = tuple(  # type: ignore[misc]
+            CarriedValue(value, register or f"[sp+{offset}]", register_id(arch, register) if register else None,
+                         offset, constant)
+            for value, register, offset, constant in description.helper_carries)
+        if description.helper_id_register is not None:
+            self.helper_id_register = register_id(arch, description.helper_id_register)  # type: ignore[misc]
         self._data: dict[bytes, tuple[DataRange, ...]] = {}  # code -> its data ranges (for listings)
 
     # --- compilation ----------------------------------------------------------------
@@ -92,8 +102,11 @@ class ExternalBackend(Backend):
             raise NotImplementedError(f"{self.name}: an external JIT's code cannot be rewritten per instruction "
                                       "(mutation testing needs a backend built on arches/driver.py)")
         helpers = called_helpers(program)
-        options = {"frame_size": layout.FRAME_SIZE, "helpers": helpers, "code_address": hex(layout.CODE_BASE),
-                   "max_code_size": layout.CODE_SIZE}
+        options: dict[str, Any] = {"frame_size": layout.FRAME_SIZE, "helpers": helpers,
+                                   "code_address": hex(layout.CODE_BASE), "max_code_size": layout.CODE_SIZE}
+        dispatcher = self.helper_id_register is not None
+        if dispatcher:
+            options["dispatcher"] = 1
         answer = run_command(self.command, program.encode(), options, self.description.timeout)
         if answer.rejected is not None:
             raise RejectedProgram(answer.rejected)
@@ -102,20 +115,27 @@ class ExternalBackend(Backend):
                                 f"{layout.CODE_SIZE}-byte code region")
         code = bytearray(answer.code)
         for relocation in answer.relocations:
-            if relocation.helper not in helpers:
+            if relocation.dispatcher and not dispatcher:
+                continue  # this target calls helpers one by one (its description names no id register)
+            if not relocation.dispatcher and relocation.helper not in helpers:
                 raise ProtocolError(f"{self.name}: relocation at {relocation.offset} names helper "
                                     f"{relocation.helper}, which the program does not call")
             size = RELOCATION_SIZES[relocation.type]
-            address = helper_address(relocation.helper)
+            address = layout.DISPATCHER_STUB if relocation.dispatcher else helper_address(relocation.helper or 0)
             code[relocation.offset:relocation.offset + size] = address.to_bytes(size, self.byte_order)
+        if dispatcher and helpers and not any(relocation.dispatcher for relocation in answer.relocations):
+            raise ProtocolError(f"{self.name}: the description names a helper_id_register (a dispatcher), but the "
+                                f"answer has no \"dispatcher\": true relocation")
         missing = sorted(set(helpers) - {relocation.helper for relocation in answer.relocations})
-        if missing:
+        if missing and not dispatcher:
             raise ProtocolError(f"{self.name}: the answer has no relocation for helper(s) "
                                 f"{', '.join(map(str, missing))}, which the program calls")
         linked = bytes(code)
         self._data[linked] = answer.data
+        helper_ids = {answer.helper_ids.get(helper, helper): helper for helper in helpers} if dispatcher else {}
         return NativeCode(linked, f"{self.name}: {len(linked)} bytes from {' '.join(self.command)}",
-                          answer.entry, {}, answer.seconds, 0.0, sum(data.size for data in answer.data))
+                          answer.entry, {}, answer.seconds, 0.0, sum(data.size for data in answer.data),
+                          helper_ids)
 
     def known_failure(self, case: str) -> str | None:
         failure = matching(self.failures, case)
@@ -130,12 +150,22 @@ class ExternalBackend(Backend):
 
     def set_entry_arguments(self, uc: Any, memory: int, length: int) -> None:
         values = {"memory": memory, "length": length, "stack": layout.STACK_BASE,
-                  "stack_size": layout.STACK_SIZE, "stack_top": layout.STACK_TOP}
+                  "stack_size": layout.STACK_SIZE, "stack_top": layout.STACK_TOP, "cookie": 0}
         for register, argument in zip(self.argument_registers, self.description.entry_arguments):
-            uc.reg_write(register, values[argument])
+            uc.reg_write(register, values[argument])  # the cookie comes with set_run_cookie
 
     def set_return_address(self, uc: Any, address: int) -> None:
         self._return_address(uc, address)
+
+    def set_run_cookie(self, uc: Any, cookie: int) -> None:
+        if "cookie" in self.description.entry_arguments:
+            uc.reg_write(self.argument_registers[self.description.entry_arguments.index("cookie")], cookie)
+
+    def helper_return_address(self, uc: Any) -> int:
+        return self.base.helper_return_address(uc)
+
+    def stack_pointer_at_call(self, uc: Any) -> int:
+        return self.base.stack_pointer_at_call(uc)
 
     def _return_address_hook(self, how: str | None) -> Callable[[Any, int], None]:
         if how is None:

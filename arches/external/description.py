@@ -17,15 +17,29 @@ a Python hook), and the ABI of that code where it differs from the C ABI. Exampl
     # return_address = "x30"              # a link register, or "push"; default: the C ABI's way
     # register_map = ["x7", "x0", ...]    # eBPF r0-r10 -> native (documentation)
     # requires_env = ["MYJIT_SRC"]        # configured only when these are set
+    # helper_carries = [{register = "x5", value = "memory"}]   # what every helper call carries
+    # helper_id_register = "x5"           # a dispatcher: one entry for all helpers, the id here
     # build = "package.module:function"   # returns {name: value} for {name} in command
     # known_failures = "known_failures/myjit-arm64.toml"   # relative to this file
     # timeout = 60                        # seconds per program
 
 Entry arguments are the JIT's signature in order: ``memory`` (input address, eBPF
 r1), ``length`` (eBPF r2), ``stack`` (lowest address of the harness's stack region),
-``stack_size`` (its size: stack + stack_size is the initial r10) and ``stack_top``.
+``stack_size`` (its size: stack + stack_size is the initial r10), ``stack_top`` and
+``cookie`` (a value the runner chooses anew for every run, for a JIT whose helpers get
+a context of the embedder's).
+
 Helper calls must pass eBPF r1-r5 in the first five ``argument_registers`` and take
-the result in ``return_register``, as a C call does.
+the result in ``return_register``, as a C call does. ``helper_carries`` lists what
+every call carries besides: each item a place, ``register = "r9"`` or ``stack = 8``
+(the pointer-sized word 8 bytes above the stack pointer the helper sees: a stack
+argument), and a ``value``: one of ``memory``, ``length``, ``stack``,
+``stack_size``, ``stack_top``, ``cookie`` (the run's values, as the entry got them)
+or an integer (a constant). The runner checks them at every call (a mismatch fails
+the case, naming the call, the place and both values). ``helper_id_register`` makes
+the target dispatcher-style: the code calls one entry for every helper (the harness
+links it through the answer's ``"dispatcher": true`` relocation) with the helper's
+id in that register.
 """
 from __future__ import annotations
 
@@ -34,11 +48,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from arches.base import BackendFailure
+from arches.base import CARRIED_VALUES, BackendFailure
 
-ENTRY_ARGUMENTS = ("memory", "length", "stack", "stack_size", "stack_top")
+ENTRY_ARGUMENTS = ("memory", "length", "stack", "stack_size", "stack_top", "cookie")
 _FIELDS = {"name", "arch", "command", "summary", "entry_arguments", "argument_registers", "return_register",
-           "return_address", "register_map", "requires_env", "build", "known_failures", "timeout"}
+           "return_address", "register_map", "requires_env", "build", "known_failures", "timeout",
+           "helper_carries", "helper_id_register"}
 
 
 class DescriptionError(ValueError):
@@ -65,6 +80,9 @@ class TargetDescription:
     build: str | None = None
     known_failures: Path | None = None
     timeout: float = 60.0
+    # (value, register name or None, stack offset or None, constant) for each helper_carries item
+    helper_carries: tuple[tuple[str, str | None, int | None, int], ...] = ()
+    helper_id_register: str | None = None
 
 
 def _strings(value: Any, where: str, key: str) -> tuple[str, ...]:
@@ -77,6 +95,31 @@ def _string(value: Any, where: str, key: str) -> str:
     if not isinstance(value, str) or not value:
         raise DescriptionError(f"{where}: \"{key}\" must be a non-empty string")
     return value
+
+
+def _carries(value: Any, where: str) -> tuple[tuple[str, str | None, int | None, int], ...]:
+    """The ``helper_carries`` items as (value, register, stack offset, constant)."""
+    shape = ("\"helper_carries\" is a list of {register = \"NAME\" or stack = OFFSET, value = one of "
+             f"{', '.join(CARRIED_VALUES[:-1])} or an integer}}")
+    if not isinstance(value, list):
+        raise DescriptionError(f"{where}: {shape}")
+    items = []
+    for number, item in enumerate(value, start=1):
+        if not isinstance(item, dict) or set(item) - {"register", "stack", "value"} or "value" not in item \
+                or ("register" in item) == ("stack" in item):
+            raise DescriptionError(f"{where}: helper_carries item {number}: {shape}")
+        register, stack, wanted = item.get("register"), item.get("stack"), item["value"]
+        if register is not None and (not isinstance(register, str) or not register):
+            raise DescriptionError(f"{where}: helper_carries item {number}: \"register\" must name a register")
+        if stack is not None and (not isinstance(stack, int) or isinstance(stack, bool) or stack < 0):
+            raise DescriptionError(f"{where}: helper_carries item {number}: \"stack\" must be a byte offset >= 0")
+        if isinstance(wanted, bool) or not (isinstance(wanted, int) or wanted in CARRIED_VALUES[:-1]):
+            raise DescriptionError(f"{where}: helper_carries item {number}: \"value\" {wanted!r}: {shape}")
+        if isinstance(wanted, int):
+            items.append(("constant", register, stack, wanted & (1 << 64) - 1))
+        else:
+            items.append((wanted, register, stack, 0))
+    return tuple(items)
 
 
 def load_descriptions(path: Path, builtin_arches: list[str]) -> list[TargetDescription]:
@@ -121,7 +164,11 @@ def _description(table: dict[str, Any], path: Path, index: int, builtin_arches: 
     if "register_map" in optional and len(optional["register_map"]) != 11:
         raise DescriptionError(f"{where}: \"register_map\" names the native register of each of r0-r10 (11)")
     singles = {key: _string(table[key], where, key) for key in ("summary", "return_register", "return_address",
-                                                                 "build", "known_failures") if key in table}
+                                                                 "build", "known_failures", "helper_id_register")
+               if key in table}
+    carries = _carries(table.get("helper_carries", []), where)
+    if "cookie" in (item[0] for item in carries) and "cookie" not in entry:
+        raise DescriptionError(f"{where}: helper calls carry the cookie, but \"entry_arguments\" does not take it")
     timeout = table.get("timeout", 60)
     if not isinstance(timeout, (int, float)) or timeout <= 0:
         raise DescriptionError(f"{where}: \"timeout\" must be a positive number of seconds")
@@ -130,4 +177,4 @@ def _description(table: dict[str, Any], path: Path, index: int, builtin_arches: 
         name, arch, command, path, singles.get("summary", ""), entry, optional.get("argument_registers"),
         singles.get("return_register"), singles.get("return_address"), optional.get("register_map"),
         _strings(table.get("requires_env", []), where, "requires_env"), singles.get("build"),
-        (path.parent / known) if known else None, float(timeout))
+        (path.parent / known) if known else None, float(timeout), carries, singles.get("helper_id_register"))

@@ -20,6 +20,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from arches.base import Backend
 
 PROTOCOL_VERSION = 1
 
@@ -30,8 +34,9 @@ def parse_request(arguments: list[str], text: str) -> tuple[dict[str, str], byte
     return options, bytes.fromhex("".join(text.split()))
 
 
-def answer(backend_name: str, options: dict[str, str], program_bytes: bytes) -> dict:
-    """The protocol answer for one program, from the built-in backend ``backend_name``."""
+def answer(backend: "str | Backend", options: dict[str, str], program_bytes: bytes) -> dict:
+    """The protocol answer for one program, from a built-in backend (its name) or a backend object
+    (a test's variant of one)."""
     import arches
     from arches.base import UnsupportedInstruction
     from arches.driver import helper_address
@@ -39,7 +44,9 @@ def answer(backend_name: str, options: dict[str, str], program_bytes: bytes) -> 
 
     if options.get("frame_size", "512") != "512":
         return {"rejected": f"this plugin's backends give every frame 512 bytes, not {options['frame_size']}"}
-    backend = arches.get(backend_name)
+    if isinstance(backend, str):
+        backend = arches.get(backend)
+    backend_name = backend.name
     program = Program.decode(program_bytes)
     try:
         native = backend.translate(program)

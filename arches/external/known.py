@@ -10,7 +10,8 @@ by default) lists each failing case with the target and the reason::
 
 The runner reports such a cell as ``known`` while it fails (CI stays green, the bug
 stays visible) and as ``stale`` once it passes, so a fixed bug is noticed and its
-entry removed. ``case`` is matched against the end of the case's path, so an entry
+entry removed. ``target`` may list several targets that share the file (uBPF's
+dispatcher targets run the same code as the others). ``case`` is matched against the end of the case's path, so an entry
 ``corpus/mem/x.data`` matches that case wherever the checkout is, and an entry
 ``bpf_conformance/tests/x.data`` matches a file of a suite outside the repository.
 """
@@ -46,11 +47,15 @@ def load_known_failures(path: Path, target: str) -> list[KnownFailure]:
     for index, entry in enumerate(entries, start=1):
         where = f"{path}: failure {index}"
         if not isinstance(entry, dict) or not all(isinstance(entry.get(key), str) and entry.get(key)
-                                                  for key in ("case", "target", "reason")):
+                                                  for key in ("case", "reason")):
             raise DescriptionError(f"{where}: case, target and reason are required strings")
-        if entry["target"] != target:
+        targets = entry.get("target")
+        targets = [targets] if isinstance(targets, str) else targets
+        if not isinstance(targets, list) or not targets or not all(isinstance(name, str) for name in targets):
+            raise DescriptionError(f"{where}: \"target\" is a target name or a list of them")
+        if target not in targets:
             raise DescriptionError(f"{where}: target {entry['target']!r} in the file of target {target!r}")
-        failures.append(KnownFailure(entry["case"], entry["target"], " ".join(entry["reason"].split()), path))
+        failures.append(KnownFailure(entry["case"], target, " ".join(entry["reason"].split()), path))
     return failures
 
 

@@ -13,8 +13,11 @@ between bytes; the harness writes one 8-byte instruction slot per line)::
 ``frame_size``: bytes each function's frame takes (a local call moves r10 down by
 this much); ``helpers``: the helper ids the program calls (the harness provides
 each; the JIT numbers them as it likes); ``code_address``: where the code will be
-loaded; ``max_code_size``: the most code the harness can load. A plugin ignores
-options it does not know (later protocol versions add, never change).
+loaded; ``max_code_size``: the most code the harness can load (a JIT sizes its
+buffer from the program, up to this); ``dispatcher=1``, only for a target whose
+description names a ``helper_id_register``: link every helper call through one
+dispatcher entry. A plugin ignores options it does not know (later protocol
+versions add, never change).
 
 Answer. One JSON object on standard output, exit status 0::
 
@@ -25,24 +28,31 @@ Answer. One JSON object on standard output, exit status 0::
 ``code``: the machine code as hex; ``entry``: the offset of the function the
 harness calls (default 0); ``relocations``: where the harness writes the address of
 its stub for a helper, ``abs64`` (8 bytes) or ``abs32`` (4 bytes) in the target's
-byte order; ``data`` (optional): byte ranges that are data, not instructions (shown
-as data in listings). Or, when the JIT refuses the program::
+byte order, or, with ``"dispatcher": true`` instead of ``"helper"``, the address of
+its dispatcher stub (which reads the helper's id from the description's
+``helper_id_register``); ``helper_ids`` (optional, for a dispatcher): the id the
+code passes for each helper, ``{"100": 63}`` (default: the helper's own number);
+``data`` (optional): byte ranges that are data, not instructions (shown as data in
+listings). Or, when the JIT refuses the program::
 
     {"rejected": "call to nonexistent function 7 at PC 0"}
 
-which the harness reports as a skip with that message. Anything else (a non-zero
-exit status, no JSON, a field of the wrong type) is an error of the plugin, reported
-as an error that names the command and quotes its standard error.
+which the harness reports as a skip with that message. A command killed by a signal
+(a failed assertion, a segmentation fault) is the JIT crashing on a valid program: the
+item fails, naming the signal and quoting its standard error. Anything else (a
+non-zero exit status, no JSON, a field of the wrong type) is an error of the plugin,
+reported as an error that names the command and quotes its standard error.
 """
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from arches.base import BackendFailure
+from arches.base import BackendFailure, JitCrashed
 
 PROTOCOL_VERSION = 1
 RELOCATION_SIZES = {"abs64": 8, "abs32": 4}  # relocation type -> bytes written
@@ -55,11 +65,13 @@ class ProtocolError(BackendFailure):
 
 @dataclass(frozen=True)
 class Relocation:
-    """Write the absolute address of helper ``helper``'s stub at ``offset`` (``type`` sets the width)."""
+    """Write the absolute address of helper ``helper``'s stub at ``offset`` (``type`` sets the width),
+    or, for ``dispatcher``, the address of the harness's dispatcher stub."""
 
     offset: int
     type: str
-    helper: int
+    helper: int | None
+    dispatcher: bool = False
 
 
 @dataclass(frozen=True)
@@ -81,6 +93,7 @@ class Answer:
     data: tuple[DataRange, ...] = ()
     rejected: str | None = None
     seconds: float = 0.0  # how long the command took
+    helper_ids: dict[int, int] = field(default_factory=dict)  # helper -> the id a dispatcher call passes
     extra: dict[str, Any] = field(default_factory=dict)  # fields this version does not know
 
 
@@ -116,11 +129,21 @@ def run_command(command: list[str], program_bytes: bytes, options: dict[str, Any
     except subprocess.TimeoutExpired:
         raise ProtocolError(f"{shown}: gave no answer within {timeout:g} s") from None
     seconds = time.perf_counter() - started
+    if finished.returncode < 0:  # killed by a signal: the JIT crashed on this program
+        raise JitCrashed(f"{shown}: killed by {_signal_name(-finished.returncode)}"
+                         f"{_stderr_tail(finished.stderr)}")
     if finished.returncode != 0:
         raise ProtocolError(f"{shown}: exited with status {finished.returncode}{_stderr_tail(finished.stderr)}")
     answer = parse_answer(finished.stdout, shown)
     return Answer(answer.code, answer.entry, answer.relocations, answer.data, answer.rejected, seconds,
-                  answer.extra)
+                  answer.helper_ids, answer.extra)
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return f"{signal.Signals(number).name} ({number})"
+    except ValueError:
+        return f"signal {number}"
 
 
 def _stderr_tail(stderr: str) -> str:
@@ -174,7 +197,10 @@ def parse_answer(text: str, where: str) -> Answer:
         offset = _integer(item, "offset", place)
         if offset + RELOCATION_SIZES[kind] > len(code):
             raise ProtocolError(f"{place}: {kind} at offset {offset} runs past the {len(code)} bytes of code")
-        relocations.append(Relocation(offset, kind, _integer(item, "helper", place)))
+        if item.get("dispatcher") is True:
+            relocations.append(Relocation(offset, kind, None, True))
+        else:
+            relocations.append(Relocation(offset, kind, _integer(item, "helper", place)))
     data = []
     for index, item in enumerate(_list(document, "data", where)):
         place = f"{where}: data range {index}"
@@ -182,9 +208,14 @@ def parse_answer(text: str, where: str) -> Answer:
         if offset + size > len(code):
             raise ProtocolError(f"{place}: {size} bytes at {offset} run past the {len(code)} bytes of code")
         data.append(DataRange(offset, size, str(item.get("name", ""))))
-    known = {"protocol", "code", "entry", "relocations", "data"}
+    ids = document.get("helper_ids", {})
+    if not isinstance(ids, dict) or not all(key.isdigit() and isinstance(value, int) and not isinstance(value, bool)
+                                            and value >= 0 for key, value in ids.items()):
+        raise ProtocolError(f"{where}: \"helper_ids\" must map helper numbers to ids, e.g. {{\"100\": 63}}")
+    known = {"protocol", "code", "entry", "relocations", "data", "helper_ids"}
     extra = {key: value for key, value in document.items() if key not in known}
-    return Answer(code, entry, tuple(relocations), tuple(sorted(data, key=lambda r: r.offset)), None, 0.0, extra)
+    return Answer(code, entry, tuple(relocations), tuple(sorted(data, key=lambda r: r.offset)), None, 0.0,
+                  {int(key): value for key, value in ids.items()}, extra)
 
 
 def _list(document: dict[str, Any], key: str, where: str) -> list[dict[str, Any]]:

@@ -140,16 +140,20 @@ class Mips64Backend(AssemblyBackend):
     program_counter = um.UC_MIPS_REG_PC
     general_registers = tuple(getattr(um, f"UC_MIPS_REG_{n}") for n in range(1, 32) if n != 29) + (
         um.UC_MIPS_REG_HI, um.UC_MIPS_REG_LO)
+    # n64 temporaries a callee may change (the Handbook's table 2-1): $at, v0-v1, a0-a7, t0-t3,
+    # t8-t9 ($1-$15, $24, $25), and hi/lo; ra ($31) is the link the stub returns through.
+    caller_saved_registers = tuple(getattr(um, f"UC_MIPS_REG_{n}") for n in (*range(1, 16), 24, 25)) + (
+        um.UC_MIPS_REG_HI, um.UC_MIPS_REG_LO)
     # n64 callee-saved registers (LLVM's CSR_N64 in MipsCallingConv.td, after the MIPSpro N32/N64
     # ABI Handbook, table 2-1; in n64, unlike o32, gp is callee-saved); ra is the return address.
     callee_saved = {**{f"s{n}": getattr(um, f"UC_MIPS_REG_{16 + n}") for n in range(8)},
                     "gp": um.UC_MIPS_REG_28, "fp": um.UC_MIPS_REG_30,
                     **{f"f{n}": getattr(um, f"UC_MIPS_REG_F{n}") for n in range(24, 32)}}
     callee_saved_source = "MIPSpro N32/N64 ABI Handbook, table 2-1; LLVM MipsCallingConv.td CSR_N64"
-    # n64 temporaries, scratch across a call: at, v0-v1, a0-a7, t0-t3, t8-t9 ($1-$15, $24-$25;
-    # ra holds the stub's return).
-    caller_saved_registers = tuple(getattr(um, f"UC_MIPS_REG_{n}") for n in (*range(1, 16), 24, 25))
     helper_stub = bytes.fromhex("03e00008" "00000000")  # jr $ra; nop
+    link_register = um.UC_MIPS_REG_31  # jal/jalr leave the return address in ra
+    call_stack_alignment = 16
+    call_stack_alignment_source = "MIPSpro N32/N64 ABI Handbook, chapter 2: the stack pointer is 16-byte aligned"
     sentinel_fill = bytes(4)  # nop (sll $0, $0, 0)
     instruction_width = 4
     # The runner's count= is what keeps Unicorn from crashing on 365+ straight-line instructions

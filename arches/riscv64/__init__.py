@@ -135,13 +135,18 @@ class Riscv64Backend(EncodingBackend):
     stack_pointer = ur.UC_RISCV_REG_SP
     program_counter = ur.UC_RISCV_REG_PC
     general_registers = tuple(getattr(ur, f"UC_RISCV_REG_X{n}") for n in range(1, 32))
+    # psABI "Integer Register Convention": t0-t6 and a0-a7 are not preserved across calls (ra,
+    # also caller-saved, is the link the stub returns through).
+    caller_saved_registers = tuple(getattr(ur, f"UC_RISCV_REG_{name}") for name in (
+        "T0", "T1", "T2", "T3", "T4", "T5", "T6", "A0", "A1", "A2", "A3", "A4", "A5", "A6", "A7"))
     callee_saved = {**{f"s{n}": getattr(ur, f"UC_RISCV_REG_S{n}") for n in range(12)},
                     **{f"fs{n}": getattr(ur, f"UC_RISCV_REG_FS{n}") for n in range(12)}}
     callee_saved_source = ("RISC-V ELF psABI 1.0, \"Integer Register Convention\" and "
                            "\"Floating-point Register Convention\" (s0-s11, fs0-fs11; sp restored)")
-    # psABI integer convention: t0-t6 and a0-a7 are caller-saved (ra holds the stub's return).
-    caller_saved_registers = tuple(getattr(ur, f"UC_RISCV_REG_X{n}") for n in (5, 6, 7, *range(10, 18), *range(28, 32)))
     helper_stub = encode("jalr", rd=ZERO, rs1=RA, imm=0)  # ret
+    link_register = ur.UC_RISCV_REG_RA  # jal/jalr leave the return address in ra
+    call_stack_alignment = 16
+    call_stack_alignment_source = "RISC-V ELF psABI 1.0, \"Integer Calling Convention\": sp is 16-byte aligned"
     sentinel_fill = encode("addi", rd=ZERO, rs1=ZERO, imm=0)  # nop
     instruction_width = 4
 

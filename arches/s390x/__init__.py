@@ -9,7 +9,9 @@ returns an ``encoding.Chunk`` of encoded instructions and labels.
 
 Conventions: the entry is a C function (return address in %r14; %r6-%r15 saved in
 the caller's register save area and restored, as the kernel's JIT does); inside,
-the link register is %r12 (%r14, the usual one, is eBPF r0); every
+the link register is %r12 (%r14, the usual one, is eBPF r0); helpers are called
+as C functions (return address in %r14, which the result replaces as eBPF r0, and a
+160-byte register save area below the stack pointer, as the kernel's JIT provides); every
 branch is ``brcl`` (+-4 GB), so no program is too long; division goes through
 the even/odd pair %r0:%r1 (``dlgr``/``dsgr`` trap on a zero divisor and ``dsgr``
 on INT_MIN / -1, so both are guarded); shifts take their count from the low six
@@ -33,6 +35,7 @@ REGISTER_MAP = {0: 14, 1: 2, 2: 3, 3: 4, 4: 5, 5: 6, 6: 7, 7: 8, 8: 9, 9: 10, 10
 R0, R1, TMP, LINK, SP = 0, 1, 11, 12, 15  # %r0:%r1 is the divide pair; %r0 is never a base register
 FRAME = 64
 SAVE_AREA = 48  # where a callee saves %r6-%r15 in its caller's frame (ELF ABI for s390x, stack frame layout)
+REGISTER_SAVE_AREA = 160  # what a caller provides at 0(%r15) for its callee (the same section)
 MASK = {"always": 15, "eq": 8, "ne": 7, "gt": 2, "ge": 10, "lt": 4, "le": 12, "cc1": 4}
 _COND = {isa.JEQ: "eq", isa.JNE: "ne", isa.JGT: "gt", isa.JGE: "ge", isa.JLT: "lt", isa.JLE: "le",
          isa.JSGT: "gt", isa.JSGE: "ge", isa.JSLT: "lt", isa.JSLE: "le", isa.JSET: "ne"}
@@ -63,16 +66,21 @@ class S390xBackend(EncodingBackend):
     stack_pointer = uz.UC_S390X_REG_R15
     program_counter = uz.UC_S390X_REG_PC
     general_registers = tuple(getattr(uz, f"UC_S390X_REG_R{n}") for n in range(15))
-    # s390x ELF ABI supplement, "Register usage": r0-r5 and r14 are volatile. (r6 carries the
-    # fifth argument, eBPF r5, which eBPF's convention lets a call change: trashed as an argument.)
-    # The helper stub returns through %r12, which is not volatile.
-    caller_saved_registers = tuple(getattr(uz, f"UC_S390X_REG_R{n}") for n in (0, 1, 2, 3, 4, 5, 14))
+    # ELF ABI for s390x, "Register usage": r0-r5 are volatile (r14 too, but it is the return
+    # address the helper stub goes back through). eBPF r5 lives in r6, which a C helper preserves.
+    caller_saved_registers = tuple(getattr(uz, f"UC_S390X_REG_R{n}") for n in (0, 1, 2, 3, 4, 5))
     # Saved registers: r6-r13 (and the stack pointer r15) and f8-f15; r14 holds the return address
     # and is volatile.
     callee_saved = {**{f"%r{n}": getattr(uz, f"UC_S390X_REG_R{n}") for n in range(6, 14)},
                     **{f"%f{n}": getattr(uz, f"UC_S390X_REG_F{n}") for n in range(8, 16)}}
     callee_saved_source = "ELF ABI for s390x (zSeries) 1.6, section 'Register usage'"
-    helper_stub = bytes.fromhex("07fc")  # br %r12 (bcr 15, %r12)
+    helper_stub = bytes.fromhex("07fe")  # br %r14 (bcr 15, %r14): a C function's return
+    link_register = uz.UC_S390X_REG_R14
+    call_stack_alignment = 8
+    call_stack_alignment_source = "ELF ABI for s390x 1.6, 'Stack frame': the stack pointer is doubleword aligned"
+    # The same section: the caller provides a 160-byte register save area at 0(%r15), where a
+    # callee stores its caller's r6-r15 (and r2-r5, f0-f6 as it likes).
+    callee_stack_area = (0, 160)
     sentinel_fill = bytes.fromhex("0700")  # bcr 0, %r0: a no-op; returning to ``until`` raises (DESIGN.md)
 
     def configure_engine(self, uc) -> None:
@@ -337,13 +345,13 @@ class S390xBackend(EncodingBackend):
         return asm
 
     def build_helper_call(self, insn: Insn, index: int, address: int) -> Chunk:
-        # helper: r1-r5 are already %r2-%r6; the result comes back in %r2
+        # helper: r1-r5 are already %r2-%r6; called as a C function, with the return address in
+        # %r14 (eBPF r0, which the call replaces anyway) and the 160-byte register save area a
+        # callee may write below our frame; %r12 (our link) is callee-saved. Result in %r2.
         asm = Chunk()
-        asm.emit("aghi", r1=SP, i2=-16)
-        asm.emit("stg", r1=LINK, b2=SP, **displacement(0))
+        asm.emit("aghi", r1=SP, i2=-REGISTER_SAVE_AREA)
         self.load_immediate(asm, R1, address)
-        asm.emit("basr", r1=LINK, r2=R1)
-        asm.emit("lg", r1=LINK, b2=SP, **displacement(0))
-        asm.emit("aghi", r1=SP, i2=16)
+        asm.emit("basr", r1=14, r2=R1)
+        asm.emit("aghi", r1=SP, i2=REGISTER_SAVE_AREA)
         asm.emit("lgr", r1=REGISTER_MAP[0], r2=2)
         return asm

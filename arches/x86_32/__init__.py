@@ -137,13 +137,21 @@ class X86_32Backend(AssemblyBackend):
     program_counter = ux.UC_X86_REG_EIP
     general_registers = (ux.UC_X86_REG_EAX, ux.UC_X86_REG_EBX, ux.UC_X86_REG_ECX, ux.UC_X86_REG_EDX,
                          ux.UC_X86_REG_ESI, ux.UC_X86_REG_EDI, ux.UC_X86_REG_EBP)
+    # i386 ABI, chapter 3, "Registers and the Stack Frame": eax, ecx, edx belong to the callee.
+    caller_saved_registers = (ux.UC_X86_REG_EAX, ux.UC_X86_REG_ECX, ux.UC_X86_REG_EDX)
     # Callee-saved registers: ebx, esi, edi, ebp (and esp) belong to the caller.
     callee_saved = {name: getattr(ux, f"UC_X86_REG_{name.upper()}") for name in _CALLEE_SAVED}
     callee_saved_source = ("System V ABI, Intel386 Architecture Processor Supplement, 4th ed., chapter 3, "
                            "Function Calling Sequence")
-    # The i386 System V ABI's scratch registers: eax, ecx, edx (a trashing helper overwrites them).
-    caller_saved_registers = (ux.UC_X86_REG_EAX, ux.UC_X86_REG_ECX, ux.UC_X86_REG_EDX)
     helper_stub = b"\xc3"  # ret (the caller pops the stack arguments)
+    pointer_size = 4  # `call` pushes a 4-byte return address (link_register None)
+    # The 4th edition keeps the stack word-aligned (its 16-byte rule came with the i386 psABI 1.1),
+    # and the kernel, whose JIT this mirrors, builds 32-bit x86 with -mpreferred-stack-boundary=2.
+    call_stack_alignment = 4
+    call_stack_alignment_source = "System V ABI, Intel386 Processor Supplement, 4th ed., figure 3-15 (word-aligned)"
+    # The same chapter: the arguments on the stack belong to the callee, which may change them
+    # (a helper takes r2-r5 there as four u64, 32 bytes above the return address).
+    callee_stack_area = (0, 32)
     sentinel_fill = b"\x90"  # nop: the runner's hook stops on the first one
 
     def __init__(self) -> None:

@@ -683,13 +683,24 @@ def _os_reason(path: Path, error: OSError) -> str:
     return error.strerror or str(error)
 
 
+# Cases that cost seconds per target (megabytes of native code) live in directories of this name:
+# a search of a parent directory leaves them out, naming the directory (or a file in it) runs them.
+LARGE_DIR = "large"
+
+
+def in_large_dir(path: Path, searched: Path) -> bool:
+    """Whether ``path``, found by searching the directory ``searched``, lies in a LARGE_DIR below it."""
+    return LARGE_DIR in path.relative_to(searched).parts[:-1]
+
+
 def find_case_files(paths: list[str | Path]) -> list[Path]:
-    """Every ``.data`` file under the given files/directories, sorted, without duplicates."""
+    """Every ``.data`` file under the given files/directories (those in LARGE_DIR directories
+    only when such a directory is given), sorted, without duplicates."""
     found: list[Path] = []
     for entry in paths:
         entry = Path(entry)
         if entry.is_dir():
-            found.extend(sorted(entry.rglob("*.data")))
+            found.extend(path for path in sorted(entry.rglob("*.data")) if not in_large_dir(path, entry))
         else:
             found.append(entry)
     seen: set[Path] = set()

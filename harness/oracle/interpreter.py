@@ -16,7 +16,7 @@ from harness import isa, layout
 from harness.oracle.helpers import HELPERS, TRASHED_ARGUMENTS, Helper, MemoryFault
 from harness.isa import Insn, Program, sign_extend
 from harness.oracle.maps import MapSet
-from harness.oracle.outcome import FAULT, LIMIT, RETURNED, Outcome
+from harness.oracle.outcome import FAULT, LIMIT, RECORDED_CALLS, RETURNED, HelperCall, Outcome
 
 U64 = (1 << 64) - 1
 U32 = 0xFFFFFFFF
@@ -74,6 +74,7 @@ class _State:
     regs: list[int]
     memory: Memory
     frames: list[tuple[int, list[int]]] = field(default_factory=list)  # (return pc, r6-r10)
+    calls: list[HelperCall] = field(default_factory=list)  # the first RECORDED_CALLS helper calls
 
 
 class _PacketExit(Exception):
@@ -254,7 +255,7 @@ class Interpreter:
                        bytes(state.memory.stack), detail, fault.address if fault else None, executed,
                        maps.snapshot() if maps is not None else (),
                        fault_access=("write" if fault.write else "read") if fault else "",
-                       fault_size=fault.size if fault else 0)
+                       fault_size=fault.size if fault else 0, helper_calls=tuple(state.calls))
 
     # --- translation of one slot into a handler --------------------------------
 
@@ -348,8 +349,12 @@ class Interpreter:
                 raise ValueError(f"unknown helper {insn.imm}")
             function, unwinds, trashes = helper.function, helper.unwinds, helper.trashes_registers
 
+            number, reads = insn.imm, helper.arguments
+
             def call(state: _State) -> int:
                 regs = state.regs
+                if len(state.calls) < RECORDED_CALLS:
+                    state.calls.append(HelperCall(len(state.calls) + 1, number, tuple(regs[1:1 + reads]), index))
                 regs[0] = function(state.memory, *regs[1:6]) & U64
                 if trashes:
                     regs[1:6] = TRASHED_ARGUMENTS

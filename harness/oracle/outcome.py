@@ -11,6 +11,36 @@ UNSUPPORTED = "unsupported"  # a backend has no translation for an instruction
 
 NORMAL_KINDS = (RETURNED,)
 ERROR_KINDS = (FAULT, LIMIT, REJECTED)
+RECORDED_CALLS = 64  # helper calls recorded per run, in call order (a bound on cost for loops)
+
+
+@dataclass(frozen=True)
+class HelperCall:
+    """One helper call of a run: what the interpreter did, or what a JIT's native code handed over.
+
+    ``arguments`` are the ones the helper reads (r1.. in order, as u64). A JIT run also
+    records the native return address, the eBPF instruction it maps back to (when the
+    backend gives ``NativeCode.bpf_to_native``) and every way the call broke the native
+    ABI or the target's description (harness/running/calls.py).
+    """
+
+    number: int  # 1 for the run's first helper call
+    helper: int
+    arguments: tuple[int, ...]
+    instruction: int | None = None  # the eBPF slot of the call, when known
+    native_return: int | None = None
+    problems: tuple[tuple[str, str], ...] = ()  # (what the call had, what was required), e.g. ("x5 = 0x8", ...)
+
+    def place(self, interpreted: "HelperCall | None" = None) -> str:
+        """``helper call 2 (call 102 at instruction 7, returning to 0x100a4)``, with what is known."""
+        where = []
+        if self.instruction is not None:
+            where.append(f"at instruction {self.instruction}")
+        elif interpreted is not None and interpreted.instruction is not None:
+            where.append(f"at instruction {interpreted.instruction} by the order of calls")
+        if self.native_return is not None:
+            where.append(f"returning to {self.native_return:#x}")
+        return f"helper call {self.number} (call {self.helper}" + (f" {', '.join(where)})" if where else ")")
 
 
 @dataclass(frozen=True)
@@ -35,6 +65,9 @@ class Outcome:
     # JIT runs only: callee-saved registers (and the stack pointer) the code did not preserve,
     # each as "name = value (canary value)"; the interpreter has no native ABI to break.
     clobbered: tuple[str, ...] = ()
+    # The run's first RECORDED_CALLS helper calls (and a later one that broke the ABI), in order;
+    # compared by first_difference, not by ==.
+    helper_calls: tuple[HelperCall, ...] = field(default=(), compare=False)
 
     def summary(self) -> str:
         """One line for reports: the kind and the value that matters for it."""
@@ -64,6 +97,9 @@ def first_difference(expected: Outcome, actual: Outcome, *, base_mem: int = 0,
     limit matches on kind alone. Neither compares memory: a run that stops early
     leaves partial state that no two implementations need agree on.
     """
+    calls = helper_call_difference(expected, actual)
+    if calls is not None:
+        return calls
     if expected.kind != actual.kind:
         return Difference("kind", expected.summary(), actual.summary())
     if actual.clobbered != expected.clobbered:
@@ -90,6 +126,26 @@ def first_difference(expected: Outcome, actual: Outcome, *, base_mem: int = 0,
                 return Difference("maps", f"{name}[{key}] = {mine.get(key, 'absent')}",
                                   f"{name}[{key}] = {theirs.get(key, 'absent')}")
         return Difference("maps", str(expected.maps), str(actual.maps))
+    return None
+
+
+def helper_call_difference(expected: Outcome, actual: Outcome) -> Difference | None:
+    """The first helper call of ``actual`` that broke the ABI, or whose helper or arguments differ
+    from the same call of ``expected`` (calls are matched in order; a run that stopped early
+    compares the calls both made)."""
+    interpreted = expected.helper_calls
+    for got in actual.helper_calls:
+        want = interpreted[got.number - 1] if got.number <= len(interpreted) else None
+        if got.problems:
+            return Difference(got.place(want), "; ".join(required for _, required in got.problems),
+                              "; ".join(had for had, _ in got.problems))
+        if want is None:
+            continue
+        if want.helper != got.helper:
+            return Difference(got.place(want), f"call {want.helper}", f"call {got.helper}")
+        for position, (left, right) in enumerate(zip(want.arguments, got.arguments), start=1):
+            if left != right:
+                return Difference(got.place(want), f"r{position} = {left:#x}", f"r{position} = {right:#x}")
     return None
 
 

@@ -495,7 +495,7 @@ def _at(offset: int | None) -> str:
 def _run_native(path: str, target: str, phase: _Phase, backend: Any = None,
                 defaults: RunDefaults = RunDefaults()) -> Result:
     import arches
-    from arches.base import BackendFailure, RejectedProgram, UnsupportedInstruction
+    from arches.base import BackendFailure, JitCrashed, RejectedProgram, UnsupportedInstruction
     from harness.running.emulator import discard_engine, engine_for
 
     loaded, timings = _load_timed(path, defaults)
@@ -548,6 +548,11 @@ def _run_native(path: str, target: str, phase: _Phase, backend: Any = None,
     except UnsupportedInstruction as error:
         result.status = UNSUPPORTED
         result.detail = str(error)
+        return result
+    except JitCrashed as error:  # the JIT under test crashed on a valid program: its failure
+        result.status = FAIL
+        result.actual = "the JIT crashed"
+        result.detail = f"{target} crashed translating the program: {error}"
         return result
     except RejectedProgram as error:  # the JIT's own refusal: not an error of the harness
         result.status = SKIP

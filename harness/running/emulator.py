@@ -22,6 +22,7 @@ from harness.oracle.helpers import (HELPERS, TRASHED_ARGUMENTS, TRASHED_OTHER, H
 from harness.oracle.maps import MapSet
 from harness.oracle.outcome import FAULT, LIMIT, RETURNED, Outcome
 from harness.running import faults, fidelity
+from harness.running.calls import COOKIE, CallChecks, RunValues, garbage_note
 
 DEFAULT_TIMEOUT_SECONDS = 10.0
 MEASURE_CAP = 20_000  # count executed native instructions up to this many, then stop counting (cost bound)
@@ -183,6 +184,10 @@ class Engine:
         self.canary_registers = RegisterBatch(uc, list(backend.callee_saved.values()))
         self.canaries = [CANARY | number * 0x0101_0101 | number for number in range(1, len(backend.callee_saved) + 1)]
         self.canaries_read_back: list[int] | None = None
+        # What every helper call is checked for, and what it leaves behind (harness/running/calls.py).
+        self.calls = CallChecks(backend, uc, RegisterBatch(uc, list(backend.caller_saved_registers)),
+                                self.canary_registers)
+        self.runs = 0
         self.corrections = fidelity.corrections_for(backend)  # where Unicorn is not the real CPU
         self.correction_hooks: list[int] = []
         self.setup_seconds = time.perf_counter() - started
@@ -212,15 +217,25 @@ class Engine:
         offset = address - layout.STUB_BASE
         if offset % layout.STUB_STRIDE:
             return  # a later instruction of the stub (e.g. a delay slot)
-        number = offset // layout.STUB_STRIDE
-        helper = self.helpers.get(number)
+        number: int | None = offset // layout.STUB_STRIDE
+        backend = self.backend
+        if address == layout.DISPATCHER_STUB and backend.helper_id_register is not None:
+            helper_id = uc.reg_read(backend.helper_id_register)
+            number = self.calls.helper_number(helper_id)
+            if number is None:
+                self.state.fault_detail = (f"{backend.name}: the helper dispatcher was called with the id "
+                                           f"{helper_id:#x}, which names no helper the program calls")
+                self.state.fault = MemoryFault(address, 0)
+                uc.emu_stop()
+                return
+        helper = self.helpers.get(number)  # type: ignore[arg-type]
         if helper is None:
             self.state.fault_detail = f"call to unknown helper stub {number}"
             self.state.fault = MemoryFault(address, 0)
             uc.emu_stop()
             return
-        backend = self.backend
         args = backend.helper_arguments(uc)
+        self.calls.at_call(number, args, helper.arguments)  # type: ignore[arg-type]
         try:
             result = helper.function(self.memory, *args) & U64
         except MemoryFault as fault:
@@ -229,7 +244,8 @@ class Engine:
                                        f"({helper.name}, called at stub {address:#x})")
             uc.emu_stop()
             return
-        if helper.trashes_registers:  # as a native function may: every caller-saved register
+        self.calls.clobber()  # as a C function may leave the caller-saved registers and its stack
+        if helper.trashes_registers:  # eBPF r1-r5 = TRASHED_ARGUMENTS, as the interpreter has them
             self._trash_registers()
         backend.set_helper_result(uc, result)
         if helper.unwinds and result == 0:
@@ -358,7 +374,11 @@ class Engine:
         canaries = self._plant_canaries()
         uc.reg_write(backend.stack_pointer, layout.NATIVE_STACK_TOP)
         backend.set_entry_arguments(uc, entry_pointer, len(input_memory))
+        self.runs += 1
+        values = RunValues(entry_pointer, len(input_memory), COOKIE | self.runs)
+        backend.set_run_cookie(uc, values.cookie)
         backend.set_return_address(uc, layout.SENTINEL_BASE)
+        self.calls.start(native, values, self.canaries, canaries)
         self.state = state = _RunState()
         native_budget = budget * layout.NATIVE_BUDGET_FACTOR
         self.budget = native_budget
@@ -412,7 +432,8 @@ class Engine:
                 access = faults.s390x_access(instruction, lambda n: uc.reg_read(_S390X_GPRS[n]))
                 if access is not None and not self._mapped(access[1], access[2]):
                     report = faults.NativeFault(access[0], access[1], access[2], pc, report.instruction)
-        return self._outcome(FAULT, 0, report.describe(backend.name), report.address, executed,
+        note = garbage_note(report.address) or garbage_note(pc)
+        return self._outcome(FAULT, 0, report.describe(backend.name) + note, report.address, executed,
                              report.access, report.size)
 
     def _plant_canaries(self) -> list[int]:
@@ -457,7 +478,8 @@ class Engine:
             source = self.backend.callee_saved_source
             detail = f"{self.backend.name} broke its C ABI ({source}): " + ", ".join(clobbered)
         return Outcome(kind, r0, memory, stack, detail, fault_address, executed, snapshot,
-                       fault_access=fault_access, fault_size=fault_size, clobbered=clobbered)
+                       fault_access=fault_access, fault_size=fault_size, clobbered=clobbered,
+                       helper_calls=self.calls.calls())
 
 
 _ENGINES: dict[str, Engine] = {}

@@ -36,6 +36,7 @@ from typing import Any, Iterator
 
 import pytest
 
+from harness.cases.corpus import LARGE_DIR
 from harness.cases.config import (DEFAULT_HELPER_SET, EMPTY_MEMORY_CHOICES, HELPER_SET_NAMES, RESULTS_CHOICES,
                                   RunDefaults)
 from harness.running import conformance
@@ -136,6 +137,18 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     lines = [f"external JIT {backend.name}: {backend.description.summary}, {' '.join(backend.command)}"
              for backend in (arches.get(name) for name in arches.external_names() if name in chosen)]
     return lines + [f"not run: {note}" for note in selection(config).notes]
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """Leave out LARGE_DIR directories (harness/cases/corpus.py) unless one was named."""
+    if collection_path.name != LARGE_DIR or not collection_path.is_dir():
+        return None
+    here = collection_path.resolve()
+    for argument in config.args:
+        given = (config.invocation_params.dir / argument.split("::")[0]).resolve()
+        if given == here or here in given.parents:
+            return None
+    return True
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:

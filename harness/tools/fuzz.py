@@ -35,6 +35,7 @@ from harness.oracle.validator import ValidationError, ValidatorConfig, validate
 
 FUZZ_BUDGET = 100_000  # eBPF instructions per run: generated loops are short
 SHRINK_ATTEMPTS = 1500
+SHRINK_SECONDS = 90.0  # a far program's checks take a second or more each: stop with what is smaller by then
 SHRINKS_PER_GROUP = 3  # mismatches shrunk per (target, first difference) in one run
 PLUMBING = {isa.LDDW, isa.ALU64 | isa.MOV | isa.K, isa.ALU64 | isa.MOV | isa.X, isa.JMP | isa.EXIT,
             isa.ALU64 | isa.XOR | isa.X}
@@ -144,16 +145,31 @@ def differs(program: Program, memory: bytes, target: str,
     return None
 
 
+def difference_kind(pair: tuple[Outcome, Outcome] | None) -> str | None:
+    """What a mismatch differs in, coarsely ("r0", "stack", "kind", "helper", ...; None: no mismatch)."""
+    if pair is None:
+        return None
+    difference = first_difference(*pair, base_mem=layout.MEM_BASE, base_stack=layout.STACK_BASE)
+    return difference.what.split()[0] if difference is not None else "crash"
+
+
 # --- shrinking ------------------------------------------------------------------
 
 def remove_instruction(program: Program, index: int) -> Program | None:
     """The program without the instruction starting at ``index``, jumps repaired."""
+    width = 2 if program.insns[index].opcode == isa.LDDW else 1
+    return remove_slots(program, index, index + width)
+
+
+def remove_slots(program: Program, start: int, stop: int) -> Program | None:
+    """The program without slots ``start``..``stop`` (whole instructions), jumps into them
+    redirected to what follows and the others repaired; None when a jump no longer fits."""
     insns = program.insns
-    width = 2 if insns[index].opcode == isa.LDDW else 1
-    moved = lambda slot: slot - width if slot >= index + width else min(slot, index)  # noqa: E731
+    width = stop - start
+    moved = lambda slot: slot - width if slot >= stop else min(slot, start)  # noqa: E731
     result = []
     for old_index in program.instruction_starts():
-        if old_index == index:
+        if start <= old_index < stop:
             continue
         insn = insns[old_index]
         target = isa.jump_target(insn, old_index)
@@ -194,16 +210,23 @@ def _simplifiable_immediate(insn: Insn, index: int) -> bool:
 
 
 def shrink(program: Program, memory: bytes, still_fails: Callable[[Program, bytes], bool],
-           attempts: int = SHRINK_ATTEMPTS, map_count: int = 0) -> tuple[Program, bytes]:
-    """A smaller program (and input) for which ``still_fails`` holds: ddmin-style passes."""
+           attempts: int = SHRINK_ATTEMPTS, map_count: int = 0,
+           seconds: float = SHRINK_SECONDS) -> tuple[Program, bytes]:
+    """A smaller program (and input) for which ``still_fails`` holds: ddmin-style passes, at most
+    ``attempts`` checks and ``seconds`` of them."""
     budget = [attempts]
+    deadline = time.perf_counter() + seconds
 
     def check(candidate: Program, data: bytes) -> bool:
-        if budget[0] <= 0 or not _valid(candidate, map_count):
+        if budget[0] <= 0 or time.perf_counter() > deadline:
+            budget[0] = 0
+            return False
+        if not _valid(candidate, map_count):
             return False
         budget[0] -= 1
         return still_fails(candidate, data)
 
+    program = _drop_runs(program, lambda candidate: check(candidate, memory))
     changed = True
     while changed and budget[0] > 0:
         changed = False
@@ -237,6 +260,25 @@ def shrink(program: Program, memory: bytes, still_fails: Callable[[Program, byte
         if any(memory) and check(program, bytes(len(memory))):
             memory, changed = bytes(len(memory)), True
     return program, memory
+
+
+def _drop_runs(program: Program, keeps: Callable[[Program], bool], smallest: int = 64) -> Program:
+    """Drop long runs of instructions first (halves, quarters, ... down to ``smallest`` slots):
+    a far program's tens of thousands of filler slots go in a few dozen runs, not one by one."""
+    run = len(program.insns) // 2
+    while run >= smallest:
+        start = 0
+        while start < len(program.insns):
+            starts = program.instruction_starts()
+            begin = next((index for index in starts if index >= start), len(program.insns))
+            end = next((index for index in starts if index >= begin + run), len(program.insns))
+            candidate = remove_slots(program, begin, end) if begin < end else None
+            if candidate is not None and candidate.insns and keeps(candidate):
+                program = candidate  # the next run starts where this one did
+            else:
+                start = begin + run
+        run //= 2
+    return program
 
 
 # --- findings -------------------------------------------------------------------
@@ -306,10 +348,12 @@ def write_finding(mismatch: Mismatch, directory: Path) -> tuple[Path, bool]:
 # --- the loop -------------------------------------------------------------------
 
 def fuzz_seed(seed: int, targets: list[str], size: int = 24,
-              weights: dict[str, int] | None = None) -> tuple[list[Mismatch], list[str], list[str]]:
-    """Run one generated program on every target: the mismatches (unshrunk), the targets that
+              weights: dict[str, int] | None = None,
+              far: int = 0) -> tuple[list[Mismatch], list[str], list[str]]:
+    """Run one generated program (with ``far`` slots of never-run code, see
+    :mod:`harness.tools.generate`) on every target: the mismatches (unshrunk), the targets that
     reported an instruction unsupported and the targets (external JITs) that rejected the program."""
-    generated = generate(seed, size, weights)
+    generated = generate(seed, size, weights, far)
     mismatches, unsupported, rejected = [], [], []
     for target in targets:
         try:
@@ -331,8 +375,10 @@ def fuzz_seed(seed: int, targets: list[str], size: int = 24,
 def shrink_mismatch(mismatch: Mismatch) -> Mismatch:
     """The mismatch with its program and input shrunk, and the outcomes of the shrunk program."""
     target, maps = mismatch.target, mismatch.maps
+    kind = difference_kind((mismatch.expected, mismatch.actual))  # the same kind, not another bug
     program, memory = shrink(mismatch.program, mismatch.memory,
-                             lambda p, m: differs(p, m, target, maps) is not None, map_count=len(maps))
+                             lambda p, m: difference_kind(differs(p, m, target, maps)) == kind,
+                             map_count=len(maps))
     expected, actual = differs(program, memory, target, maps) or (mismatch.expected, mismatch.actual)
     return Mismatch(target, mismatch.seed, program, memory, expected, actual, mismatch.original_size,
                     mismatch.detail, maps, shrunk=True)
@@ -354,18 +400,19 @@ def refusal_of(program: Program, target: str, maps: tuple[MapSpec, ...] = ()) ->
     return None
 
 
-def _worker(job: tuple[int, list[str], int, dict[str, int] | None]
+def _worker(job: tuple[int, list[str], int, dict[str, int] | None, int]
             ) -> tuple[int, list[Mismatch], list[str], list[str]]:
-    seed, targets, size, weights = job
-    mismatches, unsupported, rejected = fuzz_seed(seed, targets, size, weights)
+    seed, targets, size, weights, far = job
+    mismatches, unsupported, rejected = fuzz_seed(seed, targets, size, weights, far)
     return seed, mismatches, unsupported, rejected
 
 
 def fuzz(targets: list[str], seed: int = 0, count: int | None = None, seconds: float | None = None,
          workers: int = 1, size: int = 24, progress: Callable[[FuzzStats], None] | None = None,
-         weights: dict[str, int] | None = None, shrink_found: bool = True) -> FuzzStats:
+         weights: dict[str, int] | None = None, shrink_found: bool = True, far: int = 0) -> FuzzStats:
     """Fuzz until ``count`` programs or ``seconds`` have passed (whichever is given), then shrink
-    up to SHRINKS_PER_GROUP mismatches per (target, first difference) and keep one per signature."""
+    up to SHRINKS_PER_GROUP mismatches per (target, first difference) and keep one per signature.
+    ``far`` > 0 makes every program large (``far`` slots of never-run code between its halves)."""
     stats = FuzzStats()
     started = time.perf_counter()
     limit = count if count is not None else 1 << 62
@@ -375,7 +422,7 @@ def fuzz(targets: list[str], seed: int = 0, count: int | None = None, seconds: f
         for index in range(limit):
             if seconds is not None and time.perf_counter() - started > seconds:
                 return
-            yield seed + index, targets, size, weights
+            yield seed + index, targets, size, weights, far
 
     def record(result: tuple[int, list[Mismatch], list[str], list[str]]) -> None:
         _, mismatches, unsupported, rejected = result

@@ -19,6 +19,15 @@ rewritten after every call and packet load. What each kind of piece gets is a
 weight (:data:`DEFAULT_WEIGHTS`); ``harness fuzz --steer`` raises the weights of
 the pieces whose programs reach backend builder branches the corpus misses
 (:mod:`harness.tools.steer`).
+
+``far=N`` makes a large program: a block of N slots that never runs (helper calls
+and atomics, 35 bytes a slot of this project's arm64 code and 44 of uBPF's) sits
+between the two halves of the body; the program jumps over it with gotol, the second
+half comes back over it with a conditional jump (with gotol beyond the 32,767 slots a
+conditional offset reaches) and exits at the far end, where local functions and
+helper calls also are. N = 30,000 puts more than 1 MiB of arm64 code under the
+branches, N = 60,000 more than 2 MiB (and more than the 65,536 branches uBPF's arm64 JIT
+can record: its jump table overruns, see arches/external/known_failures/ubpf-arm64.toml).
 """
 from __future__ import annotations
 
@@ -50,13 +59,18 @@ ATOMIC_OPS = [isa.ADD, isa.OR, isa.AND, isa.XOR]  # atomic imm = the ALU operati
 SIZES = [isa.B, isa.H, isa.W, isa.DW]
 WORK_REGISTERS = list(range(0, 8))  # r8 is the loop counter and r9 the memory base inside blocks
 FUZZ_MAPS = (MapSpec("fuzz_array", "array", 4, 8, 4), MapSpec("fuzz_hash", "hash", 8, 8, 4))
-FAR_FILLER = [300, 1100, 2600, 9000]  # instructions jumped over: past RISC-V's B, ppc64's bc, s390x's brc
+FAR_JUMP_FILLER = [300, 1100, 2600, 9000]  # instructions jumped over: past RISC-V's B, ppc64's bc, s390x's brc
 # The pieces a program body is made of, and how often each is drawn (out of the sum).
 DEFAULT_WEIGHTS: dict[str, int] = {
     "alu": 40, "lddw": 5, "mov": 5, "memory": 14, "far_memory": 4, "jump": 8, "jump_reuse": 4,
     "loop": 4, "helper": 4, "packet": 3, "map": 3,
     "far_jump": 1,  # out of 32 programs (not of the pieces): long programs are slow to translate
 }
+# The never-run block of a far program, repeated: a helper call, three cmpxchg (fat native code on
+# every arm64 JIT; uBPF's x86-64 JIT accepts at most 65,536 patched jumps, three per helper call).
+FAR_FILLER = (Insn(isa.JMP | isa.CALL, 0, 0, 0, 102),) + (
+    Insn(isa.STX | isa.ATOMIC | isa.DW, 10, 1, -8, isa.ATOMIC_CMPXCHG),) * 3
+FAR_CONDITIONAL_REACH = 0x7FFF  # slots a conditional jump's 16-bit offset reaches
 
 
 class Chooser(Protocol):
@@ -232,7 +246,7 @@ class _Builder:
 
     def far_jump(self) -> None:
         """A branch over (or a loop around) a block longer than some target's short branch reaches."""
-        filler = self.choose.pick(FAR_FILLER)
+        filler = self.choose.pick(FAR_JUMP_FILLER)
         register = self.choose.pick([0, 6, 7])
         kind = self.choose.integer(0, 2)
         if kind == 2:  # a loop whose backward branch is far
@@ -364,7 +378,7 @@ class _Builder:
         self.emit(Insn(isa.JMP | isa.EXIT, 0, 0, 0, 0))
 
 
-def _build(choose: Chooser, size: int, weights: dict[str, int] | None = None) -> Generated:
+def _build(choose: Chooser, size: int, weights: dict[str, int] | None = None, far: int = 0) -> Generated:
     builder = _Builder(choose, size, weights or DEFAULT_WEIGHTS)
     builder.define(range(0, 9))  # defined values everywhere: registers start edge-valued
     with_function = choose.integer(0, 3) == 0
@@ -374,10 +388,13 @@ def _build(choose: Chooser, size: int, weights: dict[str, int] | None = None) ->
         call_site = len(builder.insns)
         builder.emit(Insn(isa.JMP | isa.CALL, 0, isa.CALL_LOCAL, 0, 0))  # patched below
         builder.define(range(1, 6))  # r1-r5 are scratch after the call
-    builder.body(size)
-    if choose.integer(0, 31) < builder.weights.get("far_jump", 0):  # a long program: 1 in 32 by default
-        builder.far_jump()
-    builder.fold_and_exit()
+    if far:
+        _far_body(builder, size, far)
+    else:
+        builder.body(size)
+        if choose.integer(0, 31) < builder.weights.get("far_jump", 0):  # a long program: 1 in 32 by default
+            builder.far_jump()
+        builder.fold_and_exit()
     if with_function and call_site is not None:
         start = len(builder.insns)
         builder.define([0, 6, 7])  # a function starts with only r1-r5 (its arguments) and r10
@@ -390,9 +407,30 @@ def _build(choose: Chooser, size: int, weights: dict[str, int] | None = None) ->
     return Generated(Program(tuple(builder.insns)), memory, maps=FUZZ_MAPS if builder.maps else ())
 
 
-def generate(seed: int, size: int = 24, weights: dict[str, int] | None = None) -> Generated:
-    """A valid program of about ``size`` body pieces, determined by ``seed`` (and ``weights``)."""
-    generated = _build(RandomChooser(seed), size, weights)
+def _far_body(builder: _Builder, size: int, far: int) -> None:
+    """gotol over the block; second half ... exit; the block; first half; back over the block; exit."""
+    over = len(builder.insns)
+    builder.emit(Insn(isa.JMP32 | isa.JA, 0, 0, 0, 0))  # patched below
+    second = len(builder.insns)
+    builder.body(size - size // 2)
+    builder.fold_and_exit()
+    builder.insns.extend((FAR_FILLER * (far // len(FAR_FILLER) + 1))[:far])
+    first = len(builder.insns)
+    builder.insns[over] = Insn(isa.JMP32 | isa.JA, 0, 0, 0, first - over - 1)
+    builder.body(size // 2)
+    back = second - len(builder.insns) - 1
+    if -back <= FAR_CONDITIONAL_REACH:
+        builder.emit(Insn(isa.JMP | builder.choose.pick(JUMP_OPS) | isa.X, builder.register(), builder.register(),
+                          back, 0))
+    else:
+        builder.emit(Insn(isa.JMP32 | isa.JA, 0, 0, 0, back))
+    builder.fold_and_exit()
+
+
+def generate(seed: int, size: int = 24, weights: dict[str, int] | None = None, far: int = 0) -> Generated:
+    """A valid program of about ``size`` body pieces, determined by ``seed`` (and ``weights``);
+    ``far`` slots of never-run code between its halves make it large (see the module's docstring)."""
+    generated = _build(RandomChooser(seed), size, weights, far)
     generated.seed = seed
     return generated
 

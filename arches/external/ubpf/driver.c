@@ -4,7 +4,7 @@
  * Speaks the external-JIT protocol (README, "Testing your own JIT"):
  *
  *   ubpf-driver --jit x86_64|arm64 [protocol=1] [frame_size=N] [helpers=ID,ID,...]
- *               [max_code_size=N]  < program bytes as hex
+ *               [max_code_size=N] [dispatcher=1]  < program bytes as hex
  *
  * and prints {"code": hex, "entry": 0, "relocations": [...], "data": [...]} or
  * {"rejected": "uBPF's own message"}. This file is the harness's own code
@@ -31,8 +31,25 @@
  *   free slot (the highest free first) and the program's call immediates are
  *   renumbered before ubpf_load. Each used slot becomes a relocation: the
  *   harness writes its helper stub's address there.
+ * - helper calls carry a context, the entry's first argument (the input
+ *   memory pointer): both JITs copy it at entry to a register of their own
+ *   (VOLATILE_CTXT: r11 on x86-64, x26 on arm64) and pass it as the sixth
+ *   argument (r9, x5) to a table helper; with dispatcher=1 the harness links
+ *   the 8-byte dispatcher slot instead (a "dispatcher": true relocation), and
+ *   the code calls it with the helper's table index as the sixth argument
+ *   (r9, x5) and the context as the seventh (the stack word above the return
+ *   address on x86-64, x6 on arm64): emit_dispatched_external_helper_call in
+ *   both JITs. helper_ids tells the harness which index is which helper.
+ * - the code buffer: uBPF translates into a buffer its caller provides and
+ *   fails with "Target buffer too small" when the code does not fit (its own
+ *   ubpf_compile uses 64 KiB unless ubpf_set_jit_code_size says otherwise).
+ *   The driver starts from an estimate for the program's size and doubles
+ *   the buffer until the code fits or max_code_size (the ceiling: the
+ *   harness passes its code region's size; raise it when running the driver
+ *   by hand) is reached; uBPF's own message then says why it refused.
  */
 #include <ctype.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,7 +59,12 @@
 #include "ubpf_int.h"
 
 #define PROTOCOL_VERSION 1
-#define DEFAULT_MAX_CODE_SIZE (4u << 20)
+#define DEFAULT_MAX_CODE_SIZE (16u << 20)
+/* The first buffer: most programs' code fits in 24 bytes per instruction slot. */
+#define FIRST_BYTES_PER_SLOT 24u
+#define FIXED_CODE_BYTES 8192u /* prologue, epilogue, retpoline, dispatcher slot, helper table */
+/* uBPF's message when the code does not fit (translate() in both JITs, NotEnoughSpace). */
+#define BUFFER_TOO_SMALL "Target buffer too small"
 #define MAX_HELPERS UBPF_MAX_EXT_FUNCS
 
 static int frame_size = 512;
@@ -109,8 +131,26 @@ usage_error(const char* message)
 {
     fprintf(stderr, "ubpf-driver: %s\n", message);
     fprintf(stderr, "usage: ubpf-driver --jit x86_64|arm64 [frame_size=N] [helpers=ID,...] "
-                    "[max_code_size=N] < program-hex\n");
+                    "[max_code_size=N] [dispatcher=1] < program-hex\n");
     return 2;
+}
+
+/* Bytes as hex digits on stdout, a block at a time (megabytes of code: printf per byte is slow). */
+static void
+print_hex(const uint8_t* bytes, size_t length)
+{
+    static const char digits[] = "0123456789abcdef";
+    char block[8192];
+    size_t used = 0;
+    for (size_t i = 0; i < length; i++) {
+        block[used++] = digits[bytes[i] >> 4];
+        block[used++] = digits[bytes[i] & 15];
+        if (used == sizeof block) {
+            fwrite(block, 1, used, stdout);
+            used = 0;
+        }
+    }
+    fwrite(block, 1, used, stdout);
 }
 
 /* The program: hex digits from stdin, whitespace anywhere between bytes. */
@@ -156,6 +196,7 @@ main(int argc, char** argv)
 {
     const char* jit = NULL;
     size_t max_code_size = DEFAULT_MAX_CODE_SIZE;
+    int dispatcher = 0;
     long helper_ids[MAX_HELPERS];
     int helper_count = 0;
 
@@ -166,6 +207,8 @@ main(int argc, char** argv)
             frame_size = atoi(argv[i] + 11);
         } else if (!strncmp(argv[i], "max_code_size=", 14)) {
             max_code_size = strtoul(argv[i] + 14, NULL, 0);
+        } else if (!strncmp(argv[i], "dispatcher=", 11)) {
+            dispatcher = atoi(argv[i] + 11) != 0;
         } else if (!strncmp(argv[i], "helpers=", 8)) {
             char* cursor = argv[i] + 8;
             while (*cursor) {
@@ -261,30 +304,57 @@ main(int argc, char** argv)
     if (ubpf_load(vm, program, (uint32_t)length, &errmsg) < 0) {
         return reject(errmsg);
     }
-    uint8_t* buffer = calloc(max_code_size, 1);
-    size_t size = max_code_size;
-    if (!buffer) {
-        fprintf(stderr, "ubpf-driver: cannot allocate %zu bytes\n", max_code_size);
-        return 1;
+    /* A buffer sized from the program, doubled until the code fits or the ceiling is reached. */
+    size_t capacity = FIXED_CODE_BYTES + FIRST_BYTES_PER_SLOT * (length / 8);
+    uint8_t* buffer = NULL;
+    size_t size = 0;
+    for (;;) {
+        if (capacity > max_code_size) {
+            capacity = max_code_size;
+        }
+        free(buffer);
+        buffer = calloc(capacity, 1);
+        if (!buffer) {
+            fprintf(stderr, "ubpf-driver: cannot allocate %zu bytes\n", capacity);
+            return 1;
+        }
+        size = capacity;
+        errmsg = NULL;
+        if (ubpf_translate_ex(vm, buffer, &size, &errmsg, ExtendedJitMode) == 0) {
+            break;
+        }
+        bool too_small = errmsg && strstr(errmsg, BUFFER_TOO_SMALL);
+        if (!too_small) {
+            return reject(errmsg); /* refused for another reason: a bigger buffer changes nothing */
+        }
+        if (capacity >= max_code_size) {
+            char message[512];
+            snprintf(message, sizeof message, "%s (a code buffer of %zu bytes, max_code_size)", errmsg, capacity);
+            return reject(message);
+        }
+        capacity *= 2;
     }
-    if (ubpf_translate_ex(vm, buffer, &size, &errmsg, ExtendedJitMode) < 0) {
-        return reject(errmsg);
-    }
-    uint32_t dispatcher = vm->jitted_result.external_dispatcher_offset;
+    uint32_t dispatcher_slot = vm->jitted_result.external_dispatcher_offset;
     uint32_t table = vm->jitted_result.external_helper_offset;
 
     printf("{\"protocol\": %d, \"entry\": 0, \"code\": \"", PROTOCOL_VERSION);
-    for (size_t i = 0; i < size; i++) {
-        printf("%02x", buffer[i]);
-    }
+    print_hex(buffer, size);
     printf("\",\n \"relocations\": [");
-    for (int h = 0; h < helper_count; h++) {
-        printf("%s{\"offset\": %u, \"type\": \"abs64\", \"helper\": %ld}", h ? ", " : "",
-               table + 8u * (unsigned)slot_of[h], helper_ids[h]);
+    if (dispatcher) {
+        printf("{\"offset\": %u, \"type\": \"abs64\", \"dispatcher\": true}", dispatcher_slot);
+    } else {
+        for (int h = 0; h < helper_count; h++) {
+            printf("%s{\"offset\": %u, \"type\": \"abs64\", \"helper\": %ld}", h ? ", " : "",
+                   table + 8u * (unsigned)slot_of[h], helper_ids[h]);
+        }
     }
-    printf("],\n \"data\": [{\"offset\": %u, \"size\": 8, \"name\": \"external dispatcher slot\"}, "
+    printf("],\n \"helper_ids\": {");
+    for (int h = 0; h < helper_count; h++) {
+        printf("%s\"%ld\": %d", h ? ", " : "", helper_ids[h], slot_of[h]);
+    }
+    printf("},\n \"data\": [{\"offset\": %u, \"size\": 8, \"name\": \"external dispatcher slot\"}, "
            "{\"offset\": %u, \"size\": %u, \"name\": \"helper table\"}]}\n",
-           dispatcher, table, 8u * MAX_HELPERS);
+           dispatcher_slot, table, 8u * MAX_HELPERS);
     free(buffer);
     ubpf_destroy(vm);
     free(program);
