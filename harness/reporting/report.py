@@ -22,6 +22,20 @@ from harness.running.output import write_atomically
 
 # --- Markdown -----------------------------------------------------------------
 
+DETAIL_CHARS = 160  # of a failing cell's detail in summary.md (the HTML and JSON have it whole)
+
+
+def clipped(text: str, limit: int) -> str:
+    """The first line of ``text``, cut at ``limit`` characters with an ellipsis; an ellipsis
+    also says where more lines follow. Nothing is cut without a mark."""
+    lines = text.strip().splitlines()
+    if not lines:
+        return ""
+    if len(lines[0]) > limit:
+        return lines[0][:limit - 1] + "…"
+    return lines[0] + (" …" if len(lines) > 1 else "")
+
+
 def summary_markdown(data: ReportData, max_failures: int = 15) -> str:
     """A pull-request-comment sized summary: counts, ISA conformance, changes, failures."""
     lines = ["## eBPF JIT conformance", ""]
@@ -48,14 +62,14 @@ def summary_markdown(data: ReportData, max_failures: int = 15) -> str:
     if bad:
         lines += ["", f"**{len(bad)} failing cell(s)**" + (f", first {max_failures}:" if len(bad) > max_failures else ":")]
         for item in bad[:max_failures]:
-            detail = (item.get("detail") or "").splitlines()[0][:160] if item.get("detail") else ""
-            lines.append(f"- `{item['case']}` on {item['target']}: {item['status']}: {detail}")
+            detail = clipped(item.get("detail") or "", DETAIL_CHARS)
+            lines.append(f"- `{item['case']}` on {item['target']}: {item['status']}: {detail}".rstrip())
     known = [item for item in data.results if item["status"] == KNOWN]
     if known:
         lines += ["", f"**{len(known)} known failure(s)** (recorded in the target's known-failure file; "
                       "they do not fail the run):"]
         for item in known[:max_failures]:
-            reason = (item.get("detail") or "").splitlines()[0][:200]
+            reason = clipped(item.get("detail") or "", 200)
             lines.append(f"- `{item['case']}` on {item['target']}: {reason}")
     if data.wall_seconds is not None:
         lines += ["", f"{len(data.cases)} cases x {len(data.targets)} targets in {data.wall_seconds:.1f} s."]
@@ -102,7 +116,7 @@ def junit_xml(data: ReportData) -> str:
                 suite, "testcase", classname=f"{target}.{case_group(item['case']).replace('/', '.')}",
                 name=Path(item["case"]).stem, file=item["case"],
                 time=f"{sum((item.get('timings') or {}).values()):.6f}")
-            message = (item.get("detail") or item["status"]).splitlines()[0][:300] if item.get("detail") else item["status"]
+            message = clipped(item["detail"], 300) if item.get("detail") else item["status"]
             body = f"expected: {item.get('expected', '')}\nactual:   {item.get('actual', '')}\n{item.get('detail', '')}"
             if item["status"] in (FAIL, UNSUPPORTED, STALE):
                 ElementTree.SubElement(case, "failure", message=message, type=item["status"]).text = body
