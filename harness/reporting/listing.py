@@ -9,7 +9,7 @@ from harness import isa
 from harness.cases.corpus import CorpusError, find_case_files, load_case
 from harness.running.conformance import ERROR, FAIL, INTERP, STALE, UNSUPPORTED, load_checked, run_item
 from harness.running.coverage import form_name, program_forms
-from harness.running.explain import ebpf_listing, native_listing
+from harness.running.explain import code_view, ebpf_listing
 
 SHOW_LINES = 5000  # per listing: enough for any hand-written case, bounded for generated giants
 
@@ -56,7 +56,7 @@ def show(path: str, targets: list[str], native: bool = True) -> Shown:
         for target in targets:
             if target == INTERP:
                 continue
-            listing = (native_listing(path, target, SHOW_LINES) if target in translated
+            listing = (code_view(path, target, SHOW_LINES).lines if target in translated
                        else ["(none: the case did not reach translation on this target)"])
             lines += ["", f"{target} native code:"] + ["  " + line for line in listing]
     return Shown("\n".join(lines), failing=failing)
