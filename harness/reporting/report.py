@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from xml.etree import ElementTree
 
 from harness.reporting.model import (BAD_STATUSES, ISA_GROUPS, ISA_VERSIONS, Conformance, ReportData,
@@ -37,17 +38,20 @@ def clipped(text: str, limit: int) -> str:
 
 
 def summary_markdown(data: ReportData, max_failures: int = 15) -> str:
-    """A pull-request-comment sized summary: counts, ISA conformance, changes, failures."""
+    """A pull-request-comment sized summary: counts, corpus pass/fail per ISA group, changes, failures."""
     lines = ["## eBPF JIT conformance", ""]
     if data.incomplete_notice:
         lines += [f"> **{data.incomplete_notice}**", ""]
+    if data.run:
+        lines += [run_line(data.run), ""]
     statuses = shown_statuses(data.summary)
     lines.append("| target | " + " | ".join(statuses) + " |")
     lines.append("|---|" + "---:|" * len(statuses))
     for target in data.targets:
         counts = data.summary[target]
         lines.append(f"| {target} | " + " | ".join(str(counts.get(status, 0)) for status in statuses) + " |")
-    lines += ["", "ISA conformance groups (RFC 9669), per target: ✅ every case using the group passes.", ""]
+    lines += ["", "Corpus pass/fail per ISA group and version (RFC 9669), per target: ✅ every corpus case "
+                  "using the group passes.", ""]
     lines.append("| target | " + " | ".join(ISA_GROUPS) + " | " + " | ".join(f"v{v}" for v in ISA_VERSIONS) + " |")
     lines.append("|---|" + ":---:|" * (len(ISA_GROUPS) + len(ISA_VERSIONS)))
     for target in data.targets:
@@ -74,6 +78,13 @@ def summary_markdown(data: ReportData, max_failures: int = 15) -> str:
     if data.wall_seconds is not None:
         lines += ["", f"{len(data.cases)} cases x {len(data.targets)} targets in {data.wall_seconds:.1f} s."]
     return "\n".join(lines) + "\n"
+
+
+def run_line(run: dict[str, Any]) -> str:
+    """``Run of 2026-11-26T12:00:00Z, commit abc123, harness 0.1.0, Unicorn 2.1.4, ...``."""
+    versions = ", ".join(f"{name} {version}" for name, version in (run.get("versions") or {}).items())
+    return (f"Run of {run.get('date') or '?'}, commit {run.get('commit') or '(not a git checkout)'}"
+            + (f", {versions}" if versions else "") + ".")
 
 
 def _mark(entry: Conformance) -> str:
