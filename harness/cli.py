@@ -262,8 +262,9 @@ def _new(args: argparse.Namespace) -> int:
     except FileExistsError as error:
         print(f"harness new: {error}; pick another name", file=sys.stderr)
         return 2
-    print(f"created {path}: fill in the program and the expected result, then run\n"
-          f"  python -m harness run {path}")
+    print(f"created {path}: write the program, then replace TODO under -- result by the value you\n"
+          f"reasoned by hand (until then the case is an error on every target), and run\n"
+          f"  ebpf-jit-harness run {path}")
     return 0
 
 

@@ -135,6 +135,12 @@ def test_new_show_and_list_commands(tmp_path):
     assert run_cli("new", str(path)).returncode == 0
     assert "-- asm" in path.read_text() and "-- result" in path.read_text()
     assert run_cli("new", str(path)).returncode == 2  # never overwrites
+    # the scaffold is an error on every target until its expected value is written
+    todo = run_cli("show", str(path), "--arch", "interp")
+    assert todo.returncode == 2 and f"{path}:" in todo.stderr and "the expected value is still TODO" in todo.stderr
+    ran = run_cli("run", str(path), "--arch", "interp,x86_64", "-n", "0")
+    assert ran.returncode == 1 and "2 failed" in ran.stdout, ran.stdout
+    path.write_text(path.read_text().replace("\nTODO\n", "\n0\n"))  # mov %r0, 0: r0 is 0
     shown = run_cli("show", str(path), "--arch", "interp")
     assert shown.returncode == 0 and "0: mov %r0, 0" in shown.stdout and "PASS" in shown.stdout
     listed = run_cli("list", str(tmp_path / "cases"), "--arch", "interp")

@@ -42,6 +42,7 @@ from harness.cases.elf import ElfError, load_program
 from harness.isa import Program
 from harness.cases.mapspec import MapError, MapSpec
 
+PLACEHOLDER = "TODO"  # the expected value of a fresh scaffold: the case errors until it is replaced
 KNOWN_SECTIONS = ("asm", "raw", "cbpf", "elf", "mem", "result", "result-be", "error", "description", "map",
                   "events", "budget")
 REPEATABLE = ("mem", "map")
@@ -215,6 +216,10 @@ def _parse_raw(path: str, section: _Section) -> Program:
 
 def _values(path: str, section: _Section) -> list[int]:
     """Whitespace-separated numbers (one per event of a multi-event case)."""
+    for line, text in section.lines:
+        if PLACEHOLDER in _strip_comment(text).split():  # a `harness new` scaffold not filled in yet
+            raise CorpusError(path, line, f"-- {section.name}: the expected value is still {PLACEHOLDER}: "
+                                          "write the value reasoned by hand (never one copied from a run)")
     values = [_parse_integer(path, line, token, f"-- {section.name}")
               for line, text in section.lines for token in _strip_comment(text).split()]
     if not values:
