@@ -26,7 +26,12 @@ Answer. One JSON object on standard output, exit status 0::
 harness calls (default 0); ``relocations``: where the harness writes the address of
 its stub for a helper, ``abs64`` (8 bytes) or ``abs32`` (4 bytes) in the target's
 byte order; ``data`` (optional): byte ranges that are data, not instructions (shown
-as data in listings). Or, when the JIT refuses the program::
+as data in listings); ``bpf_to_native`` (optional): ``[[slot, offset], ...]``, the
+offset in ``code`` of the first native instruction of each eBPF instruction (by the
+slot it starts at; an lddw's second slot has none), plus ``[number of slots, end of
+the body]``, so a failure can show each eBPF instruction with the native code it
+became (``NativeCode.bpf_to_native``; without it the two listings are shown side by
+side). Or, when the JIT refuses the program::
 
     {"rejected": "call to nonexistent function 7 at PC 0"}
 
@@ -82,6 +87,7 @@ class Answer:
     rejected: str | None = None
     seconds: float = 0.0  # how long the command took
     extra: dict[str, Any] = field(default_factory=dict)  # fields this version does not know
+    bpf_to_native: tuple[tuple[int, int], ...] = ()  # (eBPF slot, code offset), ascending
 
 
 def request_options(options: dict[str, Any]) -> list[str]:
@@ -120,7 +126,7 @@ def run_command(command: list[str], program_bytes: bytes, options: dict[str, Any
         raise ProtocolError(f"{shown}: exited with status {finished.returncode}{_stderr_tail(finished.stderr)}")
     answer = parse_answer(finished.stdout, shown)
     return Answer(answer.code, answer.entry, answer.relocations, answer.data, answer.rejected, seconds,
-                  answer.extra)
+                  answer.extra, answer.bpf_to_native)
 
 
 def _stderr_tail(stderr: str) -> str:
@@ -182,9 +188,31 @@ def parse_answer(text: str, where: str) -> Answer:
         if offset + size > len(code):
             raise ProtocolError(f"{place}: {size} bytes at {offset} run past the {len(code)} bytes of code")
         data.append(DataRange(offset, size, str(item.get("name", ""))))
-    known = {"protocol", "code", "entry", "relocations", "data"}
+    mapping = _slot_offsets(document, where, len(code))
+    known = {"protocol", "code", "entry", "relocations", "data", "bpf_to_native"}
     extra = {key: value for key, value in document.items() if key not in known}
-    return Answer(code, entry, tuple(relocations), tuple(sorted(data, key=lambda r: r.offset)), None, 0.0, extra)
+    return Answer(code, entry, tuple(relocations), tuple(sorted(data, key=lambda r: r.offset)), None, 0.0, extra,
+                  mapping)
+
+
+def _slot_offsets(document: dict[str, Any], where: str, size: int) -> tuple[tuple[int, int], ...]:
+    """The answer's ``bpf_to_native``: [slot, offset] pairs, both ascending, offsets inside the code."""
+    value = document.get("bpf_to_native", [])
+    place = f"{where}: \"bpf_to_native\""
+    if not isinstance(value, list) or not all(isinstance(pair, list) and len(pair) == 2 for pair in value):
+        raise ProtocolError(f"{place} must be a list of [slot, offset] pairs")
+    pairs: list[tuple[int, int]] = []
+    for index, (slot, offset) in enumerate(value):
+        if not all(isinstance(number, int) and not isinstance(number, bool) and number >= 0
+                   for number in (slot, offset)):
+            raise ProtocolError(f"{place}: pair {index} must be two non-negative integers, got {[slot, offset]!r}")
+        if offset > size:
+            raise ProtocolError(f"{place}: pair {index}: offset {offset} lies past the {size} bytes of code")
+        if pairs and (slot <= pairs[-1][0] or offset < pairs[-1][1]):
+            raise ProtocolError(f"{place}: pair {index} ({slot}, {offset}) does not follow ({pairs[-1][0]}, "
+                                f"{pairs[-1][1]}): slots must ascend and offsets never decrease")
+        pairs.append((slot, offset))
+    return tuple(pairs)
 
 
 def _list(document: dict[str, Any], key: str, where: str) -> list[dict[str, Any]]:

@@ -241,8 +241,11 @@ def _interleave(compiled: Compiled, target: str, limit: int, focus: int | None,
         blocks.append(f"  ... listing cut after {limit} instructions: {rest} more ({len(program.insns)} slots, "
                       f"{len(native.code)} bytes of code in all)")
     elif body_end < len(native.code) - native.data_size:
-        blocks += ["  (after the last instruction: the packet-abort path and what else the target appends)",
-                   _edge(backend, native.code, body_end, len(native.code))]
+        code_end = len(native.code) - native.data_size  # data (uBPF's helper table) comes last
+        blocks += ["  (after the last instruction: the epilogue, the packet-abort path, whatever else the target appends)",
+                   _edge(backend, native.code, body_end, code_end)]
+        if native.data_size:
+            blocks.append(f"  (then {native.data_size} bytes of data, not instructions)")
     width = bytes_width([insn for block in blocks if isinstance(block, list) for insn in block])
     lines = [f"eBPF instructions, each followed by the {target} code it became (address: bytes  instruction):"]
     for block in blocks:
