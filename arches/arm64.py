@@ -84,6 +84,9 @@ class Arm64Backend(AssemblyBackend):
     stack_pointer = ua.UC_ARM64_REG_SP
     program_counter = ua.UC_ARM64_REG_PC
     general_registers = tuple(getattr(ua, f"UC_ARM64_REG_X{n}") for n in range(31))
+    # AAPCS64, section 6.1.1: x0-x17 are corruptible by a callee (x18 is the platform
+    # register; x30 holds the return address the stub's ret uses).
+    caller_saved_registers = tuple(getattr(ua, f"UC_ARM64_REG_X{n}") for n in range(18))
     # Callee-saved: x19-x28, the frame pointer x29 (and sp), and the low 64 bits of v8-v15 (d8-d15).
     callee_saved = {**{f"x{n}": getattr(ua, f"UC_ARM64_REG_X{n}") for n in range(19, 30)},
                     **{f"d{n}": getattr(ua, f"UC_ARM64_REG_D{n}") for n in range(8, 16)}}

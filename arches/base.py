@@ -145,6 +145,9 @@ class Backend(ABC):
     stack_pointer: ClassVar[int]
     program_counter: ClassVar[int]
     general_registers: ClassVar[tuple[int, ...]] = ()  # zeroed before each run (determinism)
+    # The native ABI's caller-saved general registers that a helper may overwrite, without the
+    # one the helper stub returns through (a trashing helper overwrites all of them).
+    caller_saved_registers: ClassVar[tuple[int, ...]] = ()
     # The C ABI's callee-saved registers (name -> Unicorn id) and the document that lists them.
     # The runner fills each with a distinct canary before every run and, once the code has
     # returned, fails the run naming any that changed, and a stack pointer not back in place.

@@ -72,6 +72,8 @@ class Ppc64Backend(AssemblyBackend):
     stack_pointer = up.UC_PPC_REG_1
     program_counter = up.UC_PPC_REG_PC
     general_registers = tuple(getattr(up, f"UC_PPC_REG_{n}") for n in range(32) if n != 1)
+    # 64-bit ELF V2 ABI, section 2.2.1.1: r0 and r3-r12 are volatile (r2, the TOC, is not).
+    caller_saved_registers = tuple(getattr(up, f"UC_PPC_REG_{n}") for n in (0, *range(3, 13)))
     # Nonvolatile: r14-r31, the TOC pointer r2, the thread pointer r13 (reserved: never changed),
     # condition register fields cr2-cr4 and f14-f31 (r1, the stack pointer, is checked as such).
     callee_saved = {**{f"r{n}": getattr(up, f"UC_PPC_REG_{n}") for n in (2, 13, *range(14, 32))},

@@ -79,6 +79,10 @@ class Sparc64Backend(AssemblyBackend):
     program_counter = us.UC_SPARC_REG_PC
     general_registers = tuple(getattr(us, f"UC_SPARC_REG_{bank}{n}") for bank in "GOLI" for n in range(8)
                               if (bank, n) not in (("G", 0), ("O", 6)))
+    # Scratch across a call (see callee_saved below): %o0-%o5 and %g1-%g5 (%o7 holds the
+    # return address the stub's retl uses).
+    caller_saved_registers = tuple(getattr(us, f"UC_SPARC_REG_{name}") for name in (
+        "G1", "G2", "G3", "G4", "G5", "O0", "O1", "O2", "O3", "O4", "O5"))
     # The window-free frame model (save/restore trap under Unicorn) promises what a SPARC leaf
     # routine that never executes save promises: it runs in its caller's window, so it leaves the
     # caller's %l0-%l7 and %i0-%i7 (which save/restore would have kept) and %sp as they were, and

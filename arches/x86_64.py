@@ -75,6 +75,9 @@ class X86_64Backend(AssemblyBackend):
     general_registers = tuple(getattr(ux, f"UC_X86_REG_{name.upper()}") for name in (
         "rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "r8", "r9", "r10", "r11", "r12",
         "r13", "r14", "r15"))
+    # System V AMD64 ABI, section 3.2.1: rax, rcx, rdx, rsi, rdi, r8-r11 belong to the caller.
+    caller_saved_registers = tuple(getattr(ux, f"UC_X86_REG_{name.upper()}") for name in (
+        "rax", "rcx", "rdx", "rsi", "rdi", "r8", "r9", "r10", "r11"))
     # Callee-saved registers: rbx, rbp, r12-r15 (and rsp) belong to the caller.
     callee_saved = {name: getattr(ux, f"UC_X86_REG_{name.upper()}") for name in _CALLEE_SAVED}
     callee_saved_source = "System V AMD64 psABI 1.0, section 3.2.1, figure 3.4"

@@ -113,7 +113,8 @@ def _run(args: argparse.Namespace) -> int:
     from harness.running.output import FolderBusy, FolderLock, file_target_problem, folder_target_problem
 
     paths = args.paths or [DEFAULT_CORPUS]
-    missing = [path for path in paths if not Path(path).exists()]
+    # a node id names a file and one target: corpus/x.data::arm64
+    missing = [path for path in paths if not Path(path.split("::", 1)[0]).exists()]
     if missing:
         print(f"harness run: no such file or directory (or a broken link): {', '.join(missing)}",
               file=sys.stderr)
@@ -157,6 +158,12 @@ def _run_locked(args: argparse.Namespace, paths: list[str]) -> int:
         pytest_args += ["--harness-progress", "auto"]
     if args.allow_unsupported:
         pytest_args.append("--allow-unsupported")
+    if args.helpers:
+        pytest_args += ["--helpers", args.helpers]
+    if args.empty_memory:
+        pytest_args += ["--empty-memory", args.empty_memory]
+    if args.results:
+        pytest_args += ["--results", args.results]
     if args.workers != "0":  # as in pytest-xdist: 0 runs in this process, N >= 1 starts N workers
         # load, not loadfile: pytest-xdist 3.8's loadfile scheduler hangs when a worker dies and is
         # replaced (pytest-xdist #1323, #1378); load re-runs a lost worker's queue elsewhere and
@@ -268,6 +275,19 @@ def _new(args: argparse.Namespace) -> int:
     return 0
 
 
+def _import_test_bpf(args: argparse.Namespace) -> int:
+    from harness.tools.test_bpf import KernelTestImportError, import_test_bpf
+
+    try:
+        result = import_test_bpf(Path(args.source), Path(args.out))
+    except KernelTestImportError as error:
+        print(f"harness import-test-bpf: {error}", file=sys.stderr)
+        return 2
+    print(result.summary())
+    print(f"run them: python -m harness run {args.out}   (huge/ needs programs over 65,536 instructions)")
+    return 0
+
+
 def _list(args: argparse.Namespace) -> int:
     from harness.reporting.listing import corpus_listing
 
@@ -372,7 +392,7 @@ def _mutate(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     from harness.tools.bench import main as bench_main
 
-    figures = bench_main(args.out, quick=args.quick)
+    figures = bench_main(args.out, quick=args.quick, scale_only=args.scale, sample=args.sample)
     return 0 if all(figures["targets_met"].values()) else 1
 
 
@@ -410,7 +430,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Any other pytest option goes after '--': everything after it is passed to pytest "
                "unchanged, e.g. 'run corpus/alu32 -- --color=no --collect-only'.")
     run.add_argument("paths", nargs="*", metavar="PATH",
-                     help=".data files or directories (default: corpus/)")
+                     help=".data files or directories (default: corpus/), or one case on one target: "
+                          "corpus/x.data::arm64")
     run.add_argument("--arch", default="default", metavar="NAME[,NAME]|all|default",
                      help="targets: 'default' (the built-in targets plus every configured external "
                           "JIT, e.g. uBPF's when UBPF_SRC is set), 'all' (the built-in targets), or a "
@@ -426,6 +447,17 @@ def build_parser() -> argparse.ArgumentParser:
                           "write into a folder")
     run.add_argument("--allow-unsupported", action="store_true",
                      help="exit 0 even when a backend reports unsupported instructions")
+    run.add_argument("--helpers", choices=("harness", "ubpf"), default=None,
+                     help="helper numbering for cases whose folder has no harness.toml saying: "
+                          "'harness' (default: test helpers 100-104) or 'ubpf' (uBPF's 0-5; use it "
+                          "for bpf_conformance's tests)")
+    run.add_argument("--empty-memory", choices=("mapped", "null"), default=None,
+                     help="r1 for a case without -- mem whose folder has no harness.toml saying: "
+                          "'mapped' (default: 64 KiB of zeros) or 'null' (r1 = 0, as uBPF's runners)")
+    run.add_argument("--results", choices=("both-orders", "little-endian"), default=None,
+                     help="what -- result speaks for where no harness.toml says: 'both-orders' (default) "
+                          "or 'little-endian' (bpf_conformance's and uBPF's values; big-endian targets are "
+                          "then held to the big-endian interpreter)")
     run.add_argument("-k", dest="keyword", metavar="EXPR",
                      help="only cases whose name matches this pytest -k expression")
     run.add_argument("-x", dest="exitfirst", action="store_true", help="stop at the first failure")
@@ -468,6 +500,19 @@ def build_parser() -> argparse.ArgumentParser:
     new.add_argument("path", metavar="PATH", help="where to create it, e.g. corpus/alu64/my_case.data")
     new.add_argument("--description", metavar="TEXT", help="the case's description line")
     new.set_defaults(handler=_new)
+
+    importer = commands.add_parser(
+        "import-test-bpf", help="convert the Linux kernel's lib/test_bpf.c into corpus cases",
+        description="Extract lib/test_bpf.c from a kernel source tree or a linux-source tarball "
+                    "(e.g. /usr/src/linux-source-6.1.tar.xz), compile its test table with the "
+                    "system C compiler against the harness's shim of kernel macros, and write one "
+                    "case per test into DIR (classic/, ebpf/, long/, huge/) with manifest.json "
+                    "listing what was converted and what was skipped and why. The cases derive "
+                    "from GPL-2.0 source: do not commit them. Exit status 2 when the source cannot "
+                    "be read or the table does not compile.")
+    importer.add_argument("source", metavar="LINUX_SRC_OR_TARBALL")
+    importer.add_argument("--out", required=True, metavar="DIR", help="where the cases go")
+    importer.set_defaults(handler=_import_test_bpf)
 
     list_parser = commands.add_parser(
         "list", help="cases per folder, targets, and opcode coverage per target")
@@ -517,6 +562,12 @@ def build_parser() -> argparse.ArgumentParser:
                     "JSON). Exit 1 when a speed target is missed. Takes a few minutes.")
     bench.add_argument("--out", default="bench/out/bench.json", metavar="FILE", help="where the JSON goes")
     bench.add_argument("--quick", action="store_true", help="skip the scaling runs")
+    bench.add_argument("--scale", action="store_true",
+                       help="only the scale figures: the full corpus with -n 1 and -n 2, the harness's fixed "
+                            "cost, and the scaling runs (no phases, floor, interpreter or validator)")
+    bench.add_argument("--sample", type=int, default=None, metavar="N",
+                       help="scaling runs on N of the hand-written cases, spread over their folders "
+                            "(default: all of them)")
     bench.set_defaults(handler=_bench)
     return parser
 

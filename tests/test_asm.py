@@ -53,7 +53,7 @@ def test_undefined_exit_label_means_last_exit():
 
 @pytest.mark.parametrize("source, line, message", [
     ("mov %r0, 1\nfrob %r1", 2, "unknown mnemonic"),
-    ("mov %r11, 1", 1, "no register"),
+    ("mov %r16, 1", 1, "no register"),
     ("ldxw %r0, %r1", 1, "memory operand"),
     ("ja nowhere", 1, "undefined label"),
     ("add %r0", 1, "takes 2 operand"),

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.cases.cbpf import CbpfError, compile_filter
+from harness.cases.cbpf import CbpfError, CbpfRejection, CInsn, compile_filter, kernel_length
 from harness.cases.corpus import CorpusError, load_case, parse_case
 from harness.oracle.interpreter import interpret
 
@@ -65,8 +65,13 @@ def test_out_of_packet_load_drops():
 
 
 def test_cbpf_errors_in_a_case_name_the_file_line():
-    with pytest.raises(CorpusError, match=r"x.data:4: -- cbpf: instruction 1: division by constant 0"):
-        parse_case("x.data", "-- cbpf\n2\n0 0 0 1\n52 0 0 0\n-- result\n0\n")
+    with pytest.raises(CorpusError, match=r"x.data:3: -- cbpf: four numbers|x.data:3: -- cbpf: expected"):
+        parse_case("x.data", "-- cbpf\n2\n0 0 0\n6 0 0 0\n-- result\n0\n")
+
+
+def test_a_filter_the_kernel_refuses_is_a_rejection_naming_the_file_line():
+    case = parse_case("x.data", "-- cbpf\n2\n0 0 0 1\n52 0 0 0\n-- error\n")
+    assert case.load_rejection == "classic BPF check (x.data:4): instruction 1: division by constant 0"
 
 
 TCPDUMP = shutil.which("tcpdump")
@@ -84,3 +89,47 @@ def test_tcpdump_compiles_the_same_verdicts_now(path):
     program = compile_filter(text)
     verdicts = [interpret(program, packet, "little").r0 for packet in case.inputs]
     assert verdicts == case.results
+
+
+def test_ld_ind_and_ldx_msh_take_a_negative_k_as_a_runtime_offset():
+    """Only LD_ABS has the ancillary range: test_bpf's ld_ind_byte_negative_offset,
+    X = 0x3e and k = -1, reads packet byte 0x3d."""
+    packet = bytes(range(64))
+    # ldx #0x3e; ldb [x - 1]; ret a
+    assert run("3\n1 0 0 62\n80 0 0 4294967295\n22 0 0 0\n", packet) == 0x3D
+    # ldxb 4*([-1]&0xf) is accepted (the load falls outside the packet at run time: 0)
+    assert run("3\n177 0 0 4294967295\n135 0 0 0\n22 0 0 0\n", packet) == 0
+
+
+def test_ancillary_loads_the_kernel_knows_are_unsupported_others_are_refused():
+    with pytest.raises(CbpfRejection, match="no extension the kernel knows"):
+        compile_filter("2\n32 0 0 4294963264\n22 0 0 0\n")  # ld [SKF_AD_OFF + SKF_AD_MAX]
+    with pytest.raises(CbpfError, match="SKF_AD_MARK .* does not model") as error:
+        compile_filter("2\n32 0 0 4294963220\n22 0 0 0\n")  # ld mark
+    assert not isinstance(error.value, CbpfRejection)
+    # SKF_AD_ALU_XOR_X needs no skb: A ^= X
+    assert run("4\n0 0 0 12\n1 0 0 10\n32 0 0 4294963240\n22 0 0 0\n") == 12 ^ 10
+
+
+def test_a_jump_the_kernels_longer_translation_cannot_encode_is_refused():
+    """Each ld [8] becomes 14 instructions in the kernel's translation (a fast path of 6
+    and a helper call of 8; one instruction here), so a jump over 2400 of them spans
+    33600 eBPF slots there: beyond the 16-bit offset."""
+    loads = 2400
+    text = "\n".join([str(loads + 3), f"5 0 0 {loads}"] + ["32 0 0 8"] * loads + ["6 0 0 1", "6 0 0 2"])
+    with pytest.raises(CbpfRejection, match="beyond the 16-bit offset") as error:
+        compile_filter(text)
+    assert error.value.line == 2
+    assert kernel_length(CInsn(0x20, 0, 0, 8)) == 14 and kernel_length(CInsn(0x20, 0, 0, 0)) == 13
+    shorter = "\n".join([str(1002), "5 0 0 1000"] + ["32 0 0 8"] * 1000 + ["6 0 0 1"])
+    assert run(shorter) == 1
+
+
+def test_a_refused_filter_is_a_rejection_an_error_case_passes_on(tmp_path):
+    from harness.running.conformance import run_item
+
+    path = tmp_path / "refused.data"
+    path.write_text("-- cbpf\n2\n0 0 0 1\n52 0 0 0\n-- error\nthe kernel refuses div #0\n")
+    result = run_item(str(path), "interp")
+    assert result.status == "pass" and "division by constant 0" in result.actual
+    assert run_item(str(path), "ppc64").status == "skip"

@@ -78,6 +78,19 @@ EXAMPLES = [
             run=(".venv/bin/python -m harness.tools.hostile mutate --count 20 --seed 1 --out {tmp}/mutants && "
                  ".venv/bin/python -m harness run {tmp}/mutants -n 2 --json {tmp}/mutants.json"),
             codes=(0, 1), expect="results written"),
+    Example(".venv/bin/python -m harness run --helpers ubpf --results little-endian /path/to/bpf_conformance/tests",
+            run=(".venv/bin/python -m harness run --helpers ubpf --results little-endian --arch interp,x86_64 "
+                 "$BPF_CONFORMANCE_TESTS"), env="BPF_CONFORMANCE_TESTS", codes=(0, 1), expect="x86_64"),
+    Example('.venv/bin/python -m harness run --helpers ubpf --empty-memory null --results little-endian -k "not elf" '
+            "/path/to/ubpf/tests",
+            run=('.venv/bin/python -m harness run --helpers ubpf --empty-memory null --results little-endian '
+                 '-k "not elf" --arch interp,x86_64 $UBPF_TESTS'), env="UBPF_TESTS", codes=(0, 1), expect="x86_64"),
+    Example(".venv/bin/python -m harness import-test-bpf /usr/src/linux-source-6.1.tar.xz --out build/test_bpf",
+            skip="the kernel's test_bpf import takes minutes; tests/test_field_suites.py imports it the same way "
+                 "(import_test_bpf) when a linux-source tarball is installed"),
+    Example(".venv/bin/python -m harness run build/test_bpf/classic build/test_bpf/ebpf build/test_bpf/long",
+            skip="runs the import above (minutes on every target); tests/test_field_suites.py runs its classic/ "
+                 "and ebpf/ cases"),
     Example(".venv/bin/python -m harness bench",
             skip="minutes long by design (the full corpus at -n 0, 1 and 2); run by hand for its figures"),
     Example(".venv/bin/python -m pytest corpus --dist load --tx 4*ssh=user@hostA//python=/path/to/.venv/bin/python "

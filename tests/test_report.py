@@ -139,7 +139,8 @@ def test_new_show_and_list_commands(tmp_path):
     todo = run_cli("show", str(path), "--arch", "interp")
     assert todo.returncode == 2 and f"{path}:" in todo.stderr and "the expected value is still TODO" in todo.stderr
     ran = run_cli("run", str(path), "--arch", "interp,x86_64", "-n", "0")
-    assert ran.returncode == 1 and "2 failed" in ran.stdout, ran.stdout
+    assert ran.returncode == 1 and "1 failed" in ran.stdout, ran.stdout
+    assert ran.stdout.count("the expected value is still TODO") >= 2, ran.stdout  # on interp and on x86_64
     path.write_text(path.read_text().replace("\nTODO\n", "\n0\n"))  # mov %r0, 0: r0 is 0
     shown = run_cli("show", str(path), "--arch", "interp")
     assert shown.returncode == 0 and "0: mov %r0, 0" in shown.stdout and "PASS" in shown.stdout

@@ -70,12 +70,14 @@ def left_in_group(pgid: int) -> list[str]:
     return subprocess.run(["pgrep", "-g", str(pgid)], capture_output=True, text=True).stdout.split()
 
 
-def test_a_killed_worker_costs_one_error_and_nothing_else(tmp_path):
-    """One worker runs the items in order: kill it in the slow case, half-way through the run;
-    the replacement worker must run the other half."""
+@pytest.mark.parametrize("arch", ["interp", "interp,x86_64"])
+def test_a_killed_worker_costs_one_error_and_nothing_else(tmp_path, arch):
+    """One worker runs the cases in order: kill it in the slow case, half-way through the run;
+    each target of that case is an error, and the replacement worker runs the other half."""
     names = small_corpus(tmp_path / "cases", quick=30)
+    targets = arch.split(",")
     out = tmp_path / "results.json"
-    process = harness(str(tmp_path / "cases"), "--arch", "interp", "-n", "1", "-v", "--json", str(out))
+    process = harness(str(tmp_path / "cases"), "--arch", arch, "-n", "1", "-v", "--json", str(out))
     lines: list[str] = []
     try:
         wait_for_results(process, lines, count=16)  # quick_00-15 done: the worker is in the slow case
@@ -87,10 +89,12 @@ def test_a_killed_worker_costs_one_error_and_nothing_else(tmp_path):
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
     results = json.loads(out.read_text())["results"]
-    assert sorted(Path(item["case"]).name for item in results) == names  # one result per case
+    assert sorted((Path(item["case"]).name, item["target"]) for item in results) == \
+        [(name, target) for name in names for target in sorted(targets)]  # one result per (case, target)
     bad = [item for item in results if item["status"] != "pass"]
-    assert [(Path(item["case"]).name, item["status"]) for item in bad] == [("quick_15_slow.data", "error")]
-    assert "worker crashed while running this case" in bad[0]["detail"]
+    assert sorted((Path(item["case"]).name, item["target"], item["status"]) for item in bad) == \
+        [("quick_15_slow.data", target, "error") for target in sorted(targets)]
+    assert all("worker crashed while running this case" in item["detail"] for item in bad)
     assert not left_in_group(process.pid)
 
 

@@ -97,6 +97,8 @@ class Arm32Backend(AssemblyBackend):
     callee_saved = {**{f"r{n}": getattr(ua, f"UC_ARM_REG_R{n}") for n in range(4, 12)},
                     **{f"d{n}": getattr(ua, f"UC_ARM_REG_D{n}") for n in range(8, 16)}}
     callee_saved_source = "AAPCS (Arm IHI 0042), sections 5.1.1 and 5.1.2.1"
+    # AAPCS 5.1.1: r0-r3 and r12 (ip) are scratch across a call (lr holds the stub's return).
+    caller_saved_registers = tuple(getattr(ua, f"UC_ARM_REG_R{n}") for n in (0, 1, 2, 3, 12))
     helper_stub = bytes.fromhex("1eff2fe1")  # bx lr
     sentinel_fill = bytes.fromhex("00f020e3")  # nop
     instruction_width = 4

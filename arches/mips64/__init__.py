@@ -146,6 +146,9 @@ class Mips64Backend(AssemblyBackend):
                     "gp": um.UC_MIPS_REG_28, "fp": um.UC_MIPS_REG_30,
                     **{f"f{n}": getattr(um, f"UC_MIPS_REG_F{n}") for n in range(24, 32)}}
     callee_saved_source = "MIPSpro N32/N64 ABI Handbook, table 2-1; LLVM MipsCallingConv.td CSR_N64"
+    # n64 temporaries, scratch across a call: at, v0-v1, a0-a7, t0-t3, t8-t9 ($1-$15, $24-$25;
+    # ra holds the stub's return).
+    caller_saved_registers = tuple(getattr(um, f"UC_MIPS_REG_{n}") for n in (*range(1, 16), 24, 25))
     helper_stub = bytes.fromhex("03e00008" "00000000")  # jr $ra; nop
     sentinel_fill = bytes(4)  # nop (sll $0, $0, 0)
     instruction_width = 4

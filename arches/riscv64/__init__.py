@@ -139,6 +139,8 @@ class Riscv64Backend(EncodingBackend):
                     **{f"fs{n}": getattr(ur, f"UC_RISCV_REG_FS{n}") for n in range(12)}}
     callee_saved_source = ("RISC-V ELF psABI 1.0, \"Integer Register Convention\" and "
                            "\"Floating-point Register Convention\" (s0-s11, fs0-fs11; sp restored)")
+    # psABI integer convention: t0-t6 and a0-a7 are caller-saved (ra holds the stub's return).
+    caller_saved_registers = tuple(getattr(ur, f"UC_RISCV_REG_X{n}") for n in (5, 6, 7, *range(10, 18), *range(28, 32)))
     helper_stub = encode("jalr", rd=ZERO, rs1=RA, imm=0)  # ret
     sentinel_fill = encode("addi", rd=ZERO, rs1=ZERO, imm=0)  # nop
     instruction_width = 4

@@ -63,6 +63,10 @@ class S390xBackend(EncodingBackend):
     stack_pointer = uz.UC_S390X_REG_R15
     program_counter = uz.UC_S390X_REG_PC
     general_registers = tuple(getattr(uz, f"UC_S390X_REG_R{n}") for n in range(15))
+    # s390x ELF ABI supplement, "Register usage": r0-r5 and r14 are volatile. (r6 carries the
+    # fifth argument, eBPF r5, which eBPF's convention lets a call change: trashed as an argument.)
+    # The helper stub returns through %r12, which is not volatile.
+    caller_saved_registers = tuple(getattr(uz, f"UC_S390X_REG_R{n}") for n in (0, 1, 2, 3, 4, 5, 14))
     # Saved registers: r6-r13 (and the stack pointer r15) and f8-f15; r14 holds the return address
     # and is volatile.
     callee_saved = {**{f"%r{n}": getattr(uz, f"UC_S390X_REG_R{n}") for n in range(6, 14)},

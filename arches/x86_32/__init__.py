@@ -141,6 +141,8 @@ class X86_32Backend(AssemblyBackend):
     callee_saved = {name: getattr(ux, f"UC_X86_REG_{name.upper()}") for name in _CALLEE_SAVED}
     callee_saved_source = ("System V ABI, Intel386 Architecture Processor Supplement, 4th ed., chapter 3, "
                            "Function Calling Sequence")
+    # The i386 System V ABI's scratch registers: eax, ecx, edx (a trashing helper overwrites them).
+    caller_saved_registers = (ux.UC_X86_REG_EAX, ux.UC_X86_REG_ECX, ux.UC_X86_REG_EDX)
     helper_stub = b"\xc3"  # ret (the caller pops the stack arguments)
     sentinel_fill = b"\x90"  # nop: the runner's hook stops on the first one
 

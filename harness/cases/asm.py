@@ -10,7 +10,11 @@ field and its range: a 32-bit immediate accepts -2147483648 to 4294967295 (so
 ``mov %r0, 0xffffffff`` is -1, as bpf_conformance writes it), a 16-bit offset
 -32768 to 32767, ``lddw`` any 64-bit value (signed or unsigned). Nothing is
 truncated silently. A jump to the undefined label ``exit`` goes to the program's
-last ``exit`` instruction, as in bpf_conformance. Our own addition is ``.raw 0x<16 hex
+first ``exit`` instruction (bpf_conformance's assembler defines that label), ``swapN``
+is ``bswapN``, ``call %rN`` (or ``callx %rN``) encodes a call through a register
+(opcode 0x8d, register in dst; the validator refuses it), and registers ``%r11`` to
+``%r15`` are encodable (the 4-bit field holds them; the validator refuses them).
+Our own addition is ``.raw 0x<16 hex
 digits>`` for a slot no mnemonic describes, so that the disassembly of any byte
 string assembles back to the same bytes, and ``.rept N`` ... ``.endr`` (as in GNU
 as) to repeat a block of lines, so a case that needs a 20000-instruction body to
@@ -55,13 +59,16 @@ def _number(text: str, line: int) -> int:
         raise AsmError(line, f"expected a number, got {text!r}") from None
 
 
+MAX_ENCODABLE_REGISTER = 15  # the 4-bit register fields; above %r10 the validator refuses
+
+
 def _reg(text: str, line: int) -> int:
     match = _REG.match(text.strip())
     if not match:
         raise AsmError(line, f"expected a register like %r1, got {text!r}")
     number = int(match.group(1))
-    if number > 10:
-        raise AsmError(line, f"no register %r{number} (registers are %r0-%r10)")
+    if number > MAX_ENCODABLE_REGISTER:
+        raise AsmError(line, f"no register %r{number} (a register field holds %r0-%r15)")
     return number
 
 
@@ -70,8 +77,8 @@ def _mem(text: str, line: int, mnemonic: str) -> tuple[int, int]:
     if not match:
         raise AsmError(line, f"expected a memory operand like [%r1+8], got {text!r}")
     reg = int(match.group(1))
-    if reg > 10:
-        raise AsmError(line, f"no register %r{reg} (registers are %r0-%r10)")
+    if reg > MAX_ENCODABLE_REGISTER:
+        raise AsmError(line, f"no register %r{reg} (a register field holds %r0-%r15)")
     off = _number(match.group(3), line) if match.group(3) else 0
     if match.group(2) == "-":
         off = -off
@@ -128,16 +135,18 @@ class _Pending:
     field: str  # "off" or "imm"
 
 
-def assemble(source: str, map_names: dict[str, int] | None = None) -> Program:
+def assemble(source: str, map_names: dict[str, int] | None = None,
+             slot_lines: list[int] | None = None) -> Program:
     """Assemble ``source`` into a program; raises AsmError naming the line.
 
     ``lddw %rN, map:NAME`` (or ``map:INDEX``) loads a map (src=1, imm = its index);
-    ``map_names`` gives the index of each name a case declares.
+    ``map_names`` gives the index of each name a case declares. ``slot_lines``, when
+    given, receives the source line of every slot.
     """
     slots: list[Insn] = []
     labels: dict[str, int] = {}
     pending: list[_Pending] = []
-    last_exit: int | None = None
+    first_exit: int | None = None
     repeated: dict[str, list[Insn]] = {}
     for number, text in _expand_repeats(source):
         while text:
@@ -155,9 +164,11 @@ def assemble(source: str, map_names: dict[str, int] | None = None) -> Program:
         mnemonic = parts[0].lower()
         rest = parts[1] if len(parts) > 1 else ""
         if text in repeated:  # an identical line seen before (e.g. a .rept body)
-            if mnemonic == "exit":
-                last_exit = len(slots)
+            if mnemonic == "exit" and first_exit is None:
+                first_exit = len(slots)
             slots.extend(repeated[text])
+            if slot_lines is not None:
+                slot_lines.extend([number] * len(repeated[text]))
             continue
         if mnemonic == "lock":
             words = rest.split(None, 2 if rest.startswith("fetch") else 1)
@@ -169,6 +180,8 @@ def assemble(source: str, map_names: dict[str, int] | None = None) -> Program:
                 mnemonic, rest = f"lock {words[0]}", words[1]
         elif mnemonic == "call" and rest.startswith("local"):
             mnemonic, rest = "call local", rest[5:].strip()
+        elif mnemonic == "call" and rest.strip().startswith("%"):
+            mnemonic = "callx"
         operands = _split_operands(rest)
         waiting = len(pending)
         try:
@@ -180,15 +193,17 @@ def assemble(source: str, map_names: dict[str, int] | None = None) -> Program:
             raise
         except Exception as error:  # an assembler bug still names the line it met
             raise AsmError(number, f"{mnemonic}: cannot assemble ({type(error).__name__}: {error})") from None
-        if mnemonic == "exit":
-            last_exit = len(slots)
+        if mnemonic == "exit" and first_exit is None:
+            first_exit = len(slots)
+        if slot_lines is not None:
+            slot_lines.extend([number] * len(insns))
         if len(pending) == waiting:  # no label to resolve: the encoding depends on the text only
             repeated[text] = insns
         slots.extend(insns)
     for item in pending:
         target = labels.get(item.label)
-        if target is None and item.label == "exit" and last_exit is not None:
-            target = last_exit
+        if target is None and item.label == "exit" and first_exit is not None:
+            target = first_exit
         if target is None:
             raise AsmError(item.line, f"undefined label {item.label!r}")
         delta = target - item.slot - 1
@@ -275,6 +290,9 @@ def _assemble_one(mnemonic: str, ops: list[str], line: int, slot: int,
     if mnemonic == "call":
         _need(ops, 1, mnemonic, line)
         return [Insn(isa.JMP | isa.CALL, 0, isa.CALL_HELPER, 0, _imm32(ops[0], line, "call helper id"))]
+    if mnemonic == "callx":  # a call through a register: bpf_conformance's encoding, dst = register
+        _need(ops, 1, mnemonic, line)
+        return [Insn(isa.JMP | isa.CALL | isa.X, _reg(ops[0], line))]
     if mnemonic == "call local":
         _need(ops, 1, mnemonic, line)
         imm = _jump_target(ops[0], line, slot, pending, "imm", mnemonic)
@@ -316,11 +334,12 @@ def _assemble_one(mnemonic: str, ops: list[str], line: int, slot: int,
         if kind == "stx":
             return [Insn(isa.STX | isa.MEM | size, dst, _reg(ops[1], line), off)]
         return [Insn(isa.ST | isa.MEM | size, dst, 0, off, _imm32(ops[1], line, f"{mnemonic} immediate"))]
-    match = re.match(r"^(le|be|bswap)(16|32|64)$", mnemonic)
-    if match:
+    match = re.match(r"^(le|be|bswap|swap)(16|32|64)$", mnemonic)
+    if match:  # swapN is bpf_conformance's name for bswapN
         _need(ops, 1, mnemonic, line)
         opcode = {"le": isa.ALU | isa.END | isa.TO_LE, "be": isa.ALU | isa.END | isa.TO_BE,
-                  "bswap": isa.ALU64 | isa.END | isa.TO_LE}[match.group(1)]
+                  "bswap": isa.ALU64 | isa.END | isa.TO_LE, "swap": isa.ALU64 | isa.END | isa.TO_LE,
+                  }[match.group(1)]
         return [Insn(opcode, _reg(ops[0], line), 0, 0, int(match.group(2)))]
     match = re.match(r"^movsx(8|16|32)(32|64)$", mnemonic)
     if match:

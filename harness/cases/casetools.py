@@ -22,9 +22,13 @@ TODO
 # -- result-be
 # The expected r0 on big-endian targets (s390x, ppc64, sparc64, mips64), only where it differs
 # (without it, -- result binds the big-endian targets too).
+# -- result-bits
+# 32 to compare only the low 32 bits of r0 with -- result (as the kernel's test_bpf does).
 # -- error reject
 # Use instead of -- result when the program must be rejected (reject), fault (fault) or
 # run out of its instruction budget (limit); a bare -- error accepts any of the three.
+# -- error pattern
+# Like -- error, and the error message must match this regular expression.
 """
 
 

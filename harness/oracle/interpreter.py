@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from harness import isa, layout
-from harness.oracle.helpers import HELPERS, MemoryFault, call_helper
+from harness.oracle.helpers import HELPERS, TRASHED_ARGUMENTS, Helper, MemoryFault
 from harness.isa import Insn, Program, sign_extend
 from harness.oracle.maps import MapSet
 from harness.oracle.outcome import FAULT, LIMIT, RETURNED, Outcome
@@ -78,6 +78,10 @@ class _State:
 
 class _PacketExit(Exception):
     """LD_ABS/LD_IND out of the packet: the program ends returning 0 (kernel semantics)."""
+
+
+class _Unwind(Exception):
+    """An unwinding helper returned 0: the program ends returning 0 (uBPF's unwind)."""
 
 
 Handler = Callable[[_State], int]
@@ -195,21 +199,27 @@ def _bswap(value: int, bits: int) -> int:
 class Interpreter:
     """Runs validated programs; build once per program, run with many inputs."""
 
-    def __init__(self, program: Program, byte_order: str = "little") -> None:
+    def __init__(self, program: Program, byte_order: str = "little",
+                 helpers: dict[int, Helper] = HELPERS) -> None:
         if byte_order not in ("little", "big"):
             raise ValueError(f"byte order must be 'little' or 'big', not {byte_order!r}")
         self.program = program
         self.byte_order = byte_order
+        self.helpers = helpers
         self.handlers: list[Handler | None] = [None] * len(program.insns)
         for index in program.instruction_starts():
             self.handlers[index] = self._compile(index, program.insns[index])
 
     def run(self, input_memory: bytes = b"", budget: int = layout.DEFAULT_INSN_BUDGET,
-            maps: MapSet | None = None, seconds: float | None = None) -> Outcome:
-        """One run; it ends as ``limit`` after ``budget`` instructions or ``seconds`` of wall time."""
+            maps: MapSet | None = None, seconds: float | None = None,
+            entry_pointer: int = layout.MEM_BASE) -> Outcome:
+        """One run; it ends as ``limit`` after ``budget`` instructions or ``seconds`` of wall time.
+
+        ``entry_pointer`` is r1 at entry (0 for a null context).
+        """
         memory = Memory(input_memory, self.byte_order, maps)
         regs = [0] * isa.REG_COUNT
-        regs[1] = layout.MEM_BASE
+        regs[1] = entry_pointer
         regs[2] = len(input_memory)
         regs[10] = layout.STACK_TOP
         state = _State(regs, memory)
@@ -233,7 +243,7 @@ class Interpreter:
                 pc = handlers[pc](state)  # type: ignore[misc]
         except MemoryFault as fault:
             return self._finish(FAULT, state, executed, detail=str(fault), fault=fault)
-        except _PacketExit:
+        except (_PacketExit, _Unwind):
             regs[0] = 0
         return self._finish(RETURNED, state, executed)
 
@@ -333,13 +343,18 @@ class Interpreter:
                     state.regs[10] -= layout.FRAME_SIZE
                     return target
                 return call_local
-            number = insn.imm
-            if number not in HELPERS:
-                raise ValueError(f"unknown helper {number}")
+            helper = self.helpers.get(insn.imm)
+            if helper is None:
+                raise ValueError(f"unknown helper {insn.imm}")
+            function, unwinds, trashes = helper.function, helper.unwinds, helper.trashes_registers
 
             def call(state: _State) -> int:
                 regs = state.regs
-                regs[0] = call_helper(number, state.memory, tuple(regs[1:6]))  # type: ignore[arg-type]
+                regs[0] = function(state.memory, *regs[1:6]) & U64
+                if trashes:
+                    regs[1:6] = TRASHED_ARGUMENTS
+                if unwinds and regs[0] == 0:
+                    raise _Unwind()
                 return following
             return call
         if insn.op == isa.JA:
@@ -445,9 +460,10 @@ class Interpreter:
 
 def interpret(program: Program, input_memory: bytes = b"", byte_order: str = "little",
               budget: int = layout.DEFAULT_INSN_BUDGET, maps: MapSet | None = None,
-              seconds: float | None = None) -> Outcome:
+              seconds: float | None = None, helpers: dict[int, Helper] = HELPERS,
+              entry_pointer: int = layout.MEM_BASE) -> Outcome:
     """Run a validated program once and return its outcome (``maps`` persist across calls).
 
     ``seconds`` bounds the run's wall time as ``budget`` bounds its instructions.
     """
-    return Interpreter(program, byte_order).run(input_memory, budget, maps, seconds)
+    return Interpreter(program, byte_order, helpers).run(input_memory, budget, maps, seconds, entry_pointer)

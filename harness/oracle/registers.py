@@ -19,7 +19,8 @@ What is defined where (the kernel's rules, kernel/bpf/verifier.c):
   state, ``set_callee_state``; one state for all call sites is the path-insensitive
   intersection of those); r0 and r6-r9 start undefined;
 * ``exit`` reads r0 (the return value); a helper call reads as many of r1-r5 as the
-  helper takes (:data:`harness.oracle.helpers.HELPERS`).
+  helper takes (its ``arguments``, in the case's helper set; :data:`harness.oracle.helpers.HELPERS`
+  by default).
 
 The validator tracks which registers are defined, not their values, so a branch the
 kernel could prove never taken still counts as a path here (a stated limit). Code
@@ -29,12 +30,13 @@ every call site is unreachable) is not checked: it never runs.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Mapping
 from typing import NamedTuple
 
 from harness import isa
 from harness.isa import Insn, Program
 from harness.oracle.functions import Function
-from harness.oracle.helpers import HELPERS
+from harness.oracle.helpers import HELPERS, Helper
 from harness.oracle.rejection import ValidationError
 
 R0 = 1 << 0
@@ -57,7 +59,7 @@ class Effect(NamedTuple):
 _EXIT, _CALL, _JA32 = isa.JMP | isa.EXIT, isa.JMP | isa.CALL, isa.JMP32 | isa.JA
 
 
-def effect(program: Program, index: int) -> Effect:
+def effect(program: Program, index: int, helpers: Mapping[int, Helper] = HELPERS) -> Effect:
     """The registers ``program.insns[index]`` reads, writes and leaves undefined, and where it goes next."""
     insn = program.insns[index]
     opcode, dst, src = insn.opcode, insn.dst, insn.src
@@ -77,7 +79,7 @@ def effect(program: Program, index: int) -> Effect:
             return Effect(R0, 0, 0, ())
         if opcode == _CALL:
             if src == isa.CALL_HELPER:
-                helper = HELPERS.get(insn.imm)
+                helper = helpers.get(insn.imm)
                 count = helper.arguments if helper is not None else 5
                 return Effect(((1 << (count + 1)) - 1) & SCRATCH, R0, SCRATCH, (following,))
             return Effect(0, R0, SCRATCH, (following,))  # local call: the callee checks its arguments
@@ -100,14 +102,15 @@ def effect(program: Program, index: int) -> Effect:
     return Effect(dst_bit | src_bit, 0, 0, (following,))  # STX
 
 
-def check_registers(program: Program, functions: list[Function]) -> None:
+def check_registers(program: Program, functions: list[Function],
+                    helpers: Mapping[int, Helper] = HELPERS) -> None:
     """Reject the lowest-numbered instruction that reads a register undefined on some path to it.
 
     ``functions`` come in topological order (callers first, as
     :func:`harness.oracle.functions.check_call_graph` returns them), so every call
     site of a function is settled before the function's own entry state is formed.
     """
-    effects = {index: effect(program, index) for function in functions for index in function.starts}
+    effects = {index: effect(program, index, helpers) for function in functions for index in function.starts}
     callers: dict[int, list[int]] = {}
     for function in functions:
         for call, callee in function.calls:

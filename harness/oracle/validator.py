@@ -12,12 +12,13 @@ time linear in the program size, whatever the call graph.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from harness import isa
 from harness.isa import Insn, Program
 from harness.oracle.functions import check_call_graph, split_functions
-from harness.oracle.helpers import HELPERS
+from harness.oracle.helpers import HELPERS, Helper
 from harness.oracle.registers import check_registers
 from harness.oracle.rejection import ValidationError
 
@@ -28,9 +29,10 @@ MAX_SLOTS = 65536  # uBPF's limit; the kernel allows 4096 unprivileged, 1M privi
 
 @dataclass(frozen=True)
 class ValidatorConfig:
-    """What the environment offers: the helper numbers a call may name, maps loaded."""
+    """What the environment offers: the helpers a call may name (the case's helper set,
+    by number), maps loaded."""
 
-    helpers: frozenset[int] = frozenset(HELPERS)
+    helpers: Mapping[int, Helper] = field(default_factory=lambda: HELPERS)
     map_count: int = 0
 
 
@@ -113,6 +115,10 @@ def validate(program: Program, config: ValidatorConfig = ValidatorConfig()) -> N
     for index in starts:
         insn = insns[index]
         info = isa.describe(insn)
+        if insn.opcode == isa.JMP | isa.CALL | isa.X:  # bpf_conformance's "callx" group
+            raise ValidationError(index, "callx (opcode 0x8d, a call through a register) is not in "
+                                         "RFC 9669, whose CALL takes a constant only; the Linux "
+                                         "verifier and uBPF refuse it too")
         if info is None:
             raise ValidationError(index, f"unknown opcode {insn.opcode:#04x}"
                                   + _variant_hint(insn))
@@ -146,7 +152,7 @@ def validate(program: Program, config: ValidatorConfig = ValidatorConfig()) -> N
     if last_insn.opcode not in (isa.JMP | isa.EXIT, isa.JMP | isa.JA, isa.JMP32 | isa.JA):
         raise ValidationError(last, "the last instruction falls off the end of the program")
     ordered = check_call_graph(split_functions(program, starts))
-    check_registers(program, ordered)
+    check_registers(program, ordered, config.helpers)
 
 
 def _variant_hint(insn: Insn) -> str:

@@ -8,13 +8,16 @@ runs within the time bounds of :mod:`harness.running.limits`.
 """
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 from typing import Any, Callable
 
 from harness import layout
+from harness.cases.config import RunDefaults
 from harness.cases.corpus import Case, CorpusError, describe_exception, load_case
+from harness.oracle.helpers import helper_set
 from harness.running.coverage import program_forms
 from harness.running.limits import GRACE_SECONDS, PHASE_SECONDS, RUN_SECONDS, PhaseTimeout, time_bound
 from harness.oracle.interpreter import Interpreter
@@ -93,13 +96,21 @@ def _phase_failure(path: str, phase: str, error: BaseException) -> str:
     return f"{path}: internal error in {phase}: {describe_exception(error)}"
 
 
+# What "loading" a case refuses before the validator sees it (uBPF: ubpf_load twice).
+RELOAD_REFUSAL = ("the program is loaded a second time into the same VM without unloading it "
+                  "(-- reload), which uBPF refuses: a VM holds one program")
+
+
 @lru_cache(maxsize=4096)
-def load_checked(path: str) -> LoadedCase:
-    """The case at ``path`` parsed and validated (never raises; cached per process, see clear_caches)."""
+def load_checked(path: str, defaults: RunDefaults = RunDefaults()) -> LoadedCase:
+    """The case at ``path`` parsed and validated (never raises; cached per process, see clear_caches).
+
+    ``defaults`` are the run's settings for a case whose folder chooses none (harness.toml).
+    """
     started = time.perf_counter()
     try:
         with time_bound("parse", PHASE_SECONDS):
-            case = load_case(path)
+            case = load_case(path, defaults)
     except CorpusError as error:
         return LoadedCase(None, error=str(error))
     except KeyboardInterrupt:
@@ -111,7 +122,11 @@ def load_checked(path: str) -> LoadedCase:
     runnable = None
     try:
         with time_bound("validate", PHASE_SECONDS):
-            validate(case.program, ValidatorConfig(map_count=len(case.maps)))
+            if case.load_rejection:  # the classic BPF checks refused the filter
+                raise ValidationError(None, case.load_rejection)
+            if case.reload:
+                raise ValidationError(None, RELOAD_REFUSAL)
+            validate(case.program, ValidatorConfig(helpers=helper_set(case.helpers), map_count=len(case.maps)))
             runnable = resolve_map_loads(case.program, MapSet(case.maps, "little") if case.maps else None)
     except (ValidationError, MapError) as error:
         rejection = f"{path}: {error}"
@@ -124,28 +139,29 @@ def load_checked(path: str) -> LoadedCase:
 
 
 @lru_cache(maxsize=4096)
-def _forms_cached(path: str) -> tuple[tuple[int, int], ...]:
-    loaded = load_checked(path)
+def _forms_cached(path: str, defaults: RunDefaults) -> tuple[tuple[int, int], ...]:
+    loaded = load_checked(path, defaults)
     return tuple(sorted(program_forms(loaded.case.program))) if loaded.case is not None else ()
 
 
-def _forms(path: str) -> list[list[int]]:
-    return [list(key) for key in _forms_cached(path)]
+def _forms(path: str, defaults: RunDefaults = RunDefaults()) -> list[list[int]]:
+    return [list(key) for key in _forms_cached(path, defaults)]
 
 
-def _load_timed(path: str) -> tuple[LoadedCase, dict[str, float]]:
+def _load_timed(path: str, defaults: RunDefaults) -> tuple[LoadedCase, dict[str, float]]:
     """The loaded case, and the parse/validate time if this call did the work (not cached)."""
     misses = load_checked.cache_info().misses
-    loaded = load_checked(path)
+    loaded = load_checked(path, defaults)
     if load_checked.cache_info().misses == misses:
         return loaded, {}
     return loaded, {"parse": loaded.parse_seconds, "validate": loaded.validate_seconds}
 
 
-def _oracle_timed(path: str, byte_order: str, timings: dict[str, float], phase: str) -> tuple[Outcome, ...]:
+def _oracle_timed(path: str, byte_order: str, timings: dict[str, float], phase: str,
+                  defaults: RunDefaults = RunDefaults()) -> tuple[Outcome, ...]:
     """The interpreter's outcomes; records ``phase`` only when they were computed now."""
     misses = oracle.cache_info().misses
-    outcomes, seconds = oracle(path, byte_order)
+    outcomes, seconds = oracle(path, byte_order, defaults)
     if oracle.cache_info().misses != misses:
         timings[phase] = seconds
     return outcomes
@@ -193,18 +209,19 @@ def run_events(run_one: Callable[[bytes, float], Outcome], inputs: list[bytes], 
 
 
 @lru_cache(maxsize=4096)
-def oracle(path: str, byte_order: str) -> tuple[tuple[Outcome, ...], float]:
+def oracle(path: str, byte_order: str, defaults: RunDefaults = RunDefaults()) -> tuple[tuple[Outcome, ...], float]:
     """The interpreter's outcome of every event of a runnable case (maps persist between
     them) and the seconds it took; cached per process, see clear_caches."""
-    loaded = load_checked(path)
+    loaded = load_checked(path, defaults)
     assert loaded.case is not None and loaded.runnable is not None
     case, program = loaded.case, loaded.runnable
     started = time.perf_counter()
     maps = new_maps(case, byte_order)
-    machine = Interpreter(program, byte_order)  # built once: a program may hold 24,000 slots
+    # built once: a program may hold 24,000 slots
+    machine = Interpreter(program, byte_order, helper_set(case.helpers))
 
     def run_one(memory: bytes, seconds: float) -> Outcome:
-        return machine.run(memory, case.budget, maps, seconds)
+        return machine.run(memory, case.budget, maps, seconds, case.entry_pointer)
 
     outcomes = run_events(run_one, case.inputs, "interpret")
     return outcomes, time.perf_counter() - started
@@ -217,9 +234,9 @@ def clear_caches() -> None:
     _forms_cached.cache_clear()
 
 
-def load(path: str) -> Case:
+def load(path: str, defaults: RunDefaults = RunDefaults()) -> Case:
     """The parsed case (raises CorpusError), shared with the per-process cache."""
-    loaded = load_checked(path)
+    loaded = load_checked(path, defaults)
     if loaded.case is None:
         raise CorpusError(path, None, loaded.error)
     return loaded.case
@@ -231,14 +248,22 @@ _KIND_OUTCOMES = {"fault": FAULT, "limit": LIMIT}
 
 def _declared(case: Case, byte_order: str) -> str:
     if case.expect_error:
+        if case.error_pattern is not None:
+            return f"error matching /{case.error_pattern}/"
         return ("error" + (f" {case.error_kind}" if case.error_kind else "")
                 + (f" ({case.error_text.splitlines()[0]})" if case.error_text else ""))
     values = case.expected_results(byte_order)
     if all(value is None for value in values):
         return "return (r0 unspecified)" if len(values) == 1 else "returns (r0 unspecified)"
+    low = f" (low {case.result_bits} bits)" if case.result_bits != 64 else ""
     if len(values) == 1:
-        return f"return r0={values[0]:#x}"
-    return "returns r0=" + _listed(["?" if value is None else f"{value:#x}" for value in values])
+        return f"return r0={values[0]:#x}{low}"
+    return "returns r0=" + _listed(["?" if value is None else f"{value:#x}" for value in values]) + low
+
+
+def _error_message(outcome: Outcome) -> str:
+    """The text an ``-- error pattern`` is matched against for a run that did not return."""
+    return outcome.detail or outcome.summary()
 
 
 def _declared_where(case: Case, byte_order: str) -> str:
@@ -247,21 +272,29 @@ def _declared_where(case: Case, byte_order: str) -> str:
     return f"{case.path}:{line}"
 
 
-def _meets_declaration(case: Case, byte_order: str, outcomes: tuple[Outcome, ...]) -> bool:
+def _meets_declaration(case: Case, byte_order: str, outcomes: tuple[Outcome, ...],
+                       check_pattern: bool = False) -> bool:
     """Whether the outcomes keep the case's promise in this byte order.
 
     A case without ``-- error`` promises that every event returns normally, on every
     target, even where it gives no r0 to check (the events before the last of a
-    multi-event case, or a case that declares no result at all).
+    multi-event case, or a case that declares no result at all); ``-- result-bits``
+    says how many low bits of r0 are checked. ``check_pattern`` also holds the
+    interpreter's error message to ``-- error pattern`` (a JIT target's message comes
+    from its emulator, so targets are held to the interpreter's kind of ending instead).
     """
     if case.expect_error:
         wanted = _KIND_OUTCOMES.get(case.error_kind or "")
         if case.error_kind == "reject":
             return False  # the program ran: the validator accepted it
-        return any(outcome.kind in ERROR_KINDS and (wanted is None or outcome.kind == wanted)
-                   for outcome in outcomes)
+        failed = [outcome for outcome in outcomes
+                  if outcome.kind in ERROR_KINDS and (wanted is None or outcome.kind == wanted)]
+        if check_pattern and case.error_pattern is not None:
+            return any(re.search(case.error_pattern, _error_message(outcome)) for outcome in failed)
+        return bool(failed)
+    mask = case.result_mask
     for value, outcome in zip(case.expected_results(byte_order), outcomes):
-        if outcome.kind != RETURNED or (value is not None and outcome.r0 != value):
+        if outcome.kind != RETURNED or (value is not None and outcome.r0 & mask != value & mask):
             return False
     return True
 
@@ -302,17 +335,19 @@ def summarize_outcomes(outcomes: tuple[Outcome, ...]) -> str:
     return text
 
 
-def run_item(path: str, target: str, backend: Any = None) -> Result:
+def run_item(path: str, target: str, backend: Any = None, defaults: RunDefaults = RunDefaults()) -> Result:
     """Run one case on one target; never raises.
 
     ``backend`` replaces the registered backend of ``target`` (mutation testing
-    and the broken-backend tests pass a modified copy).
+    and the broken-backend tests pass a modified copy). ``defaults`` are the run's
+    settings for cases whose folder chooses none (harness.toml: helpers, empty-memory, results).
     """
     phase = _Phase()
     try:
-        result = _run_interp(path, phase) if target == INTERP else _run_native(path, target, phase, backend)
+        result = (_run_interp(path, phase, defaults) if target == INTERP
+                  else _run_native(path, target, phase, backend, defaults))
         phase.name = "coverage"
-        result.forms = _forms(path)  # for coverage, without parsing the case again elsewhere
+        result.forms = _forms(path, defaults)  # for coverage, without parsing the case again elsewhere
         return _known_failure(result, path, backend) if target != INTERP else result
     except KeyboardInterrupt:  # the user's Ctrl-C ends the run, not the item
         raise
@@ -346,12 +381,22 @@ class _Phase:
     name: str = "parse"
 
 
-def _run_interp(path: str, phase: _Phase) -> Result:
-    loaded, timings = _load_timed(path)
+def _nothing_declared(result: Result, rejection: str) -> Result:
+    """A case with no -- result or -- error whose program is refused: an assembler test
+    (uBPF keeps such files; its runner and bpf_conformance's skip files without either)."""
+    result.status = SKIP
+    result.detail = f"nothing to check: no -- result or -- error, and the program is refused ({rejection})"
+    return result
+
+
+def _run_interp(path: str, phase: _Phase, defaults: RunDefaults = RunDefaults()) -> Result:
+    loaded, timings = _load_timed(path, defaults)
     if loaded.case is None or loaded.error:
         return Result(path, INTERP, ERROR, detail=loaded.error)
     case = loaded.case
     result = Result(path, INTERP, PASS, timings=timings, bpf_insns=len(case.program))
+    if loaded.rejection and not case.declares_something:
+        return _nothing_declared(result, loaded.rejection)
     if loaded.rejection:
         result.expected = _declared(case, "little")
         why = loaded.rejection.split(': ', 1)[1]
@@ -365,22 +410,29 @@ def _run_interp(path: str, phase: _Phase) -> Result:
             result.status = FAIL
             result.detail = (f"{_declared_where(case, 'little')}: the case declares -- error {case.error_kind}, "
                              f"but the validator rejects the program ({why})")
+        elif case.error_pattern is not None and not re.search(case.error_pattern, why):
+            result.status = FAIL
+            result.detail = (f"{_declared_where(case, 'little')}: the rejection does not match "
+                             f"-- error pattern /{case.error_pattern}/: {why}")
         return result
     phase.name = "interpret"
-    little = _oracle_timed(path, "little", timings, "interpret")
-    result.bpf_executed = sum(outcome.insns_executed for outcome in little)
-    result.expected = _declared(case, "little")
-    result.actual = summarize_outcomes(little)
-    if not _meets_declaration(case, "little", little):
+    # The interpreter runs in the byte order the case is written for (both when it is not).
+    first = "big" if case.byte_order == "big" else "little"
+    outcomes = _oracle_timed(path, first, timings, "interpret", defaults)
+    result.bpf_executed = sum(outcome.insns_executed for outcome in outcomes)
+    result.expected = _declared(case, first)
+    result.actual = summarize_outcomes(outcomes)
+    if not _meets_declaration(case, first, outcomes, check_pattern=True):
         result.status = FAIL
-        result.detail = (f"{_declared_where(case, 'little')}: little-endian: expected {result.expected}, "
+        result.detail = (f"{_declared_where(case, first)}: {first}-endian: expected {result.expected}, "
                          f"got {result.actual}")
         return result
-    # -- result binds both byte orders unless -- result-be
-    if case.expect_error or any(value is not None for value in case.expected_results("big")):
+    # -- result binds both byte orders unless -- result-be (or results = "little-endian")
+    if case.byte_order is None and (case.expect_error
+                                    or any(value is not None for value in case.expected_results("big"))):
         phase.name = "interpret big-endian"
-        big = _oracle_timed(path, "big", timings, "interpret_be")
-        if not _meets_declaration(case, "big", big):
+        big = _oracle_timed(path, "big", timings, "interpret_be", defaults)
+        if not _meets_declaration(case, "big", big, check_pattern=True):
             result.status = FAIL
             result.expected += f"; big-endian {_declared(case, 'big')}"
             result.actual += f"; big-endian {summarize_outcomes(big)}"
@@ -441,16 +493,19 @@ def _at(offset: int | None) -> str:
     return f" at {offset:#x}" if offset is not None else ""
 
 
-def _run_native(path: str, target: str, phase: _Phase, backend: Any = None) -> Result:
+def _run_native(path: str, target: str, phase: _Phase, backend: Any = None,
+                defaults: RunDefaults = RunDefaults()) -> Result:
     import arches
     from arches.base import BackendFailure, RejectedProgram, UnsupportedInstruction
     from harness.running.emulator import discard_engine, engine_for
 
-    loaded, timings = _load_timed(path)
+    loaded, timings = _load_timed(path, defaults)
     if loaded.case is None or loaded.error:
         return Result(path, target, ERROR, detail=loaded.error)
     case = loaded.case
     result = Result(path, target, PASS, timings=timings, bpf_insns=len(case.program))
+    if loaded.rejection and not case.declares_something:
+        return _nothing_declared(result, loaded.rejection)
     if loaded.rejection:  # never a JIT failure: the interp item says whether the case meant it
         result.status = SKIP
         result.expected = _declared(case, "little")
@@ -460,6 +515,10 @@ def _run_native(path: str, target: str, phase: _Phase, backend: Any = None) -> R
             result.detail = f"not run: invalid case, it declares {result.expected} but the validator " \
                             f"rejects the program ({loaded.rejection})"
         return result
+    if case.no_jit is not None:
+        result.status = SKIP
+        result.detail = f"interpreter only (-- no jit): {case.no_jit}"
+        return result
     try:
         backend = backend or arches.get(target)
     except BackendFailure as error:  # an external target that cannot run here says why
@@ -467,8 +526,12 @@ def _run_native(path: str, target: str, phase: _Phase, backend: Any = None) -> R
         result.detail = str(error)
         return result
     order = backend.byte_order
+    if not case.runs_on(order):
+        result.status = SKIP
+        result.detail = f"written for {case.byte_order}-endian targets only (-- byte-order {case.byte_order})"
+        return result
     phase.name = "interpret"
-    expected = _oracle_timed(path, order, timings, "interpret")
+    expected = _oracle_timed(path, order, timings, "interpret", defaults)
     result.bpf_executed = sum(outcome.insns_executed for outcome in expected)
     result.expected = summarize_outcomes(expected)
     assert loaded.runnable is not None
@@ -476,6 +539,13 @@ def _run_native(path: str, target: str, phase: _Phase, backend: Any = None) -> R
     try:
         with time_bound("translate", PHASE_SECONDS):
             native, from_cache = backend.compile_cached(loaded.runnable)
+            if case.unload:  # loaded, unloaded, loaded again: a second translation must be the same
+                again = backend.translate(loaded.runnable)
+                if again.code != native.code:
+                    result.status = FAIL
+                    result.detail = (f"-- unload: compiling the program again gave different native code "
+                                     f"({len(native.code)} then {len(again.code)} bytes)")
+                    return result
     except UnsupportedInstruction as error:
         result.status = UNSUPPORTED
         result.detail = str(error)
@@ -504,9 +574,11 @@ def _run_native(path: str, target: str, phase: _Phase, backend: Any = None) -> R
     phase.name = "emulate"
     started = time.perf_counter()
     maps = new_maps(case, order)
+    helpers = helper_set(case.helpers)
 
     def run_one(memory: bytes, seconds: float) -> Outcome:
-        return engine.run(native, memory, case.budget, timeout=seconds, maps=maps)
+        return engine.run(native, memory, case.budget, timeout=seconds, maps=maps, helpers=helpers,
+                          entry_pointer=case.entry_pointer)
 
     try:
         actual = run_events(run_one, case.inputs, "emulate", on_timeout=lambda: discard_engine(backend))

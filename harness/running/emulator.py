@@ -18,7 +18,7 @@ from unicorn import s390x_const
 
 from arches.base import Backend, NativeCode
 from harness import layout
-from harness.oracle.helpers import HELPERS, MemoryFault, call_helper
+from harness.oracle.helpers import (HELPERS, TRASHED_ARGUMENTS, TRASHED_OTHER, Helper, MemoryFault)
 from harness.oracle.maps import MapSet
 from harness.oracle.outcome import FAULT, LIMIT, RETURNED, Outcome
 from harness.running import faults, fidelity
@@ -133,6 +133,7 @@ class _RunState:
     measuring: bool = True
     over_budget: bool = False
     paused: bool = False  # stopped to take the measuring hook out; resume
+    unwound: bool = False  # an unwinding helper ended the program (uBPF's unwind)
 
 
 class Engine:
@@ -163,6 +164,7 @@ class Engine:
         self.state = _RunState()
         self.block_insns: dict[tuple[int, int], int] = {}
         self.budget = 0
+        self.helpers: dict[int, Helper] = HELPERS  # the helper set of the current run
         self.loaded_code: bytes | None = None
         self.code_length = 0
         uc.hook_add(unicorn.UC_HOOK_CODE, self._on_sentinel, begin=layout.SENTINEL_BASE,
@@ -211,21 +213,45 @@ class Engine:
         if offset % layout.STUB_STRIDE:
             return  # a later instruction of the stub (e.g. a delay slot)
         number = offset // layout.STUB_STRIDE
-        if number not in HELPERS:
+        helper = self.helpers.get(number)
+        if helper is None:
             self.state.fault_detail = f"call to unknown helper stub {number}"
             self.state.fault = MemoryFault(address, 0)
             uc.emu_stop()
             return
-        args = self.backend.helper_arguments(uc)
+        backend = self.backend
+        args = backend.helper_arguments(uc)
         try:
-            result = call_helper(number, self.memory, args)  # type: ignore[arg-type]
+            result = helper.function(self.memory, *args) & U64
         except MemoryFault as fault:
             self.state.fault = fault
-            self.state.fault_detail = (f"{self.backend.name}: {fault} in helper {number} "
-                                       f"({HELPERS[number].name}, called at stub {address:#x})")
+            self.state.fault_detail = (f"{backend.name}: {fault} in helper {number} "
+                                       f"({helper.name}, called at stub {address:#x})")
             uc.emu_stop()
             return
-        self.backend.set_helper_result(uc, result)
+        if helper.trashes_registers:  # as a native function may: every caller-saved register
+            self._trash_registers()
+        backend.set_helper_result(uc, result)
+        if helper.unwinds and result == 0:
+            # uBPF's unwind: the program ends here returning 0. The stub's block completes
+            # (it only returns); no JIT instruction after the call runs, and the JIT never
+            # reaches its epilogue, so its C-ABI duties are not checked.
+            self.state.finished = True
+            self.state.unwound = True
+            uc.emu_stop()
+
+    def _trash_registers(self) -> None:
+        """What a trashing helper leaves: eBPF r1-r5 = TRASHED_ARGUMENTS where the backend
+        passes them in five native registers, and a distinct pattern in each other
+        caller-saved register of the native ABI (``Backend.caller_saved_registers``; a
+        32-bit backend keeps eBPF registers in pairs and stack words the helper leaves)."""
+        backend, uc = self.backend, self.uc
+        others = [reg for reg in backend.caller_saved_registers if reg not in backend.argument_registers]
+        for value, reg in enumerate(others, start=TRASHED_OTHER):
+            uc.reg_write(reg, value)
+        if len(backend.argument_registers) == len(TRASHED_ARGUMENTS):  # eBPF r1-r5 live in them
+            for value, reg in zip(TRASHED_ARGUMENTS, backend.argument_registers):
+                uc.reg_write(reg, value)
 
     def _on_unmapped(self, uc: Uc, access: int, address: int, size: int, value: int,
                      _: Any) -> bool:
@@ -309,12 +335,16 @@ class Engine:
 
     def run(self, native: NativeCode, input_memory: bytes = b"",
             budget: int = layout.DEFAULT_INSN_BUDGET,
-            timeout: float = DEFAULT_TIMEOUT_SECONDS, maps: MapSet | None = None) -> Outcome:
+            timeout: float = DEFAULT_TIMEOUT_SECONDS, maps: MapSet | None = None,
+            helpers: dict[int, Helper] = HELPERS, entry_pointer: int = layout.MEM_BASE) -> Outcome:
         """Run ``native`` once on fresh program memory and return its outcome.
 
-        ``maps`` (optional) carries map values in and out, so they persist between runs.
+        ``maps`` (optional) carries map values in and out, so they persist between runs;
+        ``helpers`` is the helper set the program's calls use; ``entry_pointer`` is r1
+        at entry (0 for a null context).
         """
         backend, uc = self.backend, self.uc
+        self.helpers = helpers
         self._load(native)
         for correction in self.corrections:
             correction.reset()
@@ -327,7 +357,7 @@ class Engine:
             uc.reg_write(register, 0)
         canaries = self._plant_canaries()
         uc.reg_write(backend.stack_pointer, layout.NATIVE_STACK_TOP)
-        backend.set_entry_arguments(uc, layout.MEM_BASE, len(input_memory))
+        backend.set_entry_arguments(uc, entry_pointer, len(input_memory))
         backend.set_return_address(uc, layout.SENTINEL_BASE)
         self.state = state = _RunState()
         native_budget = budget * layout.NATIVE_BUDGET_FACTOR
@@ -357,7 +387,8 @@ class Engine:
             return self._fault_outcome(native, error, executed)
         if state.finished:
             r0 = backend.result(uc)
-            return self._outcome(RETURNED, r0, "", None, executed, clobbered=self._clobbered(canaries))
+            clobbered = () if state.unwound else self._clobbered(canaries)
+            return self._outcome(RETURNED, r0, "", None, executed, clobbered=clobbered)
         # Unicorn returns alike when ``count`` or ``timeout`` ends a run: the clock tells which.
         by_budget = state.over_budget or (backend.supports_count and time.perf_counter() < deadline)
         why = f"native instruction budget of {native_budget} exhausted" if by_budget else f"time limit of {timeout:g} s"

@@ -2,8 +2,8 @@
 
 The code is shown interleaved: each eBPF instruction followed by the native
 instructions it became, with their bytes, from ``NativeCode.bpf_to_native`` (every
-backend built on arches/driver.py fills it). A target that reports no such map (an
-external JIT) gets the two listings side by side instead, with a line saying why
+backend built on arches/driver.py fills it; uBPF's driver reports uBPF's own). A target
+that reports no such map (an external JIT without it) gets the two listings side by side instead, with a line saying why
 they do not line up. A generated family case (corpus/generate_families.py) also
 gets the operand pair whose result differs named, with its operands and both values.
 
@@ -12,6 +12,7 @@ program of a million instructions must not print hundreds of megabytes); when a
 failing pair is known, the instructions shown are the ones around it. ``harness
 show`` prints more. Nothing here raises: a listing that cannot be made says why in
 its place.
+:func:`failure_headline` is the one line pytest's short summary shows for a failing case.
 """
 from __future__ import annotations
 
@@ -393,3 +394,43 @@ def _explain(case_path: str, result: Result) -> str:
                 marks[slot] = f"pair {failure.note.number}"
     lines += code_view(case_path, result.target, LISTING_LINES, focus, marks).lines
     return "\n".join(lines)
+
+
+_PATH_PREFIX = re.compile(r"^\S+?\.data(?::\d+)?: ")  # "corpus/x.data: " or "corpus/x.data:12: "
+_EVENT_PREFIX = re.compile(r"^(event \d+): ")
+# "little-endian: expected return r0=0x2, got return r0=0x1", "the case declares ..., got ..."
+_DECLARED = re.compile(r"^(?P<lead>.*?)(?:expected|the case declares) (?P<want>.+?), got (?P<got>[^;]+)")
+
+
+def failure_headline(results: list[dict[str, Any]]) -> str:
+    """One line for pytest's short summary: the failing target(s) and the first differing value.
+
+    ``results`` are the failing results (JSON records) of one case, in target order:
+    ``x86_64: r0: got 0xfa5ffa52decb3abb, expected 0x11decb3abb (also fails on arm64)``: the
+    value the target got comes first, as the line is cut at the terminal's width.
+    """
+    if not results:
+        return ""
+    first = results[0]
+    others = [result["target"] for result in results[1:]]
+    return f"{first['target']}: {_first_problem(first)}" + (f" (also fails on {', '.join(others)})" if others else "")
+
+
+def _first_problem(result: dict[str, Any]) -> str:
+    detail = _PATH_PREFIX.sub("", (result.get("detail") or "").splitlines()[0] if result.get("detail") else "")
+    difference = result.get("first_difference")
+    if result["status"] == "fail" and difference:
+        event = _EVENT_PREFIX.match(detail)
+        where = f"{event.group(1)}: " if event else ""
+        if difference["what"] == "kind":  # how the run ended: the two summaries say it
+            return f"{where}got {difference['actual']}, expected {difference['expected']}"
+        at = f" at {difference['offset']:#x}" if difference.get("offset") is not None else ""
+        return f"{where}{difference['what']}{at}: got {difference['actual']}, expected {difference['expected']}"
+    if result["status"] == "error":
+        return f"error: {detail}"
+    if result["status"] == "stale":
+        return "stale: a recorded known failure passes now"
+    declared = _DECLARED.match(detail)  # the interpreter, or any target, against the case's declaration
+    if declared:
+        return f"{declared['lead']}got {declared['got']}, expected {declared['want']}"
+    return detail or result["status"]

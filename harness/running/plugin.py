@@ -1,15 +1,25 @@
-"""The pytest plugin: corpus ``.data`` files become test items, one per (case, target).
+"""The pytest plugin: corpus ``.data`` files become test items, one per case.
 
-Works under pytest-xdist: each item's :class:`~harness.running.conformance.Result` rides back
-to the controller in ``report.user_properties`` (xdist does not carry
-``config.stash``), where it is collected for the JSON results and the summary.
+Collection yields one item per (case, target), so every way pytest selects tests
+chooses (case, target) pairs; the items that remain are then merged, one item per
+case running each of its selected targets (see :mod:`harness.running.caseitems` for
+why and how they are named). Each target still gets its own
+:class:`~harness.running.conformance.Result`, status, JSON record, JUnit test case
+and count in the summary; a failing item explains each failing target, and its line
+in pytest's short summary names the target(s) and the first differing value.
+
+Works under pytest-xdist: an item's results ride back to the controller in
+``report.user_properties`` (xdist does not carry ``config.stash``), where they are
+collected for the JSON results and the summary.
 
 Nothing is lost without a word: a ``.data`` path that is not a readable file (a
-directory, a dangling or looping link) becomes an error item; an item whose worker
-crashed is an ``error`` result ("worker crashed while running this case"); any other
-item left without a result at the end is an error too, unless the run was
-interrupted (Ctrl-C) or stopped early (``-x``), which the results file then says.
-The JSON is written atomically, to a target checked writable before any case runs.
+directory, a dangling or looping link) becomes an error for each target; when a
+worker crashes, each target of the case it was running is an ``error`` result
+("worker crashed while running this case"); any other (case, target) left without a
+result at the end is an error too, unless the run was interrupted (Ctrl-C) or
+stopped early (``-x``), which the results file then says. The JSON is written
+atomically, to a target checked writable before any case runs. With pytest's cache
+provider, ``--lf`` and ``--ff`` know the failed (case, target) pairs.
 """
 from __future__ import annotations
 
@@ -20,19 +30,24 @@ import signal
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
 
+from harness.cases.config import (DEFAULT_HELPER_SET, EMPTY_MEMORY_CHOICES, HELPER_SET_NAMES, RESULTS_CHOICES,
+                                  RunDefaults)
 from harness.running import conformance
+from harness.running.caseitems import group_nodeid, parse_group, runs_of_one_case
 from harness.running.conformance import (ERROR, FAIL, INTERP, KNOWN, PASS, SKIP, STALE, STATUSES, UNSUPPORTED,
                                          Result, all_targets, target_order)
 from harness.running.coverage import Coverage, opcode_keys
 from harness.running.output import file_target_problem, write_atomically
 from harness.running.targets import Selection, TargetError, select
 
-RESULT_KEY = "ebpf_harness_result"
+RESULTS_KEY = "ebpf_harness_results"  # user_properties entry: the JSON list of an item's results
+FAILING = (FAIL, ERROR, STALE)  # statuses that fail an item (and the run)
 SELECTION_KEY = pytest.StashKey[Selection]()
 # Failures explained in full (expected, actual, listings), per process and in the terminal; the
 # others get one line each. The results file has every detail of every item regardless.
@@ -72,20 +87,39 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="'bar': a progress bar with counts and elapsed time instead of one "
                          "character per item; 'auto': the bar on a terminal, nothing otherwise; "
                          "'none' (default): pytest's usual output")
+    group.addoption("--helpers", dest="harness_helpers", default=DEFAULT_HELPER_SET, choices=HELPER_SET_NAMES,
+                    help="helper numbering for cases whose folder has no harness.toml choosing one: "
+                         "'harness' (default: maps 1-3, test helpers 100-104) or 'ubpf' (uBPF's test "
+                         "helpers 0-5, as bpf_conformance's uBPF plugin and uBPF's tests use)")
+    group.addoption("--empty-memory", dest="harness_empty_memory", default="mapped", choices=EMPTY_MEMORY_CHOICES,
+                    help="r1 for a case without -- mem whose folder has no harness.toml choosing: "
+                         "'mapped' (default: 64 KiB of zeros, r2 = 0) or 'null' (r1 = 0, as uBPF's "
+                         "runners and test_bpf pass no context)")
+    group.addoption("--results", dest="harness_results", default="both-orders", choices=RESULTS_CHOICES,
+                    help="what -- result speaks for in a folder whose harness.toml does not say: "
+                         "'both-orders' (default: every target unless -- result-be) or 'little-endian' "
+                         "(suites written for little-endian runtimes: bpf_conformance, uBPF)")
     group.addoption("--allow-unsupported", dest="harness_allow_unsupported",
                     action="store_true",
                     help="do not fail the run when a backend reports an unsupported instruction")
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "ebpf_case: a corpus case run on one target")
+    config.addinivalue_line("markers", "ebpf_case: a corpus case, run on each of its selected targets")
     selection(config)  # fail early, once, on a bad or unavailable --arch (and build external JITs)
+    # A failure's explanation is many lines; pytest prints it whole in the short summary when
+    # it detects CI (env CI or BUILD_NUMBER). One line per failure there, on CI as at a desk.
+    config.option.force_short_summary = True
     if not hasattr(config, "workerinput"):  # xdist workers report to the controller
         json_path = config.getoption("harness_json")
         problem = file_target_problem(json_path) if json_path else None
         if problem:  # found now, not after every case has run
             raise pytest.UsageError(f"--harness-json: {problem}")
-        config.pluginmanager.register(ResultCollector(config), "ebpf-harness-results")
+        collector = ResultCollector(config)
+        config.pluginmanager.register(collector, "ebpf-harness-results")
+        config.pluginmanager.register(LastFailedTargets(collector), "ebpf-harness-lastfailed")
+        if config.option.xmlpath:  # --junitxml
+            config.pluginmanager.register(JunitPerTarget(collector), "ebpf-harness-junit")
         mode = config.getoption("harness_progress")
         if mode != "none":
             from harness.running.progress import ProgressBar
@@ -161,14 +195,47 @@ def _case_key(path: Path, config: pytest.Config) -> str:
 
 
 class CaseFile(pytest.File):
-    """One corpus file: yields an item per selected target."""
+    """One corpus file: yields an item per selected target (merged after selection)."""
 
     def collect(self) -> Iterator[pytest.Item]:
         targets = selection(self.config).targets
         key = _case_key(self.path, self.config)
         for target in targets:
-            yield CaseItem.from_parent(self, name=target, case_path=key, target=target,
+            yield CaseItem.from_parent(self, name=target, case_path=key, targets=[target],
                                        file_path=str(self.path))
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's worker sends the item ids to the controller
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Merge the selected (case, target) items of each case into one item per case.
+
+    Runs after every plugin has deselected (``-k``, ``-m``, ``--deselect``, ``--lf``) and
+    ordered (``--ff``) the per-target items; ``--collect-only`` shows them unmerged.
+    """
+    if session.config.option.collectonly:
+        return
+    session_targets = selection(session.config).targets
+    merged: list[pytest.Item] = []
+    for run in runs_of_one_case(session.items, lambda item: item.parent if isinstance(item, CaseItem) else None):
+        if len(run) == 1:
+            merged.append(run[0])
+            continue
+        first: CaseItem = run[0]  # type: ignore[assignment]
+        targets = [target for item in run for target in item.targets]  # type: ignore[attr-defined]
+        assert first.parent is not None
+        merged.append(CaseItem.from_parent(
+            first.parent, name=",".join(targets), nodeid=group_nodeid(first.parent.nodeid, targets, session_targets),
+            case_path=first.case_path, targets=targets, file_path=first.file_path))
+    session.items[:] = merged
+
+
+def pytest_report_collectionfinish(config: pytest.Config, items: list[pytest.Item]) -> str | None:
+    """After pytest's "collected N items" (which counts (case, target) pairs): what will run."""
+    cases = [item for item in items if isinstance(item, CaseItem)]
+    pairs = sum(len(item.targets) for item in cases)
+    if pairs == len(cases):
+        return None
+    return f"{pairs} (case, target) pairs run as {len(cases)} item{'s' if len(cases) > 1 else ''}, one per case"
 
 
 def _same_entry(first: str, second: str) -> bool:
@@ -180,56 +247,105 @@ def _same_entry(first: str, second: str) -> bool:
 
 
 class CaseFailure(Exception):
-    """Raised by a failing item; carries the result for the failure report."""
+    """Raised by a failing item; carries the failing results for the failure report."""
 
-    def __init__(self, result: Result) -> None:
-        super().__init__(result.detail)
-        self.result = result
+    def __init__(self, results: list[Result]) -> None:
+        super().__init__("; ".join(result.detail for result in results))
+        self.results = results
+
+
+@dataclass(frozen=True)
+class Headline:
+    """Stands where pytest's reports keep the crash location: its message is the short summary's."""
+
+    message: str
+    nodeid: str
+
+    def __str__(self) -> str:  # what ``--tb=line`` prints for the item
+        return f"{self.nodeid}: {self.message}"
+
+
+class CaseFailureText:
+    """A failing item's report: its text, and the headline pytest's short summary line shows.
+
+    pytest puts ``longrepr.reprcrash.message`` after the node id in that line (``FAILED
+    corpus/x.data - x86_64: r0: got 0x2, expected 0x1``); a plain text has no such message.
+    Built where reports arrive (the controller), so nothing but text crosses from a worker.
+    """
+
+    def __init__(self, text: str, headline: str, failures: int, nodeid: str) -> None:
+        self.text = text
+        self.reprcrash = Headline(headline, nodeid)
+        self.failures = failures  # failing (case, target) results explained in the text
+
+    def toterminal(self, out: Any) -> None:
+        for line in self.text.splitlines():
+            out.line(line)
+
+    def __str__(self) -> str:
+        return self.text
 
 
 class CaseItem(pytest.Item):
-    def __init__(self, *, case_path: str, target: str, file_path: str, **kwargs: Any) -> None:
+    """One case on one or more targets: a result per target, in the order given."""
+
+    def __init__(self, *, case_path: str, targets: list[str], file_path: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.case_path = case_path
-        self.target = target
+        self.targets = targets
         self.file_path = file_path
         self.add_marker("ebpf_case")
 
     def runtest(self) -> None:
+        # The previous case's parse and interpreter results are not needed again: a worker's
+        # memory stays that of one case, however large the corpus.
+        conformance.clear_caches()
         # Run by the short (root-relative) name when it resolves, so messages stay readable.
         path = self.case_path if _same_entry(self.case_path, self.file_path) else self.file_path
-        result = conformance.run_item(path, self.target)
-        result.case = self.case_path
-        result.worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-        result.peak_rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        self.user_properties.append((RESULT_KEY, json.dumps(result.to_json())))
-        if result.status in (FAIL, ERROR, STALE):
-            raise CaseFailure(result)
-        if result.status == KNOWN:
-            pytest.xfail(result.detail.splitlines()[0])
-        if result.status == SKIP:
-            pytest.skip(result.detail or "skipped")
-        if result.status == UNSUPPORTED:
-            pytest.skip(f"unsupported: {result.detail}")
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+        defaults = RunDefaults(self.config.getoption("harness_helpers"),
+                               self.config.getoption("harness_empty_memory"),
+                               self.config.getoption("harness_results"))
+        results = []
+        for target in self.targets:
+            result = conformance.run_item(path, target, defaults=defaults)
+            result.case = self.case_path
+            result.worker = worker
+            result.peak_rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            results.append(result)
+        self.user_properties.append((RESULTS_KEY, json.dumps([result.to_json() for result in results])))
+        failing = [result for result in results if result.status in FAILING]
+        if failing:
+            raise CaseFailure(failing)
+        known = [result for result in results if result.status == KNOWN]
+        if known:
+            pytest.xfail("; ".join(result.detail.splitlines()[0] for result in known))
+        if all(result.status in (SKIP, UNSUPPORTED) for result in results):
+            first = results[0]
+            reason = first.detail or "skipped"
+            pytest.skip(f"unsupported: {reason}" if first.status == UNSUPPORTED else reason)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException],
                      style: Any = None) -> str:
         if isinstance(excinfo.value, CaseFailure):
             from harness.running.explain import explain_failure
 
-            result = excinfo.value.result
-            _explained[0] += 1
-            if _explained[0] > EXPLAINED_IN_FULL:  # thousands of listings help nobody and cost much
-                return f"{result.case} on {result.target}: {result.status.upper()}\n  " \
-                       f"{(result.detail or result.actual).splitlines()[0] if result.detail or result.actual else ''}"
-            return explain_failure(self.file_path, result)
+            texts = []
+            for result in excinfo.value.results:
+                _explained[0] += 1
+                if _explained[0] > EXPLAINED_IN_FULL:  # thousands of listings help nobody and cost much
+                    first = (result.detail or result.actual).splitlines()[0] if result.detail or result.actual else ""
+                    texts.append(f"{result.case} on {result.target}: {result.status.upper()}\n  {first}")
+                else:
+                    texts.append(explain_failure(self.file_path, result))
+            return "\n\n".join(texts)
         try:
             return super().repr_failure(excinfo)
         except Exception as error:  # a report must never become an INTERNALERROR
-            return f"{self.case_path} on {self.target}: {type(excinfo.value).__name__} ({error})"
+            return f"{self.case_path} on {', '.join(self.targets)}: {type(excinfo.value).__name__} ({error})"
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
-        return self.path, None, f"{self.case_path} [{self.target}]"
+        return self.path, None, f"{self.case_path} [{','.join(self.targets)}]"
 
 
 def coverage_of(results: list[dict[str, Any]]) -> Coverage:
@@ -267,14 +383,6 @@ def run_metadata(config: pytest.Config, started: float) -> dict[str, Any]:
 
 
 CRASHED = "worker crashed while running this case"
-
-
-def _corpus_node(nodeid: str) -> tuple[str, str] | None:
-    """(file part, target) of a corpus item's node id; None for any other test."""
-    file, separator, target = nodeid.rpartition("::")
-    if not separator or "::" in file or not file.endswith(".data"):
-        return None
-    return file, target
 
 
 class _SignalWatch:
@@ -318,21 +426,27 @@ def interrupting_signal() -> int | None:
 class ResultCollector:
     """Gathers the results that reach this process (the controller under xdist).
 
-    One result per (case, target): a result that arrives twice replaces the first,
-    and a crash is recorded only for an item that had no result yet.
+    One result per (case, target), keyed by the case file's node id and the target: a
+    result that arrives twice replaces the first, and a crash is recorded only for the
+    targets that had no result yet.
     """
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
-        self.by_node: dict[str, dict[str, Any]] = {}  # node id -> result
-        self.expected: set[str] = set()  # node ids of the corpus items collected
-        self.names: dict[str, tuple[str, str]] = {}  # node id -> (case, target), as the item names them
+        self.by_key: dict[tuple[str, str], dict[str, Any]] = {}  # (file node id, target) -> result
+        self.expected: set[tuple[str, str]] = set()  # the (file node id, target) pairs collected
+        self.cases: dict[str, str] = {}  # file node id -> the case's name, as the items name it
+        self.reported: set[str] = set()  # node ids of the corpus items that reported
         self.started = time.perf_counter()
         self.started_at = time.time()
 
     @property
     def results(self) -> list[dict[str, Any]]:
-        return list(self.by_node.values())
+        return list(self.by_key.values())
+
+    def group(self, nodeid: str) -> tuple[str, list[str]] | None:
+        """(file node id, targets) of a corpus item, from its node id alone (see caseitems.py)."""
+        return parse_group(nodeid, selection(self.config).targets)
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         _watch.received = None
@@ -341,50 +455,76 @@ class ResultCollector:
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         _watch.uninstall()
 
-    # --- which items there are ------------------------------------------------------
+    # --- which (case, target) pairs there are -----------------------------------------
 
+    def _expect(self, nodeids: list[str]) -> None:
+        for nodeid in nodeids:
+            found = self.group(nodeid)
+            if found:
+                self.expected.update((found[0], target) for target in found[1])
+
+    @pytest.hookimpl(trylast=True)  # after the items are merged (pytest_collection_finish above)
     def pytest_collection_finish(self, session: pytest.Session) -> None:  # in-process runs
-        self.expected.update(item.nodeid for item in session.items if isinstance(item, CaseItem))
+        self._expect([item.nodeid for item in session.items if isinstance(item, CaseItem)])
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
-        self.expected.update(nodeid for nodeid in ids if _corpus_node(nodeid))
+        self._expect(ids)
 
     def pytest_runtest_logstart(self, nodeid: str, location: tuple[str, int | None, str]) -> None:
-        case, separator, target = location[2].rpartition(" [")
-        if separator and _corpus_node(nodeid):
-            self.names[nodeid] = (case, target.rstrip("]"))
+        case, separator, _ = location[2].rpartition(" [")
+        found = self.group(nodeid)
+        if separator and found:
+            self.cases[found[0]] = case
 
-    def _name(self, nodeid: str) -> tuple[str, str]:
-        if nodeid in self.names:
-            return self.names[nodeid]
-        file, target = _corpus_node(nodeid) or (nodeid, "?")
-        return _case_key(self.config.rootpath / file, self.config), target
+    def _case_name(self, file: str) -> str:
+        return self.cases.get(file) or _case_key(self.config.rootpath / file, self.config)
 
-    def _add_error(self, nodeid: str, why: str) -> None:
-        case, target = self._name(nodeid)
-        self.by_node[nodeid] = Result(case, target, ERROR, detail=f"{case}: {why}").to_json()
+    def _add_errors(self, nodeid: str, why: str) -> None:
+        """An error result for each target of the item that has none yet."""
+        found = self.group(nodeid)
+        if not found:
+            return
+        file, targets = found
+        case = self._case_name(file)
+        for target in targets:
+            if (file, target) not in self.by_key:
+                self.by_key[(file, target)] = Result(case, target, ERROR, detail=f"{case}: {why}").to_json()
 
     # --- results --------------------------------------------------------------------
 
+    @pytest.hookimpl(tryfirst=True)  # the headline is in place before any reporter reads the report
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when != "call":
             return
+        found = self.group(report.nodeid)
+        if not found:
+            return
+        self.reported.add(report.nodeid)
+        results: list[dict[str, Any]] = []
         for name, value in report.user_properties:
-            if name == RESULT_KEY:
-                self.by_node[report.nodeid] = json.loads(value)
-                return
-        if report.failed and _corpus_node(report.nodeid):  # failed outside run_item: still one result
+            if name == RESULTS_KEY:
+                results = json.loads(value)
+        for result in results:
+            self.by_key[(found[0], result["target"])] = result
+        if report.failed and not results:  # failed outside run_item: still one result per target
             reason = str(report.longrepr).strip().splitlines() or ["no detail"]
-            self._add_error(report.nodeid, f"the item failed outside the harness: {reason[-1][:200]}")
+            self._add_errors(report.nodeid, f"the item failed outside the harness: {reason[-1][:200]}")
+        if report.failed and results:
+            from harness.running.explain import failure_headline
+
+            failing = [result for result in results if result["status"] in FAILING]
+            report.longrepr = CaseFailureText(str(report.longrepr), failure_headline(failing), len(failing),
+                                             report.nodeid)
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_handlecrashitem(self, crashitem: str, report: pytest.TestReport, sched: Any) -> None:
-        """pytest-xdist lost the worker running ``crashitem``: that item is an error."""
-        if crashitem in self.by_node or not _corpus_node(crashitem):
-            return  # its result arrived before the worker died
+        """pytest-xdist lost the worker running ``crashitem``: each of its targets is an error."""
         worker = getattr(getattr(getattr(report, "node", None), "gateway", None), "id", "?")
-        self._add_error(crashitem, f"{CRASHED} ({worker} died; its other items ran on the remaining or replacement workers)")
+        if self.group(crashitem):
+            self.reported.add(crashitem)
+        self._add_errors(crashitem, f"{CRASHED} ({worker} died; its other items ran on the remaining or "
+                                    "replacement workers)")
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         config = self.config
@@ -397,16 +537,18 @@ class ResultCollector:
             stopped = f"stopped early: {session.shouldfail}"
             if session.exitstatus == pytest.ExitCode.INTERRUPTED:  # xdist ends -x runs this way
                 session.exitstatus = pytest.ExitCode.TESTS_FAILED
-        missing = sorted(self.expected - self.by_node.keys())
-        if missing and not stopped:  # the run ended normally, yet these items never reported
-            for nodeid in missing:
-                self._add_error(nodeid, "no result came back for this item (its worker was lost and "
-                                        "pytest-xdist stopped replacing crashed workers)")
+        missing = sorted(self.expected - self.by_key.keys())
+        if missing and not stopped:  # the run ended normally, yet these pairs never reported
+            for file, target in missing:
+                case = self._case_name(file)
+                self.by_key[(file, target)] = Result(
+                    case, target, ERROR, detail=f"{case}: no result came back for this case (its worker was lost "
+                                                "and pytest-xdist stopped replacing crashed workers)").to_json()
             if session.exitstatus == pytest.ExitCode.OK:
                 session.exitstatus = pytest.ExitCode.TESTS_FAILED
-        if not self.by_node and not stopped:
+        if not self.by_key and not stopped:
             return
-        results = sorted(self.by_node.values(), key=lambda item: (item["case"], item["target"]))
+        results = sorted(self.by_key.values(), key=lambda item: (item["case"], item["target"]))
         summary = summarize(results)
         path = config.getoption("harness_json")
         if path:
@@ -437,21 +579,27 @@ class ResultCollector:
 
     def pytest_terminal_summary(self, terminalreporter: Any, exitstatus: int,
                                 config: pytest.Config) -> None:
-        if not self.by_node and not self.stopped:
+        if not self.by_key and not self.stopped:
             return
         results = self.results
         summary = summarize(results)
         write = terminalreporter.write_line
         if self.explain_first:
             failed = terminalreporter.stats.get("failed", [])
-            terminalreporter.section(f"first {EXPLAINED_IN_FULL} of {len(failed)} failures "
+            bad = sum(1 for item in results if item["status"] in FAILING)
+            terminalreporter.section(f"first {EXPLAINED_IN_FULL} of {bad} failures "
                                      "(the results file has every detail)", red=True)
-            for report in failed[:EXPLAINED_IN_FULL]:
+            shown = 0
+            for report in failed:
+                if shown >= EXPLAINED_IN_FULL:
+                    break
                 terminalreporter.write_sep("_", report.nodeid, red=True)
-                write(str(report.longrepr))
+                text = str(report.longrepr)
+                write(text)
+                shown += report.longrepr.failures if isinstance(report.longrepr, CaseFailureText) else 1
         terminalreporter.section("eBPF harness summary")
         if self.stopped:
-            write(f"INCOMPLETE: {self.stopped}; {self.not_run} item(s) have no result", red=True)
+            write(f"INCOMPLETE: {self.stopped}; {self.not_run} (case, target) pair(s) have no result", red=True)
         # known and stale (external JITs' recorded failures) only when some target has one
         statuses = [status for status in STATUSES if status not in (KNOWN, STALE)
                     or any(counts.get(status) for counts in summary.values())]
@@ -476,6 +624,64 @@ class ResultCollector:
         json_path = config.getoption("harness_json")
         if json_path:
             write(f"results written to {json_path}" + (" (marked incomplete)" if self.stopped else ""))
+
+
+class LastFailedTargets:
+    """Keeps pytest's ``--lf``/``--ff`` record per (case, target), not per item.
+
+    The cache provider records the node id of each failed item; an item here runs
+    several targets, and its id names no single one. After the cache provider has saved
+    its record, this one replaces each corpus item's id with ``case.data::target`` for
+    every target that failed (and drops the pairs that passed), so ``--lf`` collects
+    exactly the failed pairs (their ids are the per-target items' ids) and merges them.
+    """
+
+    def __init__(self, collector: ResultCollector) -> None:
+        self.collector = collector
+
+    @pytest.hookimpl(trylast=True)  # after the cache provider wrote cache/lastfailed
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        cache = getattr(session.config, "cache", None)
+        if cache is None or not self.collector.reported:
+            return
+        lastfailed: dict[str, bool] = cache.get("cache/lastfailed", {})
+        for nodeid in self.collector.reported:
+            lastfailed.pop(nodeid, None)
+        for (file, target), result in self.collector.by_key.items():
+            pair = group_nodeid(file, [target], [])
+            if result["status"] in FAILING:
+                lastfailed[pair] = True
+            else:
+                lastfailed.pop(pair, None)
+        cache.set("cache/lastfailed", lastfailed)
+
+
+class JunitPerTarget:
+    """Makes pytest's ``--junitxml`` file hold one test case per (case, target) (see junit.py)."""
+
+    def __init__(self, collector: ResultCollector) -> None:
+        self.collector = collector
+
+    @pytest.hookimpl(trylast=True)  # after pytest's JUnit writer wrote the file
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        from harness.running.junit import CorpusItem, split_corpus_testcases
+
+        config = session.config
+        path = os.path.normpath(os.path.abspath(os.path.expanduser(os.path.expandvars(config.option.xmlpath))))
+        if not os.path.isfile(path) or not self.collector.reported:
+            return
+        by_key = self.collector.by_key
+        items, covered = [], set()
+        for nodeid in sorted(self.collector.reported):
+            found = self.collector.group(nodeid)
+            if found:
+                file, targets = found
+                items.append(CorpusItem(nodeid, file, [by_key[(file, target)] for target in targets
+                                                       if (file, target) in by_key]))
+                covered.update((file, target) for target in targets)
+        unreported = [CorpusItem("", file, [result]) for (file, target), result in sorted(by_key.items())
+                      if (file, target) not in covered]
+        split_corpus_testcases(path, items, unreported, config.option.junitprefix)
 
 
 __all__ = ["CaseFile", "CaseItem", "PASS", "all_targets", "interrupting_signal", "parse_targets", "summarize"]

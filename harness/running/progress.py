@@ -1,5 +1,8 @@
 """A one-line progress display for long runs: done/total, percent, rate, elapsed time.
 
+It counts (case, target) results, not pytest items: an item runs a case on all its
+targets (see harness/running/caseitems.py), and its node id says how many.
+
 Registered on the controller by the plugin when ``--harness-progress`` asks for it
 (``python -m harness run`` does). It replaces pytest's one character per item; when
 output is not a terminal it shows nothing at all until the summary.
@@ -26,13 +29,22 @@ class ProgressBar:
         self.last_drawn = 0.0
         self.drawn_done = -1  # the count the line on screen shows
 
-    # Item count: in-process collection, or the first xdist worker's collection.
+    def results_of(self, nodeid: str) -> int:
+        """How many (case, target) results the item ``nodeid`` gives (1 for any other test)."""
+        from harness.running.caseitems import parse_group
+        from harness.running.plugin import selection
+
+        found = parse_group(nodeid, selection(self.config).targets)
+        return len(found[1]) if found else 1
+
+    # Result count: in-process collection (after the items are merged), or the first xdist worker's.
+    @pytest.hookimpl(trylast=True)
     def pytest_collection_finish(self, session: pytest.Session) -> None:
-        self.total = self.total or len(session.items)
+        self.total = self.total or sum(self.results_of(item.nodeid) for item in session.items)
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
-        self.total = max(self.total, len(ids))
+        self.total = max(self.total, sum(self.results_of(nodeid) for nodeid in ids))
 
     def pytest_report_teststatus(self, report: pytest.TestReport, config: pytest.Config) -> Any:
         """The usual categories (for the summary line) without the per-item character."""
@@ -49,7 +61,7 @@ class ProgressBar:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         # "???": pytest-xdist's report for the item a crashed worker was running
         if report.when in ("call", "???") or (report.when == "setup" and not report.passed):
-            self.done += 1
+            self.done += self.results_of(report.nodeid)
             self.bad += report.failed
             self.draw()
 
@@ -71,7 +83,7 @@ class ProgressBar:
         rate = self.done / elapsed if elapsed > 0 else 0.0
         failing = f", {self.bad} failing" if self.bad else ""
         return (f"[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {self.done}/{self.total or '?'} "
-                f"{100 * fraction:3.0f}%  {rate:,.0f} items/s  {elapsed:5.1f}s{failing}")
+                f"{100 * fraction:3.0f}%  {rate:,.0f} results/s  {elapsed:5.1f}s{failing}")
 
     def pytest_sessionfinish(self) -> None:
         if self.show and self.done:

@@ -26,6 +26,7 @@ import struct
 from pathlib import Path
 
 from harness import isa
+from harness.cases.config import config_for_case
 from harness.cases.corpus import find_case_files
 
 CONTROL_EVERY = 10  # every tenth mutated-corpus file is an unchanged copy (a control)
@@ -98,7 +99,9 @@ def mutate_corpus(sources: list[Path], count: int, seed: int, out: Path) -> list
     mutant differs from its original only by its mutations. Returns the files written.
     """
     rng = random.Random(seed)
-    originals = [path for path in find_case_files(sources) if path.is_file()]
+    # A case whose folder's harness.toml sets how it runs would lose that in a flat copy.
+    originals = [path for path in find_case_files(sources)
+                 if path.is_file() and config_for_case(path).path is None]
     if not originals:
         raise ValueError("no .data files to mutate")
     out.mkdir(parents=True, exist_ok=True)
