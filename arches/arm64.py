@@ -77,6 +77,7 @@ class Arm64Backend(AssemblyBackend):
     cs_arch, cs_mode = capstone.CS_ARCH_ARM64, capstone.CS_MODE_ARM
     ks_arch, ks_mode = keystone.KS_ARCH_ARM64, keystone.KS_MODE_LITTLE_ENDIAN
     short_branch_reach = 1 << 20  # b.cond: imm19 words (Arm ARM, "B.cond"); keystone truncates beyond
+    longest_branch_reach = 1 << 27  # b: imm26 words (Arm ARM, "B"): +-128 MiB
     register_map = REGISTER_MAP
     argument_registers = (ua.UC_ARM64_REG_X0, ua.UC_ARM64_REG_X1, ua.UC_ARM64_REG_X2,
                           ua.UC_ARM64_REG_X3, ua.UC_ARM64_REG_X4)

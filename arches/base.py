@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import hashlib
 from abc import ABC, abstractmethod
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar
 
@@ -118,6 +119,11 @@ class NativeCode:
     data_size: int = 0  # bytes of ``code`` that are data, not instructions (uBPF's helper table)
 
 
+def _weight(native: NativeCode) -> int:
+    """Bytes a cached translation holds, roughly: code, listing, and ~100 per slot map entry."""
+    return len(native.code) + len(native.assembly) + 100 * len(native.bpf_to_native)
+
+
 class Backend(ABC):
     """One JIT target. Subclasses fill in the class attributes and ``translate``."""
 
@@ -160,8 +166,14 @@ class Backend(ABC):
     # Bytes per native instruction on fixed-width ISAs (lets the runner count without capstone).
     instruction_width: ClassVar[int | None] = None
 
+    # The translation cache holds at most this many bytes of code, listing and slot map (about 150
+    # bytes per eBPF instruction): a translation larger than that is not kept at all, or eleven
+    # targets would hold gigabytes after a program of 1,000,000 instructions (measured: 5 GiB).
+    CACHE_BYTES: ClassVar[int] = 64 << 20
+
     def __init__(self) -> None:
-        self._cache: dict[bytes, NativeCode] = {}
+        self._cache: OrderedDict[bytes, NativeCode] = OrderedDict()
+        self._cache_bytes = 0
 
     # --- compilation -------------------------------------------------------
 
@@ -183,9 +195,13 @@ class Backend(ABC):
         key = hashlib.blake2b(program.encode(), digest_size=16).digest()
         native = self._cache.get(key)
         if native is not None:
+            self._cache.move_to_end(key)
             return native, True
         native = self.translate(program)
         self._cache[key] = native
+        self._cache_bytes += _weight(native)
+        while self._cache and self._cache_bytes > self.CACHE_BYTES:
+            self._cache_bytes -= _weight(self._cache.popitem(last=False)[1])
         return native, False
 
     def compile(self, program: Program) -> NativeCode:
@@ -203,7 +219,8 @@ class Backend(ABC):
     def clear_cache(self) -> None:
         """Forget every cached translation. A ``copy.copy`` of a backend that calls
         this gets a cache of its own (the original's is left as it was)."""
-        self._cache = {}
+        self._cache = OrderedDict()
+        self._cache_bytes = 0
 
     # --- emulation hooks the runner calls ------------------------------------
 

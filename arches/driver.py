@@ -46,7 +46,7 @@ import time
 from abc import abstractmethod
 from typing import Any, ClassVar
 
-from arches.base import AssemblyError, Backend, Chunk, NativeCode, Rewrite, UnsupportedInstruction
+from arches.base import AssemblyError, Backend, Chunk, NativeCode, RejectedProgram, Rewrite, UnsupportedInstruction
 from arches.direct import Label, link
 from harness import isa, layout
 from harness.isa import Insn, Program
@@ -242,8 +242,20 @@ class AssemblyBackend(JitBackend):
     # set, and the builders then emit an inverted short branch over an unconditional one.
     short_branch_reach: ClassVar[int | None] = None
     far_branches: bool = False
+    # The reach in bytes of the longest jump the builders emit even in far mode (None: as far as the
+    # code region, or relaxed by the assembler). Longer code is refused, as the kernel's JIT refuses
+    # it (e.g. ppc64's is_offset_in_branch_range), rather than assembled with truncated displacements.
+    longest_branch_reach: ClassVar[int | None] = None
 
     def translate(self, program: Program, rewrite: Rewrite | None = None) -> NativeCode:
+        native = self._translate(program, rewrite)
+        reach = self.longest_branch_reach
+        if reach is not None and len(native.code) >= reach:
+            raise RejectedProgram(f"{len(native.code):,} bytes of native code: longer than its longest branch "
+                                  f"reaches (+-{reach / (1 << 20):g} MiB), so jumps across the program cannot be encoded")
+        return native
+
+    def _translate(self, program: Program, rewrite: Rewrite | None) -> NativeCode:
         reach = self.short_branch_reach
         if reach is None or self.far_branches:
             return super().translate(program, rewrite)

@@ -62,6 +62,7 @@ def load_immediate(register: str, value: int) -> list[str]:
 class Ppc64Backend(AssemblyBackend):
     name = "ppc64"
     byte_order = "big"
+    longest_branch_reach = 1 << 25  # b: LI, 24 bits of words (Power ISA 3.0, "Branch"): +-32 MiB
     uc_arch, uc_mode = unicorn.UC_ARCH_PPC, unicorn.UC_MODE_PPC64 | unicorn.UC_MODE_BIG_ENDIAN
     uc_cpu = None  # the named PPC64 models trap on 64-bit instructions (DESIGN.md)
     cs_arch, cs_mode = capstone.CS_ARCH_PPC, capstone.CS_MODE_64 | capstone.CS_MODE_BIG_ENDIAN

@@ -130,8 +130,9 @@ class Sparc64Backend(AssemblyBackend):
                 + ["add %sp, 64, %sp", "retl", "nop"])
 
     def build_packet_abort(self, epilogue: str) -> list[str]:
-        # LD_ABS/LD_IND out of the packet: the whole program returns 0.
-        return [f"ba {epilogue}", "mov 0, %o5"]  # the delay slot clears r0
+        # LD_ABS/LD_IND out of the packet: the whole program returns 0 (the delay slot clears r0). In
+        # far mode `call` (disp30) reaches where `ba` (disp22: +-8 MiB) may not: the epilogue reloads %o7.
+        return [f"{'call' if self.far_branches else 'ba'} {epilogue}", "mov 0, %o5"]
 
     def build_lddw(self, insn: Insn, index: int, value: int) -> list[str]:
         # LDDW: dst = imm64
@@ -304,7 +305,17 @@ class Sparc64Backend(AssemblyBackend):
         return ["retl", "nop"]  # back to the entry (or the local call site); r0 is %o5
 
     def build_goto(self, insn: Insn, index: int, target: str) -> list[str]:
-        return [f"ba {target}", "nop"]
+        return self.far_jump(target) if self.far_branches else [f"ba {target}", "nop"]
+
+    @staticmethod
+    def far_jump(target: str) -> list[str]:
+        """A jump anywhere in the code: ``call`` (disp30 words, +-2 GiB) with %o7 kept through TMP1.
+
+        ``ba`` reaches +-8 MiB, less than a program of 1,000,000 instructions may take (15 MiB for
+        harness/tools/long_program.py's); ``call`` writes %o7 before its delay slot runs, which
+        puts the caller's %o7 back, so a later ``retl`` still returns where it should.
+        """
+        return [f"mov %o7, {TMP1}", f"call {target}", f"mov {TMP1}, %o7"]
 
     def build_branch(self, insn: Insn, index: int, target: str) -> list[str]:
         # if dst cond src: cmp (andcc for JSET) sets %xcc/%icc, the branch reads them
@@ -317,10 +328,10 @@ class Sparc64Backend(AssemblyBackend):
                                                         local_label(index, "not_taken"))
 
     def conditional_branch(self, mnemonic: str, cc: str, target: str, skip: str) -> list[str]:
-        """bpcc to ``target``; in far mode the inverted bpcc over ``ba`` (disp22: +-8 MiB) to label ``skip``."""
+        """bpcc to ``target``; in far mode the inverted bpcc over a far jump to label ``skip``."""
         if not self.far_branches:
             return [f"{mnemonic} {cc}, {target}", "nop"]
-        return [f"{_INVERSE[mnemonic]} {cc}, {skip}", "nop", f"ba {target}", "nop", f"{skip}:"]
+        return [f"{_INVERSE[mnemonic]} {cc}, {skip}", "nop", *self.far_jump(target), f"{skip}:"]
 
     def build_local_call(self, insn: Insn, index: int, target: str) -> list[str]:
         # local call: save %o7 and r6-r10, give the callee its own frame

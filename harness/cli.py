@@ -284,7 +284,7 @@ def _import_test_bpf(args: argparse.Namespace) -> int:
         print(f"harness import-test-bpf: {error}", file=sys.stderr)
         return 2
     print(result.summary())
-    print(f"run them: python -m harness run {args.out}   (huge/ needs programs over 65,536 instructions)")
+    print(f"run them: python -m harness run {args.out}   (huge/: programs over 65,536 instructions, minutes per target each)")
     return 0
 
 
@@ -390,10 +390,43 @@ def _mutate(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
+    if args.huge:
+        return _bench_long(args)
     from harness.tools.bench import main as bench_main
 
-    figures = bench_main(args.out, quick=args.quick, scale_only=args.scale, sample=args.sample)
+    figures = bench_main(args.out or "bench/out/bench.json", quick=args.quick, scale_only=args.scale,
+                         sample=args.sample)
     return 0 if all(figures["targets_met"].values()) else 1
+
+
+def _bench_long(args: argparse.Namespace) -> int:
+    import json
+
+    from harness.oracle.validator import MAX_SLOTS
+    from harness.tools import bench_long
+
+    targets = _targets(args.arch, "bench")
+    if targets is None:
+        return 2
+    try:
+        sizes = tuple(int(size.replace("_", "").replace(",", "")) for size in args.sizes.split())
+    except ValueError:
+        sizes = ()
+    if not sizes or any(not 16 <= size <= MAX_SLOTS for size in sizes):
+        print(f"harness bench: --sizes takes space-separated slot counts from 16 to {MAX_SLOTS} "
+              f"(got {args.sizes!r})", file=sys.stderr)
+        return 2
+    if args.repeat is not None and args.repeat < 1:
+        print("harness bench: --repeat takes a count of 1 or more", file=sys.stderr)
+        return 2
+    figures = bench_long.main(targets, sizes, args.repeat)
+    out = Path(args.out or "bench/out/bench-huge.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(figures, indent=1) + "\n")
+    linear = all(figures["linear"].values())
+    print(f"{'every item passed' if figures['all_passed'] else 'NOT every item passed'}; "
+          f"{'cost grows linearly' if linear else 'cost does NOT grow linearly'} everywhere; figures written to {out}")
+    return 0 if figures["all_passed"] and linear else 1
 
 
 def _external_names() -> list[str]:
@@ -560,7 +593,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the full corpus with -n 1 and -n 2, time every phase, compare with a bare "
                     "keystone+Unicorn floor, scale the corpus 1x-8x, and print the figures (also as "
                     "JSON). Exit 1 when a speed target is missed. Takes a few minutes.")
-    bench.add_argument("--out", default="bench/out/bench.json", metavar="FILE", help="where the JSON goes")
+    bench.add_argument("--out", metavar="FILE",
+                       help="where the JSON goes (default bench/out/bench.json, with --huge bench-huge.json)")
     bench.add_argument("--quick", action="store_true", help="skip the scaling runs")
     bench.add_argument("--scale", action="store_true",
                        help="only the scale figures: the full corpus with -n 1 and -n 2, the harness's fixed "
@@ -568,6 +602,15 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--sample", type=int, default=None, metavar="N",
                        help="scaling runs on N of the hand-written cases, spread over their folders "
                             "(default: all of them)")
+    bench.add_argument("--huge", action="store_true",
+                       help="instead: long generated programs (--sizes) on every target, cost per phase and "
+                            "per slot, and whether each phase grows linearly; 20-40 minutes with the default sizes")
+    bench.add_argument("--sizes", default="10000 100000 1000000", metavar="'N N ...'",
+                       help="with --huge: program sizes in slots (default: '10000 100000 1000000')")
+    bench.add_argument("--arch", default="default", metavar="NAME[,NAME]|all|default",
+                       help="with --huge: the targets (default: the built-in ones)")
+    bench.add_argument("--repeat", type=int, metavar="N",
+                       help="with --huge: runs per size, the median shown (default 3, once from 300,000 slots)")
     bench.set_defaults(handler=_bench)
     return parser
 

@@ -12,8 +12,12 @@ from dataclasses import dataclass
 REGION_ALIGN = 0x10000  # a multiple of SPARC64's 8 KiB; 64 KiB lets offsets up to the 16-bit edge work
 
 # Native-only regions (the interpreter never touches them).
-CODE_BASE = 0x0010_0000  # JIT output is loaded here
-CODE_SIZE = 0x0040_0000  # 4 MiB: room for programs with far branches
+# JIT output is loaded here, in the free 240 MiB below input memory. 128 MiB holds a program at the
+# validator's limit of 1,000,000 instructions at up to 134 native bytes each: the heaviest measured
+# (one instruction repeated, every kind, 2026-11) are riscv64 be64 (120) and sparc64 ldxdw (116, byte
+# by byte); harness/tools/long_program.py's programs take 5-16 per instruction. All of it stays in MIPS's 256 MiB j/jal segment.
+CODE_BASE = 0x0100_0000
+CODE_SIZE = 0x0800_0000
 STUB_BASE = 0x0080_0000  # helper stubs: helper N is called at STUB_BASE + N * STUB_STRIDE
 STUB_STRIDE = 0x10
 STUB_SIZE = 0x0001_0000

@@ -245,9 +245,9 @@ def test_corrected_s390x_unmapped_access_never_reaches_the_memory_hook():
 
 
 @pytest.mark.parametrize("source, address", [
-    ("mov 1, %g1\nldx [%g1], %o0\nretl\nnop", 0x100004),
-    ("mov 1, %g1\nnop\nldx [%g1], %o0\nnop\nretl\nnop", 0x100008),
-    ("mov 1, %g1\nba target\nldx [%g1], %o0\nnop\nnop\ntarget:\nnop\nretl\nnop", 0x100008),  # in a delay slot
+    ("mov 1, %g1\nldx [%g1], %o0\nretl\nnop", layout.CODE_BASE + 0x04),
+    ("mov 1, %g1\nnop\nldx [%g1], %o0\nnop\nretl\nnop", layout.CODE_BASE + 0x08),
+    ("mov 1, %g1\nba target\nldx [%g1], %o0\nnop\nnop\ntarget:\nnop\nretl\nnop", layout.CODE_BASE + 0x08),  # in a delay slot
 ])
 def test_corrected_sparc64_trap_names_the_trapping_instruction(source, address):
     """A misaligned ldx traps; Unicorn's PC then reads the next PC, the runner names the ldx."""

@@ -226,3 +226,14 @@ def test_a_tarball_works_like_a_tree_and_bad_sources_are_clear(tmp_path):
         import_test_bpf(tmp_path / "out", tmp_path / "out3")
     with pytest.raises(KernelTestImportError, match="no 'static struct bpf_test tests\\[\\]'"):
         table_region("int main(void) { return 0; }\n")
+
+
+def test_the_verifiers_zero_extension_marker_is_found_in_long_programs():
+    from harness.isa import Insn, Program
+    from harness.tools.test_bpf import zero_extension_marker
+
+    mov32 = Insn(0xBC, 1, 1, 0, 0)  # mov32 r1, r1
+    marker = Insn(0xBC, 0, 0, 0, 1)  # BPF_ZEXT_REG(r0): imm 1
+    lddw = Insn(0x18, 2, 0, 0, 0xBC)  # 0xbc inside an immediate, not an opcode
+    assert zero_extension_marker(Program((mov32, lddw, Insn(0), Insn(0x95))).encode()) is None
+    assert zero_extension_marker(Program((mov32, lddw, Insn(0), marker, Insn(0x95))).encode()) == 3

@@ -81,6 +81,7 @@ def memory_offset(base: str, offset: int, size: int) -> tuple[list[str], str]:
 class Arm32Backend(AssemblyBackend):
     name = "arm32"
     byte_order = "little"
+    longest_branch_reach = 1 << 25  # b/bl: imm24 words (Arm ARM A8.8.18): +-32 MiB
     uc_arch, uc_mode = unicorn.UC_ARCH_ARM, unicorn.UC_MODE_ARM
     uc_cpu = ua.UC_CPU_ARM_CORTEX_A8  # ARMv7-A without udiv/sdiv: see the module docstring
     cs_arch, cs_mode = capstone.CS_ARCH_ARM, capstone.CS_MODE_ARM

@@ -8,7 +8,7 @@ Request. The harness runs the target's command with ``key=value`` options append
 and the program on standard input, as hex (two digits per byte, whitespace allowed
 between bytes; the harness writes one 8-byte instruction slot per line)::
 
-    COMMAND... protocol=1 frame_size=512 helpers=1,100 code_address=0x100000 max_code_size=4194304
+    COMMAND... protocol=1 frame_size=512 helpers=1,100 code_address=0x1000000 max_code_size=134217728
 
 ``frame_size``: bytes each function's frame takes (a local call moves r10 down by
 this much); ``helpers``: the helper ids the program calls (the harness provides

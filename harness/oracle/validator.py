@@ -24,7 +24,7 @@ from harness.oracle.rejection import ValidationError
 
 __all__ = ["MAX_SLOTS", "ValidationError", "ValidatorConfig", "validate"]
 
-MAX_SLOTS = 65536  # uBPF's limit; the kernel allows 4096 unprivileged, 1M privileged
+MAX_SLOTS = 1_000_000  # the kernel's limit for privileged programs (include/linux/bpf.h BPF_COMPLEXITY_LIMIT_INSNS)
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,8 @@ from harness.cases.config import RunDefaults
 from harness.cases.corpus import Case, CorpusError, describe_exception, load_case
 from harness.oracle.helpers import helper_set
 from harness.running.coverage import program_forms
-from harness.running.limits import GRACE_SECONDS, PHASE_SECONDS, RUN_SECONDS, PhaseTimeout, time_bound
+from harness.running.limits import GRACE_SECONDS, PHASE_SECONDS, RUN_SECONDS, PhaseTimeout, scaled, time_bound
+from harness.running.memo import weighted_cache
 from harness.oracle.interpreter import Interpreter
 from harness.oracle.outcome import ERROR_KINDS, FAULT, LIMIT, RETURNED, Outcome, differing_words, first_difference
 from harness.isa import Program
@@ -101,12 +102,25 @@ RELOAD_REFUSAL = ("the program is loaded a second time into the same VM without 
                   "(-- reload), which uBPF refuses: a VM holds one program")
 
 
-@lru_cache(maxsize=4096)
+def _slots_held(loaded: LoadedCase) -> int:
+    return len(loaded.case.program) if loaded.case is not None else 1
+
+
 def load_checked(path: str, defaults: RunDefaults = RunDefaults()) -> LoadedCase:
     """The case at ``path`` parsed and validated (never raises; cached per process, see clear_caches).
 
     ``defaults`` are the run's settings for a case whose folder chooses none (harness.toml).
     """
+    return _load_checked(path, defaults)
+
+
+# Thousands of cases, but at most CACHED_SLOTS slots of programs (about 170 bytes each parsed):
+# beyond that the least recently used are parsed again when asked for.
+CACHED_SLOTS = 1_000_000
+
+
+@weighted_cache(_slots_held, max_weight=CACHED_SLOTS, max_entries=4096)
+def _load_checked(path: str, defaults: RunDefaults) -> LoadedCase:
     started = time.perf_counter()
     try:
         with time_bound("parse", PHASE_SECONDS):
@@ -121,7 +135,7 @@ def load_checked(path: str, defaults: RunDefaults = RunDefaults()) -> LoadedCase
     rejection = error_text = ""
     runnable = None
     try:
-        with time_bound("validate", PHASE_SECONDS):
+        with time_bound("validate", scaled(PHASE_SECONDS, len(case.program))):
             if case.load_rejection:  # the classic BPF checks refused the filter
                 raise ValidationError(None, case.load_rejection)
             if case.reload:
@@ -150,9 +164,9 @@ def _forms(path: str, defaults: RunDefaults = RunDefaults()) -> list[list[int]]:
 
 def _load_timed(path: str, defaults: RunDefaults) -> tuple[LoadedCase, dict[str, float]]:
     """The loaded case, and the parse/validate time if this call did the work (not cached)."""
-    misses = load_checked.cache_info().misses
+    misses = _load_checked.cache_info().misses
     loaded = load_checked(path, defaults)
-    if load_checked.cache_info().misses == misses:
+    if _load_checked.cache_info().misses == misses:
         return loaded, {}
     return loaded, {"parse": loaded.parse_seconds, "validate": loaded.validate_seconds}
 
@@ -173,24 +187,25 @@ def new_maps(case: Case, byte_order: str) -> MapSet | None:
 
 
 def run_events(run_one: Callable[[bytes, float], Outcome], inputs: list[bytes], phase: str,
-               on_timeout: Callable[[], None] | None = None) -> tuple[Outcome, ...]:
+               on_timeout: Callable[[], None] | None = None, slots: int = 0) -> tuple[Outcome, ...]:
     """One outcome per input, in order: ``run_one(input, seconds)`` runs one event.
 
     Each event has RUN_SECONDS (its own clock check, with a backstop a little later)
-    and all of them together PHASE_SECONDS. After an event ends in ``limit`` the rest
-    are not run: the state a limit leaves (maps included) differs by design between the
+    and all of them together PHASE_SECONDS, both scaled to a program of ``slots``.
+    After an event ends in ``limit`` the rest are not run: the state a limit leaves (maps included) differs by design between the
     interpreter and a target, whose budgets count different instructions, so later
     events could not be compared. Each of them is a ``limit`` outcome saying why.
     """
-    deadline = time.perf_counter() + PHASE_SECONDS
+    phase_seconds, run_seconds = scaled(PHASE_SECONDS, slots), scaled(RUN_SECONDS, slots)
+    deadline = time.perf_counter() + phase_seconds
     outcomes: list[Outcome] = []
     reason = ""
     for number, memory in enumerate(inputs, start=1):
         left = deadline - time.perf_counter()
         if left <= 0:
-            reason = f"not run: {phase} of all events took longer than {PHASE_SECONDS:g} s"
+            reason = f"not run: {phase} of all events took longer than {phase_seconds:g} s"
             break
-        seconds = min(RUN_SECONDS, left)
+        seconds = min(run_seconds, left)
         try:
             with time_bound(f"{phase} of event {number}", seconds + GRACE_SECONDS):
                 outcome = run_one(memory, seconds)
@@ -223,13 +238,13 @@ def oracle(path: str, byte_order: str, defaults: RunDefaults = RunDefaults()) ->
     def run_one(memory: bytes, seconds: float) -> Outcome:
         return machine.run(memory, case.budget, maps, seconds, case.entry_pointer)
 
-    outcomes = run_events(run_one, case.inputs, "interpret")
+    outcomes = run_events(run_one, case.inputs, "interpret", slots=len(program))
     return outcomes, time.perf_counter() - started
 
 
 def clear_caches() -> None:
     """Forget every loaded case and oracle outcome (the benchmark measures cold runs)."""
-    load_checked.cache_clear()
+    _load_checked.cache_clear()
     oracle.cache_clear()
     _forms_cached.cache_clear()
 
@@ -537,7 +552,7 @@ def _run_native(path: str, target: str, phase: _Phase, backend: Any = None,
     assert loaded.runnable is not None
     phase.name = "translate"
     try:
-        with time_bound("translate", PHASE_SECONDS):
+        with time_bound("translate", scaled(PHASE_SECONDS, len(case.program))):
             native, from_cache = backend.compile_cached(loaded.runnable)
             if case.unload:  # loaded, unloaded, loaded again: a second translation must be the same
                 again = backend.translate(loaded.runnable)
@@ -581,7 +596,8 @@ def _run_native(path: str, target: str, phase: _Phase, backend: Any = None,
                           entry_pointer=case.entry_pointer)
 
     try:
-        actual = run_events(run_one, case.inputs, "emulate", on_timeout=lambda: discard_engine(backend))
+        actual = run_events(run_one, case.inputs, "emulate", on_timeout=lambda: discard_engine(backend),
+                            slots=len(case.program))
     except BaseException:
         discard_engine(backend)  # a run that ended in an exception leaves the engine in doubt
         raise

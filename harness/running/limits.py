@@ -12,7 +12,10 @@ phase of any corpus case takes 0.4 s, so they leave a wide margin):
   the phase.
 
 So an item takes at most a few phases' worth of time (in practice under
-``2 * PHASE_SECONDS``) whatever its ``-- budget``, its events or its program.
+``2 * PHASE_SECONDS``) whatever its ``-- budget`` or its events. Both bounds grow
+with the program's length (:func:`scaled`): every phase costs time in proportion
+to it, and a program of 1,000,000 instructions (the kernel's limit) is loaded,
+translated and run in tens of seconds per target on a loaded machine.
 
 The interpreter and the emulator check the clock themselves (they return a
 ``limit`` outcome); :func:`time_bound` is the backstop for code that cannot, such
@@ -32,6 +35,9 @@ from typing import Iterator
 RUN_SECONDS = 5.0  # one event on the interpreter or on one target
 PHASE_SECONDS = 60.0  # one phase of one (case, target) item: all its events together (translating a
 # 2 MiB far-branch program takes 3 s on MIPS alone, and several times that on a loaded machine)
+SLOTS_PER_BOUND = 25_000  # longer programs get one bound per this many slots: a phase costs up to 30 us of
+# CPU per slot (riscv64 translate; one event emulated: 10 us, x86_32), times 5 on a shared machine (load 10
+# on 2 cores), so 1,000,000 slots need 150 s per phase, 50 s per event, and get 40 min and 200 s
 GRACE_SECONDS = 2.0  # the backstop fires this long after a bound its code checks itself
 REPEAT_SECONDS = 0.5  # the backstop fires again until the phase ends (a callback may swallow one)
 
@@ -43,6 +49,11 @@ class PhaseTimeout(Exception):
         super().__init__(f"time limit: {phase} took longer than {seconds:g} s")
         self.phase = phase
         self.seconds = seconds
+
+
+def scaled(seconds: float, slots: int) -> float:
+    """The bound ``seconds`` for a program of ``slots`` slots: ``seconds`` per SLOTS_PER_BOUND slots, at least once."""
+    return seconds * max(1.0, slots / SLOTS_PER_BOUND)
 
 
 def hard_bounds_available() -> bool:
