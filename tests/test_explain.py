@@ -92,7 +92,7 @@ command = ["{sys.executable}", "-m", "arches.external.example_plugin", "--backen
     view = code_view(case, "plugin-x86_64")
     assert not view.interleaved
     assert "reports no eBPF-to-native map" in view.lines[0] and "do not line up" in view.lines[0]
-    assert "plugin-x86_64 native" in view.lines[1] and " | 0x100000: 53 " in "\n".join(view.lines)
+    assert "plugin-x86_64 native" in view.lines[1] and " | 0x1000000: 53 " in "\n".join(view.lines)
 
 
 def run_broken(arch: str, case: Path, mutant: str) -> Result:

@@ -91,6 +91,10 @@ EXAMPLES = [
     Example(".venv/bin/python -m harness run build/test_bpf/classic build/test_bpf/ebpf build/test_bpf/long",
             skip="runs the import above (minutes on every target); tests/test_field_suites.py runs its classic/ "
                  "and ebpf/ cases"),
+    Example(".venv/bin/python -m harness run build/test_bpf/huge",
+            skip="runs the import above, programs up to 199,587 instructions: long by design"),
+    Example(".venv/bin/python -m harness bench --huge",
+            skip="20-40 minutes by design; the README's own note names --sizes for a quicker run"),
     Example(".venv/bin/python -m harness bench",
             skip="minutes long by design (the full corpus at -n 0, 1 and 2); run by hand for its figures"),
     Example(".venv/bin/python -m pytest corpus --dist load --tx 4*ssh=user@hostA//python=/path/to/.venv/bin/python "
@@ -112,7 +116,7 @@ EXAMPLES = [
             expect="myjit-arm64"),  # the README's myjit.toml, its made-up command our example plugin
     Example("$ printf 'b7 01 00 00 10 00 00 00\\n85 00 00 00 66 00 00 00\\n95 00 00 00 00 00 00 00\\n' | "
             "python -m arches.external.example_plugin --backend x86_64 protocol=1 frame_size=512 helpers=102 "
-            "code_address=0x100000 max_code_size=4194304"),
+            "code_address=0x1000000 max_code_size=134217728"),
 ]
 
 
