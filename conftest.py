@@ -1,5 +1,5 @@
-"""Registers the corpus plugin for a plain ``pytest`` run from the repository root."""
-pytest_plugins = ["harness.running.plugin"]
+"""Options of this repository's own tests (the corpus plugin itself is loaded by its pytest11
+entry point, pyproject.toml, wherever the package is installed)."""
 
 
 def pytest_addoption(parser):

@@ -9,7 +9,11 @@ separately from (and never importing) the harness's interpreter, so a bug there
 cannot hide behind a matching bug here. Each family file checks many operand
 pairs: result ``i`` is stored at ``[r10 - 8*(i+1)]`` (the final stack is compared
 with the interpreter's, so the first differing stack byte names the failing pair)
-and folded into r0, whose final value is the declared ``-- result``.
+and folded into r0, whose final value is the declared ``-- result``; the jump
+families set one bit of r0 per pair instead. Each file names its pairs in comment
+lines the harness reads to explain a failure (harness/cases/pairs.py):
+``# pair 12 at [r10-96]: add32 %r4, %r7 with %r4 = 0x..., %r7 = 0x...`` or
+``# pair 3 at r0 bit 53: jeq %r2, 7 with %r2 = 0x...``.
 
 Run ``python corpus/generate_families.py`` after changing this file; the test
 suite checks that the committed files match its output.
@@ -135,9 +139,14 @@ class Family:
     result_be: int | None = None
     mem: bytes = b""
     events: tuple[tuple[bytes, int], ...] = ()  # (input, r0) of each event, instead of mem/result
+    pairs: tuple[str, ...] = ()  # "at [r10-8]: <operation> with <operands>", one per pair, in order
 
     def render(self) -> str:
-        text = [HEADER, "-- description\n", self.description.strip() + "\n", "-- asm\n", self.asm]
+        text = [HEADER]
+        if self.pairs:
+            text.append("# The operand pairs, named in a failure (harness/cases/pairs.py reads these lines):\n")
+            text += [f"# pair {number} {where}\n" for number, where in enumerate(self.pairs, start=1)]
+        text += ["-- description\n", self.description.strip() + "\n", "-- asm\n", self.asm]
         if self.events:
             for mem, _ in self.events:
                 text += ["-- mem\n", _hex_lines(mem)]
@@ -165,19 +174,24 @@ class Accumulator:
         self.lines = ["mov %r0, 0"]
         self.little: list[int] = []
         self.big: list[int] = []
+        self.notes: list[str] = []
 
-    def record(self, register: str, value: int, value_be: int | None = None) -> None:
+    def record(self, register: str, value: int, value_be: int | None = None, note: str = "") -> None:
+        """Store ``register`` (expected: ``value``, ``value_be`` on big-endian targets) in the next
+        slot; ``note`` says what computed it, for the pair's comment line."""
         slot = -8 * (len(self.little) + 1)
         self.lines += [f"stxdw [%r10{slot}], {register}", f"xor {register}, 0x{_salt(len(self.little)):x}",
                        f"add %r0, {register}"]
         self.little.append(value)
         self.big.append(value if value_be is None else value_be)
+        self.notes.append(f"at [r10{slot}]: {note}" if note else f"at [r10{slot}]")
 
     def text(self) -> str:
         return "\n".join(self.lines + ["exit"]) + "\n"
 
     def family(self, path: str, description: str, mem: bytes = b"") -> Family:
-        return Family(path, description, self.text(), _fold(self.little), _fold(self.big), mem)
+        return Family(path, description, self.text(), _fold(self.little), _fold(self.big), mem,
+                      pairs=tuple(self.notes))
 
 
 def _salt(index: int) -> int:
@@ -226,11 +240,13 @@ def alu_families() -> list[Family]:
                     if source == "k":
                         acc.lines.append(f"{op}{suffix} {dst}, {b}")
                         b_operand = b & M64 if bits == 64 else b & M32  # imm sign-extends
+                        note = f"{op}{suffix} {dst}, {b} with {dst} = 0x{a:x}"
                     else:
                         b_value = b if bits == 64 else (b & M32) | SOURCE_GARBAGE
                         acc.lines += [f"lddw {src}, 0x{b_value:x}", f"{op}{suffix} {dst}, {src}"]
                         b_operand = b_value
-                    acc.record(dst, alu_reference(op, a, b_operand, bits))
+                        note = f"{op}{suffix} {dst}, {src} with {dst} = 0x{a:x}, {src} = 0x{b_value:x}"
+                    acc.record(dst, alu_reference(op, a, b_operand, bits), note=note)
                 folder = "v4" if op in ("sdiv", "smod") else f"alu{bits}"
                 families.append(acc.family(
                     f"{folder}/{op}{suffix}_{source}_boundaries.data",
@@ -259,10 +275,12 @@ def unary_families() -> list[Family]:
         for value in EDGE_VALUES_64:
             if op.startswith("neg"):
                 acc.lines += [f"lddw {dst}, 0x{value:x}", f"{op} {dst}"]
+                note = f"{op} {dst} with {dst} = 0x{value:x}"
             else:
                 acc.lines += [f"lddw {dst}, 0x{UPPER_GARBAGE | 0x5A5A:x}", f"lddw {src}, 0x{value:x}",
                               f"{op} {dst}, {src}"]
-            acc.record(dst, unary_reference(op, value))
+                note = f"{op} {dst}, {src} with {src} = 0x{value:x}"
+            acc.record(dst, unary_reference(op, value), note=note)
         folder = "alu64" if op == "neg" else "alu32" if op == "neg32" else "v4"
         families.append(acc.family(
             f"{folder}/{op}_edge_values.data",
@@ -290,24 +308,29 @@ def jump_families() -> list[Family]:
                     pairs = [(a, b) for a in EDGE_VALUES_64 for b in EDGE_VALUES_64]
                     pairs = rng.sample(pairs, 50) + [(5, 5), (0x100000005, 5), (0x80000000, 0x7FFFFFFF),
                                                      (M64, 1), (0, M64), (0x8000000000000000, 0)]
+                notes = []
                 for a, b in pairs:
                     if bits == 32:
                         a = (a & M32) | UPPER_GARBAGE
                     lines.append(f"lddw {dst}, 0x{a:x}")
                     if source == "k":
                         operand, b_value = str(b), b & M64
+                        values = f"{dst} = 0x{a:x}"
                     else:
                         b_value = b if bits == 64 else (b & M32) | SOURCE_GARBAGE
                         lines.append(f"lddw {src}, 0x{b_value:x}")
                         operand = src
+                        values = f"{dst} = 0x{a:x}, {src} = 0x{b_value:x}"
                     lines += ["lsh %r0, 1", f"{cond}{suffix} {dst}, {operand}, +1", "ja +1", "or %r0, 1"]
-                    bitmask = ((bitmask << 1) | jump_reference(cond, a, b_value, bits)) & M64
+                    taken = jump_reference(cond, a, b_value, bits)
+                    bitmask = ((bitmask << 1) | taken) & M64
+                    notes.append(f"{cond}{suffix} {dst}, {operand} with {values}: {'taken' if taken else 'not taken'}")
                 families.append(Family(
                     f"jmp{'' if bits == 64 else '32'}/{cond}{suffix}_{source}_boundaries.data",
                     f"{cond}{suffix} ({'immediate' if source == 'k' else 'register'} source) over "
                     f"{len(pairs)} boundary operand pairs.\nr0 is the bitmask of jumps taken, "
                     "first pair in the highest bit.",
-                    "\n".join(lines + ["exit"]) + "\n", bitmask))
+                    "\n".join(lines + ["exit"]) + "\n", bitmask, pairs=_bit_notes(notes)))
     return families
 
 
@@ -353,6 +376,12 @@ def jump_immediate_edge_families() -> list[Family]:
     return families
 
 
+def _bit_notes(notes: list[str]) -> tuple[str, ...]:
+    """Pair comment lines of a bitmask family: the first pair sets r0's highest bit, the last bit 0."""
+    assert len(notes) <= 64, "r0 has 64 bits"
+    return tuple(f"at r0 bit {len(notes) - 1 - index}: {note}" for index, note in enumerate(notes))
+
+
 def endian_families() -> list[Family]:
     values = [0x0123456789ABCDEF, 0xFEDCBA9876543210, 0x8000000000000080, 0x00000000000000FF,
               0xFFFFFFFFFFFF7F80, 0x1122334455667788, M64, 0]
@@ -363,7 +392,8 @@ def endian_families() -> list[Family]:
         acc = Accumulator()
         for value in values:
             acc.lines += [f"lddw {dst}, 0x{value:x}", f"{op} {dst}"]
-            acc.record(dst, endian_reference(op, value, "little"), endian_reference(op, value, "big"))
+            acc.record(dst, endian_reference(op, value, "little"), endian_reference(op, value, "big"),
+                       note=f"{op} {dst} with {dst} = 0x{value:x}")
         families.append(acc.family(
             f"endian/{op}_all_byte_patterns.data",
             f"{op} {dst} over {len(values)} byte patterns; le/be depend on the target's byte order, "
@@ -384,7 +414,8 @@ def memory_families() -> list[Family]:
         for offset in range(9):
             acc.lines.append(f"ldx{letter} %r3, [%r1+{offset}]")
             chunk = base[offset:offset + size]
-            acc.record("%r3", int.from_bytes(chunk, "little"), int.from_bytes(chunk, "big"))
+            acc.record("%r3", int.from_bytes(chunk, "little"), int.from_bytes(chunk, "big"),
+                       note=f"ldx{letter} %r3, [%r1+{offset}] of input bytes {chunk.hex(' ')}")
         families.append(acc.family(
             f"mem/ldx{letter}_every_offset.data",
             f"ldx{letter} at offsets 0..8 of the input (unaligned included), in the target's byte order.",
@@ -395,7 +426,8 @@ def memory_families() -> list[Family]:
                 acc.lines.append(f"ldxs{letter} %r4, [%r1+{offset}]")
                 chunk = SIGN_SOURCE[offset:offset + size]
                 acc.record("%r4", _sign_extend(int.from_bytes(chunk, "little"), size * 8),
-                           _sign_extend(int.from_bytes(chunk, "big"), size * 8))
+                           _sign_extend(int.from_bytes(chunk, "big"), size * 8),
+                           note=f"ldxs{letter} %r4, [%r1+{offset}] of input bytes {chunk.hex(' ')}")
             families.append(acc.family(
                 f"v4/ldxs{letter}_every_offset.data",
                 f"ldxs{letter} (sign-extending load) at offsets 0..8 over bytes with the top bit set and clear.",
@@ -414,7 +446,8 @@ def memory_families() -> list[Family]:
         for k in range(3):
             acc.lines.append(f"ldxdw %r7, [%r1+{8 * k}]")
             acc.record("%r7", int.from_bytes(memory["little"][8 * k:8 * k + 8], "little"),
-                       int.from_bytes(memory["big"][8 * k:8 * k + 8], "big"))
+                       int.from_bytes(memory["big"][8 * k:8 * k + 8], "big"),
+                       note=f"ldxdw %r7, [%r1+{8 * k}]: input bytes {8 * k}-{8 * k + 7} after the stx{letter} stores")
         families.append(acc.family(
             f"mem/stx{letter}_offsets_then_read_back.data",
             f"stx{letter} of a register whose bytes all differ, at several offsets (unaligned included), "
@@ -648,18 +681,21 @@ def _add_pair(acc: Accumulator, index: int, op: str, a: int, b: int, source: str
     acc.lines.append(f"lddw {dst}, 0x{a:x}")
     if op == "neg":
         acc.lines.append(f"neg {dst}")
-        acc.record(dst, (-a) & M64)
+        acc.record(dst, (-a) & M64, note=f"neg {dst} with {dst} = 0x{a:x}")
         return
     if source == "k":
         acc.lines.append(f"{op} {dst}, {b}")
         operand = b & M64
+        note = f"{op} {dst}, {b} with {dst} = 0x{a:x}"
     elif same:
         acc.lines.append(f"{op} {dst}, {dst}")
         operand = a
+        note = f"{op} {dst}, {dst} with {dst} = 0x{a:x}"
     else:
         acc.lines += [f"lddw {src}, 0x{b:x}", f"{op} {dst}, {src}"]
         operand = b
-    acc.record(dst, alu_reference(op, a, operand, 64))
+        note = f"{op} {dst}, {src} with {dst} = 0x{a:x}, {src} = 0x{b:x}"
+    acc.record(dst, alu_reference(op, a, operand, 64), note=note)
 
 
 def half_shift_families() -> list[Family]:
@@ -781,18 +817,22 @@ def high_word_jump_families() -> list[Family]:
     families = []
     for cond in ("jeq", "jne", "jset", "jgt", "jge", "jlt", "jle", "jsgt", "jsge", "jslt", "jsle"):
         for source in ("k", "x"):
-            lines, bitmask = ["mov %r0, 0"], 0
+            lines, bitmask, notes = ["mov %r0, 0"], 0, []
             pairs = HIGH_WORD_JUMP_IMMEDIATES if source == "k" else HIGH_WORD_JUMP_PAIRS
             for index, (a, b) in enumerate(pairs):
                 dst, src = _rotating(index)
                 lines.append(f"lddw {dst}, 0x{a:x}")
                 if source == "k":
                     operand, b_value = str(b), b & M64
+                    values = f"{dst} = 0x{a:x}"
                 else:
                     lines.append(f"lddw {src}, 0x{b:x}")
                     operand, b_value = src, b
+                    values = f"{dst} = 0x{a:x}, {src} = 0x{b:x}"
                 lines += ["lsh %r0, 1", f"{cond} {dst}, {operand}, +1", "ja +1", "or %r0, 1"]
-                bitmask = (bitmask << 1) | jump_reference(cond, a, b_value, 64)
+                taken = jump_reference(cond, a, b_value, 64)
+                bitmask = (bitmask << 1) | taken
+                notes.append(f"{cond} {dst}, {operand} with {values}: {'taken' if taken else 'not taken'}")
             signed_note = (" The signed conditions see the sign in the high word only, and must compare "
                            "equal high words' low words unsigned." if cond.startswith("js") and cond != "jset"
                            else "")
@@ -803,7 +843,7 @@ def high_word_jump_families() -> list[Family]:
                 "that compares only the low words, decides on the low words when the high words differ, "
                 f"or forgets the immediate's sign-extended high word.{signed_note}\n"
                 "r0 is the bitmask of jumps taken, first pair in the highest bit.",
-                "\n".join(lines + ["exit"]) + "\n", bitmask))
+                "\n".join(lines + ["exit"]) + "\n", bitmask, pairs=_bit_notes(notes)))
     return families
 
 

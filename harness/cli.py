@@ -1,18 +1,97 @@
-"""The command line: ``python -m harness run|report|show|new|list``.
+"""The command line: ``ebpf-jit-harness`` (or ``python -m harness``) ``run|report|show|new|list|...``.
 
 ``run`` drives the same pytest plugin a plain ``pytest`` uses, so the CLI, CI and
-an IDE all see the same items, results and JSON. Exit status everywhere: 0 success,
-1 a case failed (or a report compared worse), 2 bad usage or unreadable input,
-130 interrupted by Ctrl-C (SIGINT) and 143 by SIGTERM, with what finished written
-and marked as incomplete.
+an IDE all see the same items, results and JSON. Exit status everywhere, pytest's
+where pytest has one: 0 success, 1 a case failed (or a report compared worse than
+its baseline), 2 bad usage or unreadable input, 5 no case ran, 130 interrupted by
+Ctrl-C (SIGINT) and 143 by SIGTERM, with what finished written and marked as
+incomplete. Usage errors are one line on stderr. A reader that stops reading
+(``ebpf-jit-harness list | head``) ends the output, not the command: no traceback,
+and a run still finishes and writes its results.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
+from typing import Any, NoReturn
 
 DEFAULT_CORPUS = "corpus"
+# pytest's exit status -> ours: its usage error (4) is our 2, like every other usage error here;
+# the rest keep pytest's meaning (1 failed, 2 interrupted or a collection error, 3 internal, 5 no tests)
+PYTEST_STATUS = {0: 0, 1: 1, 4: 2}
+TB_STYLES = ("auto", "long", "short", "line", "native", "no")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line usage errors (``--help`` has the usage)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _program_name() -> str:
+    """How the user started us: the console script's name, or ``python -m harness``."""
+    name = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else ""
+    return "python -m harness" if name in ("", "__main__.py", "-c") else name
+
+
+def worker_count_option(text: str) -> str:
+    """``-n``: ``auto`` or a whole number of workers, 0 or more (checked before anything runs)."""
+    if text == "auto":
+        return text
+    try:
+        count = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of workers or 'auto', got {text!r}") from None
+    if count < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 (run in this process), a positive number or 'auto', "
+                                         f"got {count}")
+    return str(count)
+
+
+class ClosedPipeGuard:
+    """Standard output that turns a reader closing the pipe (``| head``) into silence.
+
+    The first write that meets a closed pipe points the file descriptor at /dev/null,
+    so nothing later (pytest's summary, the interpreter's final flush) raises either.
+    """
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        self.closed = False
+
+    def _silence(self) -> None:
+        self.closed = True
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self._stream.fileno())
+            os.close(devnull)
+        except (OSError, ValueError, AttributeError):
+            pass
+
+    def write(self, text: str) -> int:
+        if not self.closed:
+            try:
+                return self._stream.write(text)
+            except BrokenPipeError:
+                self._silence()
+        return len(text)
+
+    def writelines(self, lines: Any) -> None:
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        if not self.closed:
+            try:
+                self._stream.flush()
+            except BrokenPipeError:
+                self._silence()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
 
 
 def _targets(text: str, command: str) -> list[str] | None:
@@ -68,9 +147,10 @@ def _run_locked(args: argparse.Namespace, paths: list[str]) -> int:
 
     from harness.running.plugin import interrupting_signal
 
-    # --assert=plain: corpus items use no assert statements, and rewriting costs 1.5 s per process
+    # --assert=plain: corpus items use no assert statements, and rewriting costs 1.5 s per process.
+    # The plugin is named as its entry point names it, so an installed package does not load it twice.
     pytest_args = [*paths, "-p", "harness.running.plugin", "--targets", args.arch, "--assert=plain",
-                   "-p", "no:cacheprovider", "-o", "python_files=", "--rootdir", str(Path.cwd())]
+                   "-o", "python_files=", "--rootdir", str(Path.cwd())]
     json_path = args.json or (str(Path(args.report) / "results.json") if args.report else None)
     if json_path:
         pytest_args += ["--harness-json", json_path]
@@ -89,15 +169,17 @@ def _run_locked(args: argparse.Namespace, paths: list[str]) -> int:
         # replaced (pytest-xdist #1323, #1378); load re-runs a lost worker's queue elsewhere and
         # sends items in consecutive batches, so a case's six items still mostly share a worker.
         pytest_args += ["-n", args.workers, "--dist", "load"]
-    pytest_args += ["-q"] if not args.verbose else ["-v"]
+    if args.verbose:
+        pytest_args.append("-v")
+    else:  # no per-item output: pytest's header, file names and percentages have nothing to say here
+        pytest_args += ["--no-header", "-o", "verbosity_test_cases=-1", "-o", "console_output_style=classic"]
     if args.exitfirst:
         pytest_args.append("-x")
     if args.keyword:
         pytest_args += ["-k", args.keyword]
+    pytest_args += _pytest_options(args)
     code = pytest.main(pytest_args)
-    # pytest: 1 tests failed, 5 nothing collected, 4 usage error, 2 interrupted (or a collection
-    # error), 3 internal error
-    status = {0: 0, 1: 1, 5: 1, 4: 2}.get(int(code), int(code))
+    status = PYTEST_STATUS.get(int(code), int(code))
     received = interrupting_signal()
     if received is not None:
         status = 128 + received  # the shell's convention: 130 for SIGINT, 143 for SIGTERM
@@ -106,6 +188,17 @@ def _run_locked(args: argparse.Namespace, paths: list[str]) -> int:
         if written and not status:
             status = written
     return status
+
+
+def _pytest_options(args: argparse.Namespace) -> list[str]:
+    """The pytest options ``run`` passes through: the named ones, then everything after ``--``."""
+    options = ["--lf"] if args.last_failed else []
+    options += ["--ff"] if args.failed_first else []
+    for flag, value in (("--tb", args.tb), ("--durations", args.durations), ("-r", args.report_chars),
+                        ("--junitxml", args.junitxml), ("--maxfail", args.maxfail)):
+        if value is not None:
+            options.append(f"{flag}={value}" if flag.startswith("--") else f"{flag}{value}")
+    return options + list(args.pytest_args or [])
 
 
 def _write_reports(results: str, out: str, baseline: str | None) -> int:
@@ -131,6 +224,8 @@ def _write_reports(results: str, out: str, baseline: str | None) -> int:
         for change in changes:
             if change.kind in ("broken", "fixed"):
                 print(f"  {change.kind:<7} {change.case} [{change.target}] {change.old} -> {change.new}")
+        if any(change.kind == "broken" for change in changes):
+            return 1  # compared worse than the baseline: CI can fail on it
     return 0
 
 
@@ -158,8 +253,12 @@ def _show(args: argparse.Namespace) -> int:
     targets = _targets(args.arch, "show")
     if targets is None:
         return 2
-    print(show(args.case, targets))
-    return 0
+    shown = show(args.case, targets)
+    if shown.error:
+        print(f"harness show: {shown.error}", file=sys.stderr)
+        return 2
+    print(shown.text)
+    return 1 if shown.failing else 0
 
 
 def _new(args: argparse.Namespace) -> int:
@@ -170,8 +269,9 @@ def _new(args: argparse.Namespace) -> int:
     except FileExistsError as error:
         print(f"harness new: {error}; pick another name", file=sys.stderr)
         return 2
-    print(f"created {path}: fill in the program and the expected result, then run\n"
-          f"  python -m harness run {path}")
+    print(f"created {path}: write the program, then replace TODO under -- result by the value you\n"
+          f"reasoned by hand (until then the case is an error on every target), and run\n"
+          f"  ebpf-jit-harness run {path}")
     return 0
 
 
@@ -380,19 +480,25 @@ def _worker_count(text: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     import arches  # the registry only: backends load lazily
+    from harness.about import version_line
 
-    parser = argparse.ArgumentParser(
-        prog="python -m harness",
+    parser = _Parser(
+        prog=_program_name(),
         description="eBPF JIT conformance harness: run corpus cases on the reference "
                     "interpreter and on JIT backends emulated under Unicorn.")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser.add_argument("--version", action="version", version=version_line(),
+                        help="print the versions of the harness, Unicorn, keystone and capstone")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                     parser_class=_Parser)
     run = commands.add_parser(
         "run", help="run corpus cases on targets and compare with the interpreter",
         description="Run corpus cases (default: corpus/) on the chosen targets. Every "
                     "(case, target) gets one result; a run of a program stops after 5 s and any "
                     "phase of a case after 15 s (a 'limit'). Exit status: 0 when every case "
-                    "passes, 1 on any fail or error, 2 on bad usage, 130 on Ctrl-C (143 on "
-                    "SIGTERM): what finished is written and marked incomplete.")
+                    "passes, 1 on any fail or error, 2 on bad usage, 5 when no case ran, 130 on "
+                    "Ctrl-C (143 on SIGTERM): what finished is written and marked incomplete.",
+        epilog="Any other pytest option goes after '--': everything after it is passed to pytest "
+               "unchanged, e.g. 'run corpus/alu32 -- --color=no --collect-only'.")
     run.add_argument("paths", nargs="*", metavar="PATH",
                      help=".data files or directories (default: corpus/), or one case on one target: "
                           "corpus/x.data::arm64")
@@ -401,7 +507,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "JIT, e.g. uBPF's when UBPF_SRC is set), 'all' (the built-in targets), or a "
                           f"comma list of interp, architecture names ({', '.join(arches.names())}) and "
                           "external JIT names (e.g. ubpf-x86_64, ubpf-arm64)")
-    run.add_argument("-n", dest="workers", default="auto", metavar="N|auto",
+    run.add_argument("-n", dest="workers", default="auto", metavar="N|auto", type=worker_count_option,
                      help="worker processes (pytest-xdist): 0 runs in this process, N starts N workers; "
                           "default auto (one per core)")
     run.add_argument("--json", metavar="FILE", help="write results and summary as JSON")
@@ -427,7 +533,20 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-x", dest="exitfirst", action="store_true", help="stop at the first failure")
     run.add_argument("-v", dest="verbose", action="store_true",
                      help="one line per item (default: a progress bar on a terminal)")
-    run.set_defaults(handler=_run)
+    passed = run.add_argument_group("pytest options passed through (see pytest --help)")
+    passed.add_argument("--lf", "--last-failed", dest="last_failed", action="store_true",
+                        help="run only the items that failed in the last run from this directory "
+                             "(pytest's cache, .pytest_cache/)")
+    passed.add_argument("--ff", "--failed-first", dest="failed_first", action="store_true",
+                        help="run the items that failed last time first, then the rest")
+    passed.add_argument("--tb", choices=TB_STYLES, metavar="STYLE",
+                        help=f"how failures are printed: {', '.join(TB_STYLES)}")
+    passed.add_argument("--durations", type=int, metavar="N", help="list the N slowest items (0: all)")
+    passed.add_argument("-r", dest="report_chars", metavar="CHARS",
+                        help="short summary of items by outcome, e.g. fE (default), a (all but passed), A")
+    passed.add_argument("--junitxml", metavar="FILE", help="pytest's own JUnit XML, one test case per item")
+    passed.add_argument("--maxfail", type=int, metavar="N", help="stop after N failures")
+    run.set_defaults(handler=_run, pytest_args=[])
 
     report = commands.add_parser(
         "report", help="write HTML, Markdown and JUnit reports from a results JSON",
@@ -485,7 +604,8 @@ def build_parser() -> argparse.ArgumentParser:
     budget.add_argument("--count", type=int, metavar="N", help="run N programs")
     fuzz_parser.add_argument("--seed", type=int, default=0, metavar="S",
                              help="first seed (programs use S, S+1, ...; default 0)")
-    fuzz_parser.add_argument("-n", dest="workers", default="1", metavar="N|auto", help="worker processes")
+    fuzz_parser.add_argument("-n", dest="workers", default="1", metavar="N|auto", type=worker_count_option,
+                             help="worker processes")
     fuzz_parser.add_argument("--size", type=int, default=24, metavar="N",
                              help="body instructions per program (default 24)")
     fuzz_parser.add_argument("--far", type=int, default=0, metavar="N",
@@ -521,7 +641,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="also fuzz each survivor's mutated backend for SECONDS: does the fuzzer kill it?")
     mutate.add_argument("paths", nargs="*", metavar="PATH", help="corpus files or folders (default: corpus/)")
     mutate.add_argument("--arch", default="all", metavar="NAME[,NAME]|all")
-    mutate.add_argument("-n", dest="workers", default="auto", metavar="N|auto", help="worker processes")
+    mutate.add_argument("-n", dest="workers", default="auto", metavar="N|auto", type=worker_count_option,
+                        help="worker processes")
     mutate.add_argument("--json", metavar="FILE", help="write every mutant's result as JSON")
     mutate.add_argument("-v", dest="verbose", action="store_true",
                         help="list every mutant and architecture with the case that killed it")
@@ -567,10 +688,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
+    passed: list[str] = []
+    if "--" in argv:  # run: what follows '--' is pytest's
+        split = argv.index("--")
+        head = parser.parse_known_args(argv[:split])[0] if argv[:split] else None
+        if head is not None and head.command == "run":
+            argv, passed = argv[:split], argv[split + 1:]
     args = parser.parse_args(argv)
+    if passed:
+        args.pytest_args = passed
+    guard = ClosedPipeGuard(sys.stdout)
+    sys.stdout = guard
     try:
         return args.handler(args)
     except KeyboardInterrupt:  # outside a run (e.g. while reports are written): no traceback
         print("harness: interrupted", file=sys.stderr)
         return 130
+    finally:
+        sys.stdout = guard._stream
+        guard.flush()
+        if guard.closed:  # the interpreter's last flush must not meet the closed pipe either
+            guard._silence()

@@ -118,9 +118,10 @@ def test_failure_listings_are_cut_with_a_count(tmp_path):
         result = run_item(path, target)
         assert result.status == FAIL
         text = explain_failure(path, result)
-        assert len(text.splitlines()) < 2 * LISTING_LINES
+        # 200 eBPF instructions (each `add` becomes one native instruction here), prologue, tail
+        assert len(text.splitlines()) < 2 * LISTING_LINES + 100
         if target == "x86_64":
-            assert "listing cut after 200 instructions" in text.split("|", 2)[-1]
+            assert "listing cut after 200 instructions: 4802 more (5002 slots" in text
 
 
 def test_a_difference_in_r0_and_in_the_maps_is_described_without_an_address():

@@ -176,7 +176,12 @@ def test_a_broken_backend_fails_the_suite_with_a_readable_diff(arch):
     assert result.status == "fail"
     text = explain_failure(case, result)
     assert "first difference in stack at 0x2000fff8" in text or "first difference in r0" in text
-    assert f"{arch} native" in text and "add32" in text
+    assert f"each followed by the {arch} code it became" in text and "add32" in text
+    # the failing pair is named with its operands and both values, not left to a stack address
+    first = next(line for line in text.splitlines() if line.startswith("  pair "))
+    assert first.startswith("  pair 1 ([r10-8]) differs: add32 %r4, %r7 with %r4 = 0xa5a5a5a500000001, "
+                            "%r7 = 0x5a3c5a3c00000000: expected 0x1, got 0x"), first
+    assert "    <- pair 1" in text  # the store of pair 1 is marked in the listing
 
 
 @pytest.mark.parametrize("arch", ARCHES)

@@ -161,15 +161,17 @@ def plugin_main() -> None:
 
     wrong = next((int(argument) for argument in sys.argv[1:] if argument.isdigit()), None)
     options, program = parse_request(sys.argv[1:], sys.stdin.read())
-    print(json.dumps(answer(ContextX86_64(wrong), options, program)))
+    print(json.dumps(answer(ContextX86_64(wrong), options, program, with_map="nomap" not in sys.argv[1:])))
 
 
-def describe_context_target(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, wrong_at: int | None) -> str:
-    name = f"context{wrong_at if wrong_at is not None else ''}-x86_64"
+def describe_context_target(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, wrong_at: int | None,
+                            with_map: bool = True) -> str:
+    name = f"context{wrong_at if wrong_at is not None else ''}{'' if with_map else '-nomap'}-x86_64"
     script = tmp_path / "context_plugin.py"
     script.write_text(f"import sys\nsys.path.insert(0, {str(ROOT / 'tests')!r})\n"
                       "from test_helper_calls import plugin_main\nplugin_main()\n")
-    command = [sys.executable, str(script)] + ([str(wrong_at)] if wrong_at is not None else [])
+    command = [sys.executable, str(script)] + ([str(wrong_at)] if wrong_at is not None else []) \
+        + ([] if with_map else ["nomap"])
     path = tmp_path / "context.toml"
     path.write_text(textwrap.dedent(f"""
         [[target]]
@@ -192,17 +194,20 @@ def test_a_runtime_passing_its_context_to_every_helper_passes(tmp_path, monkeypa
     assert run_item(events, name).status == "pass"
 
 
-def test_a_wrong_cookie_at_one_helper_call_fails_the_case_naming_register_and_values(tmp_path, monkeypatch):
+@pytest.mark.parametrize("with_map, named", [
+    (True, "at instruction 4, "),  # the JIT's eBPF-to-native map names the call's instruction
+    (False, "at instruction 4 by the order of calls, "),  # without one, the order of calls does
+])
+def test_a_wrong_cookie_at_one_helper_call_fails_the_case_naming_register_and_values(tmp_path, monkeypatch,
+                                                                                     with_map, named):
     case = tmp_path / "two_calls.data"
     case.write_text(TWO_CALLS)
-    name = describe_context_target(tmp_path, monkeypatch, 4)  # the second call, at instruction 4
+    name = describe_context_target(tmp_path, monkeypatch, 4, with_map)  # the second call, at instruction 4
     result = run_item(str(case), name)
     assert result.status == "fail"
     assert result.actual == "return r0=0xd"  # the helpers ignore the context: only the check sees it
     difference = result.first_difference
-    # no instruction map from this JIT: the call is named by the order of calls
-    assert difference["what"].startswith("helper call 2 (call 102 at instruction 4 by the order of calls, "
-                                         "returning to 0x")
+    assert difference["what"].startswith(f"helper call 2 (call 102 {named}returning to 0x")
     assert difference["expected"].startswith("r9 = 0xc00c1e") and difference["expected"].endswith(
         "(the run's cookie)")
     assert difference["actual"].startswith("r9 = 0xaf")  # the address of the slot holding it

@@ -129,7 +129,7 @@ def test_junit_has_one_testcase_per_pair_with_its_own_explanation(corpus):
     failure = cases[("cases.wrong.data", "arm64")].find("failure")
     assert failure.get("message") == "arm64: got return r0=0x1, expected return r0=0x2"
     assert failure.text.startswith("cases/wrong.data on arm64: FAIL")  # that target's explanation only
-    assert "on x86_64" not in failure.text and "arm64 native" in failure.text
+    assert "on x86_64" not in failure.text and "each followed by the arm64 code it became" in failure.text
 
 
 def test_harness_run_takes_a_node_id(corpus):

@@ -1,7 +1,8 @@
-"""Reports from a results file: summary, ISA conformance, JUnit, baseline, HTML, the commands."""
+"""Reports from a results file: summary, corpus pass/fail per ISA group, JUnit, baseline, HTML, commands."""
+import base64
+import gzip
 import json
-import shutil
-import subprocess
+import re
 from pathlib import Path
 from xml.etree import ElementTree
 
@@ -9,6 +10,7 @@ import pytest
 
 from harness.reporting.model import ReportError, build, load_results
 from harness.reporting.report import junit_xml, summary_markdown, write_reports
+from browser import CHROMIUM, Browser
 from test_cli import run_cli, write
 
 # Two hand-made cases: one uses only base64 (mov, exit), one also an atomic32 form.
@@ -75,7 +77,7 @@ def test_known_and_stale_cells_show_in_every_artefact(tmp_path):
     assert known.find("skipped").get("type") == "known"
     (tmp_path / "r.json").write_text(json.dumps(document))
     page = write_reports(tmp_path / "r.json", tmp_path / "out", root=tmp_path, with_native=False).html.read_text()
-    assert "<th>known</th>" in page and "<th>stale</th>" in page and "title='known'" in page
+    assert "<th>known</th>" in page and "<th>stale</th>" in page and "<td class='cell known'>" in page
     plain = build(results_document(tmp_path / "plain"), tmp_path / "plain")
     assert "known" not in summary_markdown(plain)  # the columns appear only when some cell has them
 
@@ -110,7 +112,10 @@ def test_html_is_self_contained_and_holds_every_cell(tmp_path):
     written = write_reports(tmp_path / "r.json", tmp_path / "out", root=tmp_path, with_native=False)
     page = written.html.read_text()
     assert "http://" not in page.replace("http://www.w3.org/2000/svg", "") and "https://" not in page
-    assert page.count("class='case'") == 2 and "#cell=corpus/g/atomic.data|x86_64" in page
+    assert page.count("class='case'") == 2 and "data-case='corpus/g/atomic.data'" in page
+    blob = json.loads(page.split("id='report-data'>", 1)[1].split("</script>", 1)[0])
+    atomic = json.loads(gzip.decompress(base64.b64decode(blob["cases"]["corpus/g/atomic.data"])))
+    assert atomic["cells"]["x86_64"]["status"] == "fail" and "lock add32" in atomic["source"]
     assert "<svg" in page  # the per-group chart
     assert written.markdown.exists() and written.junit.exists()
 
@@ -130,6 +135,13 @@ def test_new_show_and_list_commands(tmp_path):
     assert run_cli("new", str(path)).returncode == 0
     assert "-- asm" in path.read_text() and "-- result" in path.read_text()
     assert run_cli("new", str(path)).returncode == 2  # never overwrites
+    # the scaffold is an error on every target until its expected value is written
+    todo = run_cli("show", str(path), "--arch", "interp")
+    assert todo.returncode == 2 and f"{path}:" in todo.stderr and "the expected value is still TODO" in todo.stderr
+    ran = run_cli("run", str(path), "--arch", "interp,x86_64", "-n", "0")
+    assert ran.returncode == 1 and "1 failed" in ran.stdout, ran.stdout
+    assert ran.stdout.count("the expected value is still TODO") >= 2, ran.stdout  # on interp and on x86_64
+    path.write_text(path.read_text().replace("\nTODO\n", "\n0\n"))  # mov %r0, 0: r0 is 0
     shown = run_cli("show", str(path), "--arch", "interp")
     assert shown.returncode == 0 and "0: mov %r0, 0" in shown.stdout and "PASS" in shown.stdout
     listed = run_cli("list", str(tmp_path / "cases"), "--arch", "interp")
@@ -138,30 +150,34 @@ def test_new_show_and_list_commands(tmp_path):
     assert run_cli("show", str(tmp_path / "nope.data")).returncode == 2
 
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-
-
 @pytest.mark.skipif(CHROMIUM is None, reason="no chromium on this machine (Debian package 'chromium'; "
                                               ".ci/run installs it where it can)")
 def test_report_renders_in_headless_chromium_and_a_cell_opens(tmp_path):
+    """A real run's report: a passing cell names the command that prints its code; a cell
+    that does not pass shows its eBPF instructions, each with the native code under it."""
     import arches
 
-    arch = arches.names()[0] if arches.names() else None
-    targets = "interp" + (f",{arch}" if arch else "")
+    arch = arches.names()[0]
     write(tmp_path, "case.data", ATOMIC)
     out = tmp_path / "rep"
-    completed = run_cli("run", str(tmp_path / "case.data"), "--arch", targets, "-n", "0", "--report", str(out))
+    completed = run_cli("run", str(tmp_path / "case.data"), "--arch", f"interp,{arch}", "-n", "0", "--report", str(out))
     assert completed.returncode == 0, completed.stdout + completed.stderr
     case = json.loads((out / "results.json").read_text())["results"][0]["case"]
-    target = arch or "interp"
-    url = f"file://{out / 'report.html'}#cell={case}|{target}"
-    browser = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--window-size=1400,1000"]
-    dom = subprocess.run([*browser, "--dump-dom", url], capture_output=True, text=True, timeout=120).stdout
-    assert "class=\"matrix\"" in dom and "case.data" in dom
-    details = dom.split("id=\"details\"", 1)[1]
-    assert f"on {target}" in details and "lock add32" in details  # the script filled the panel
-    if arch:
-        assert f"{arch} native" in details and "native-listing" in details
-    shot = out / "shot.png"
-    subprocess.run([*browser, f"--screenshot={shot}", url], capture_output=True, timeout=120)
-    assert shot.exists() and shot.stat().st_size > 10_000
+    details = "document.getElementById('details').innerText"
+    with Browser() as browser:
+        browser.open(f"file://{out / 'report.html'}#cell={case}|{arch}", 1280, 800)
+        assert browser.wait_for(f"{details}.includes('on {arch}')"), browser.evaluate(details)
+        text = browser.evaluate(details)
+        assert "lock add32" in text and f"ebpf-jit-harness show {case} --arch {arch}" in text
+        browser.screenshot(out / "shot.png")
+    document = json.loads((out / "results.json").read_text())
+    for item in document["results"]:
+        item["status"] = "fail" if item["target"] == arch else item["status"]
+    (out / "failing.json").write_text(json.dumps(document))
+    assert run_cli("report", str(out / "failing.json"), "--out", str(out / "failing")).returncode == 0
+    with Browser() as browser:
+        browser.open(f"file://{out / 'failing' / 'report.html'}#cell={case}|{arch}", 1280, 800)
+        assert browser.wait_for("document.getElementById('native-listing') !== null")
+        listing = browser.evaluate("document.getElementById('native-listing').innerText")
+    assert f"each followed by the {arch} code it became" in listing
+    assert re.search(r"^\s+3: lock add32 \[%r10-8\], %r1\n\s+0x[0-9a-f]+: [0-9a-f]{2}", listing, re.MULTILINE), listing

@@ -134,8 +134,21 @@ class ExternalBackend(Backend):
         self._data[linked] = answer.data
         helper_ids = {answer.helper_ids.get(helper, helper): helper for helper in helpers} if dispatcher else {}
         return NativeCode(linked, f"{self.name}: {len(linked)} bytes from {' '.join(self.command)}",
-                          answer.entry, {}, answer.seconds, 0.0, sum(data.size for data in answer.data),
-                          helper_ids)
+                          answer.entry, self._map(program, answer.bpf_to_native), answer.seconds, 0.0,
+                          sum(data.size for data in answer.data), helper_ids)
+
+    def _map(self, program: Program, pairs: tuple[tuple[int, int], ...]) -> dict[int, int]:
+        """The plugin's eBPF-to-native map, when it gave one: it must name every instruction start
+        and the end of the body (``NativeCode.bpf_to_native``), or it is a fault of the plugin."""
+        if not pairs:
+            return {}
+        mapping = dict(pairs)
+        wanted = set(program.instruction_starts()) | {len(program.insns)}
+        if set(mapping) != wanted:
+            odd = sorted(set(mapping) ^ wanted)[:5]
+            raise ProtocolError(f"{self.name}: \"bpf_to_native\" must name every instruction start and the end "
+                                f"({len(program.insns)}) exactly; it differs at slot(s) {', '.join(map(str, odd))}")
+        return mapping
 
     def known_failure(self, case: str) -> str | None:
         failure = matching(self.failures, case)

@@ -34,9 +34,9 @@ def parse_request(arguments: list[str], text: str) -> tuple[dict[str, str], byte
     return options, bytes.fromhex("".join(text.split()))
 
 
-def answer(backend: "str | Backend", options: dict[str, str], program_bytes: bytes) -> dict:
+def answer(backend: "str | Backend", options: dict[str, str], program_bytes: bytes, with_map: bool = True) -> dict:
     """The protocol answer for one program, from a built-in backend (its name) or a backend object
-    (a test's variant of one)."""
+    (a test's variant of one), with its eBPF-to-native map unless ``with_map`` is false."""
     import arches
     from arches.base import UnsupportedInstruction
     from arches.driver import helper_address
@@ -65,15 +65,20 @@ def answer(backend: "str | Backend", options: dict[str, str], program_bytes: byt
             code[start:start + 8] = bytes(8)
             relocations.append({"offset": start, "type": "abs64", "helper": helper})
             start = code.find(needle, start + 8)
-    return {"protocol": PROTOCOL_VERSION, "code": code.hex(), "entry": native.entry, "relocations": relocations}
+    result = {"protocol": PROTOCOL_VERSION, "code": code.hex(), "entry": native.entry, "relocations": relocations}
+    if with_map and native.bpf_to_native:  # [slot, offset] per instruction start, then the end of the body
+        result["bpf_to_native"] = sorted([slot, offset] for slot, offset in native.bpf_to_native.items())
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backend", required=True, help="a built-in backend, e.g. x86_64")
+    parser.add_argument("--without-map", action="store_true",
+                        help="leave bpf_to_native out (as a plugin that cannot tell which code is whose)")
     known, rest = parser.parse_known_args(argv)
     options, program_bytes = parse_request(rest, sys.stdin.read())
-    print(json.dumps(answer(known.backend, options, program_bytes)))
+    print(json.dumps(answer(known.backend, options, program_bytes, with_map=not known.without_map)))
     return 0
 
 

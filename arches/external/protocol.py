@@ -33,7 +33,12 @@ its dispatcher stub (which reads the helper's id from the description's
 ``helper_id_register``); ``helper_ids`` (optional, for a dispatcher): the id the
 code passes for each helper, ``{"100": 63}`` (default: the helper's own number);
 ``data`` (optional): byte ranges that are data, not instructions (shown as data in
-listings). Or, when the JIT refuses the program::
+listings); ``bpf_to_native`` (optional): ``[[slot, offset], ...]``, the
+offset in ``code`` of the first native instruction of each eBPF instruction (by the
+slot it starts at; an lddw's second slot has none), plus ``[number of slots, end of
+the body]``, so a failure can show each eBPF instruction with the native code it
+became (``NativeCode.bpf_to_native``; without it the two listings are shown side by
+side). Or, when the JIT refuses the program::
 
     {"rejected": "call to nonexistent function 7 at PC 0"}
 
@@ -95,6 +100,7 @@ class Answer:
     seconds: float = 0.0  # how long the command took
     helper_ids: dict[int, int] = field(default_factory=dict)  # helper -> the id a dispatcher call passes
     extra: dict[str, Any] = field(default_factory=dict)  # fields this version does not know
+    bpf_to_native: tuple[tuple[int, int], ...] = ()  # (eBPF slot, code offset), ascending
 
 
 def request_options(options: dict[str, Any]) -> list[str]:
@@ -136,7 +142,7 @@ def run_command(command: list[str], program_bytes: bytes, options: dict[str, Any
         raise ProtocolError(f"{shown}: exited with status {finished.returncode}{_stderr_tail(finished.stderr)}")
     answer = parse_answer(finished.stdout, shown)
     return Answer(answer.code, answer.entry, answer.relocations, answer.data, answer.rejected, seconds,
-                  answer.helper_ids, answer.extra)
+                  answer.helper_ids, answer.extra, answer.bpf_to_native)
 
 
 def _signal_name(number: int) -> str:
@@ -212,10 +218,31 @@ def parse_answer(text: str, where: str) -> Answer:
     if not isinstance(ids, dict) or not all(key.isdigit() and isinstance(value, int) and not isinstance(value, bool)
                                             and value >= 0 for key, value in ids.items()):
         raise ProtocolError(f"{where}: \"helper_ids\" must map helper numbers to ids, e.g. {{\"100\": 63}}")
-    known = {"protocol", "code", "entry", "relocations", "data", "helper_ids"}
+    mapping = _slot_offsets(document, where, len(code))
+    known = {"protocol", "code", "entry", "relocations", "data", "helper_ids", "bpf_to_native"}
     extra = {key: value for key, value in document.items() if key not in known}
     return Answer(code, entry, tuple(relocations), tuple(sorted(data, key=lambda r: r.offset)), None, 0.0,
-                  {int(key): value for key, value in ids.items()}, extra)
+                  {int(key): value for key, value in ids.items()}, extra, mapping)
+
+
+def _slot_offsets(document: dict[str, Any], where: str, size: int) -> tuple[tuple[int, int], ...]:
+    """The answer's ``bpf_to_native``: [slot, offset] pairs, both ascending, offsets inside the code."""
+    value = document.get("bpf_to_native", [])
+    place = f"{where}: \"bpf_to_native\""
+    if not isinstance(value, list) or not all(isinstance(pair, list) and len(pair) == 2 for pair in value):
+        raise ProtocolError(f"{place} must be a list of [slot, offset] pairs")
+    pairs: list[tuple[int, int]] = []
+    for index, (slot, offset) in enumerate(value):
+        if not all(isinstance(number, int) and not isinstance(number, bool) and number >= 0
+                   for number in (slot, offset)):
+            raise ProtocolError(f"{place}: pair {index} must be two non-negative integers, got {[slot, offset]!r}")
+        if offset > size:
+            raise ProtocolError(f"{place}: pair {index}: offset {offset} lies past the {size} bytes of code")
+        if pairs and (slot <= pairs[-1][0] or offset < pairs[-1][1]):
+            raise ProtocolError(f"{place}: pair {index} ({slot}, {offset}) does not follow ({pairs[-1][0]}, "
+                                f"{pairs[-1][1]}): slots must ascend and offsets never decrease")
+        pairs.append((slot, offset))
+    return tuple(pairs)
 
 
 def _list(document: dict[str, Any], key: str, where: str) -> list[dict[str, Any]]:

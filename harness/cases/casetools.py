@@ -17,7 +17,8 @@ exit
 # Input memory as hex bytes, e.g.: 00 01 02 03
 -- result
 # The expected r0 as a u64, reasoned by hand from RFC 9669 (never copied from a run).
-0x0
+# Until TODO is replaced by it, the case is an error on every target.
+TODO
 # -- result-be
 # The expected r0 on big-endian targets (s390x, ppc64, sparc64, mips64), only where it differs
 # (without it, -- result binds the big-endian targets too).
@@ -32,7 +33,8 @@ exit
 
 
 def new_case(path: str, description: str = "") -> Path:
-    """Write a scaffold for a new case; refuses to overwrite an existing file."""
+    """Write a scaffold for a new case (an error until its expected value replaces TODO);
+    refuses to overwrite an existing file."""
     target = Path(path)
     if target.suffix != ".data":
         target = target.with_suffix(".data")

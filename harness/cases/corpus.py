@@ -68,6 +68,7 @@ from harness.cases.elf import ElfError, load_program
 from harness.isa import Program
 from harness.cases.mapspec import MapError, MapSpec
 
+PLACEHOLDER = "TODO"  # the expected value of a fresh scaffold: the case errors until it is replaced
 KNOWN_SECTIONS = ("asm", "raw", "cbpf", "elf", "mem", "result", "result-be", "error", "description", "map",
                   "events", "budget", "result-bits", "byte-order", "c", "no register offset", "no jit",
                   "error pattern", "reload", "unload")
@@ -315,6 +316,10 @@ def _check_asm_matches_raw(path: str, asm: _Section, asm_program: Program, asm_l
 
 def _values(path: str, section: _Section) -> list[int]:
     """Whitespace-separated numbers (one per event of a multi-event case)."""
+    for line, text in section.lines:
+        if PLACEHOLDER in _strip_comment(text).split():  # a `harness new` scaffold not filled in yet
+            raise CorpusError(path, line, f"-- {section.name}: the expected value is still {PLACEHOLDER}: "
+                                          "write the value reasoned by hand (never one copied from a run)")
     values = [_parse_integer(path, line, token, f"-- {section.name}")
               for line, text in section.lines for token in _strip_comment(text).split()]
     if not values:

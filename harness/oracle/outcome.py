@@ -149,6 +149,29 @@ def helper_call_difference(expected: Outcome, actual: Outcome) -> Difference | N
     return None
 
 
+WORD = 8  # bytes: a family case's result slot, and the unit differing memory is shown in
+
+
+def differing_words(expected: bytes, actual: bytes, base: int, from_top: bool = False) -> list[tuple[int, str, str]]:
+    """Every aligned 8-byte word that differs: (address, expected hex, actual hex), lowest
+    address first, or highest first with ``from_top`` (a stack, whose first slots are at its top).
+
+    Where :func:`first_difference` names the first differing byte, these are the whole
+    words around every difference, so a value stored in a slot can be read back.
+    """
+    found: list[tuple[int, str, str]] = []
+    chunk = 512  # compare chunks first: a 64 KiB stack usually differs in a few words only
+    size = max(len(expected), len(actual))
+    for start in range(0, size, chunk):
+        if expected[start:start + chunk] == actual[start:start + chunk]:
+            continue
+        for offset in range(start, min(start + chunk, size), WORD):
+            left, right = expected[offset:offset + WORD], actual[offset:offset + WORD]
+            if left != right:
+                found.append((base + offset, left.hex(" "), right.hex(" ")))
+    return found[::-1] if from_top else found
+
+
 def describe_access(outcome: Outcome) -> str:
     """``read of 4 byte(s) at 0x10``, or what is known of it."""
     if outcome.fault_address is None:

@@ -2,23 +2,37 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness import isa
 from harness.cases.corpus import CorpusError, find_case_files, load_case
-from harness.running.conformance import INTERP, run_item
+from harness.running.conformance import ERROR, FAIL, INTERP, STALE, UNSUPPORTED, load_checked, run_item
 from harness.running.coverage import form_name, program_forms
-from harness.running.explain import ebpf_listing, native_listing
+from harness.running.explain import code_view, ebpf_listing
 
 SHOW_LINES = 5000  # per listing: enough for any hand-written case, bounded for generated giants
 
 
-def show(path: str, targets: list[str], native: bool = True) -> str:
+FAILING = (FAIL, ERROR, STALE, UNSUPPORTED)  # what makes ``show`` exit 1, as it fails ``run``
+
+
+@dataclass
+class Shown:
+    """What ``show`` prints, or why it cannot (an unreadable case), and the targets it fails on."""
+
+    text: str = ""
+    error: str = ""
+    failing: list[str] = field(default_factory=list)
+
+
+def show(path: str, targets: list[str], native: bool = True) -> Shown:
     """A case's description, eBPF listing, and its outcome (and native code) on each target."""
     try:
         case = load_case(path)
     except CorpusError as error:
-        return f"{error}"
+        return Shown(error=str(error))
+    failing = []
     lines = [f"{path}"]
     if case.description:
         lines += ["", case.description.strip()]
@@ -32,6 +46,8 @@ def show(path: str, targets: list[str], native: bool = True) -> str:
         result = run_item(path, target)
         if result.code_size is not None:
             translated.add(target)
+        if result.status in FAILING:
+            failing.append(target)
         summary = result.actual or (result.detail.splitlines()[0] if result.detail else "")
         lines.append(f"  {target:<{width}} {result.status.upper():<11} {summary}")
         if result.status not in ("pass", "skip") and result.detail:
@@ -40,10 +56,10 @@ def show(path: str, targets: list[str], native: bool = True) -> str:
         for target in targets:
             if target == INTERP:
                 continue
-            listing = (native_listing(path, target, SHOW_LINES) if target in translated
+            listing = (code_view(path, target, SHOW_LINES).lines if target in translated
                        else ["(none: the case did not reach translation on this target)"])
             lines += ["", f"{target} native code:"] + ["  " + line for line in listing]
-    return "\n".join(lines)
+    return Shown("\n".join(lines), failing=failing)
 
 
 def corpus_listing(paths: list[str], targets: list[str], verbose: bool = False) -> str:
@@ -57,12 +73,11 @@ def corpus_listing(paths: list[str], targets: list[str], verbose: bool = False) 
     broken = []
     for name in files:
         by_folder[str(Path(name).parent)].append(name)
-        try:
-            case = load_case(name)
-        except CorpusError as error:
-            broken.append(str(error))
+        loaded = load_checked(name)
+        if loaded.case is None:
+            broken.append(loaded.error)
             continue
-        forms_by_case[name] = program_forms(case.program)
+        forms_by_case[name] = program_forms(loaded.case.program)
     lines = [f"{len(files)} case files"]
     for folder, names in sorted(by_folder.items()):
         lines.append(f"  {folder:<40} {len(names):>5}")
@@ -85,11 +100,15 @@ def corpus_listing(paths: list[str], targets: list[str], verbose: bool = False) 
         covered: set[tuple[int, int]] = set()
         for name, forms in forms_by_case.items():
             if target != INTERP:
+                # the program as a run compiles it: validated, map loads resolved to their maps
+                runnable = load_checked(name).runnable
+                if runnable is None:
+                    continue
                 try:
-                    arches.get(target).compile(load_case(name).program)
+                    arches.get(target).compile(runnable)
                 except UnsupportedInstruction:
                     continue
-                except Exception:  # a backend crash: the case does not count for it
+                except Exception:  # a backend crash or a JIT's refusal: the case does not count for it
                     continue
             covered |= forms
         missing = sorted(set(isa.OPCODES) - covered)

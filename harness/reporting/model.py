@@ -1,7 +1,7 @@
 """The report data model: what every artefact shows, computed once from a results JSON.
 
 Read a results document (:func:`load_results`), build a :class:`ReportData` from it
-(per-target counts, ISA conformance by group and version, per-folder chart rows) and
+(per-target counts, corpus pass/fail per ISA group and version, per-folder chart rows) and
 compare it with a baseline (:func:`compare`). The writers in
 :mod:`harness.reporting.report` and :mod:`harness.reporting.report_html` only format it.
 """
@@ -108,6 +108,7 @@ class ReportData:
     changes: list[StatusChange] | None = None  # None: no baseline given
     stopped: str = ""  # why the run ended before every item had a result ("" for a complete run)
     not_run: int = 0  # items of an incomplete run that have no result
+    run: dict[str, Any] = field(default_factory=dict)  # date, commit, versions, targets (plugin.run_metadata)
 
     @property
     def incomplete_notice(self) -> str:
@@ -163,7 +164,8 @@ def build(document: dict[str, Any], root: Path = Path("."),
     stopped = document.get("stopped") or ("interrupted" if document.get("interrupted") else "")
     return ReportData(results, targets, cases, cells, summary, groups, versions,
                       document.get("wall_seconds"), document.get("coverage"), changes,
-                      str(stopped), int(document.get("not_run") or 0))
+                      str(stopped), int(document.get("not_run") or 0),
+                      document.get("run") if isinstance(document.get("run"), dict) else {})
 
 
 def compare(old: dict[str, Any], new: dict[str, Any]) -> list[StatusChange]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from xml.etree import ElementTree
 
 from harness.reporting.model import (BAD_STATUSES, ISA_GROUPS, ISA_VERSIONS, Conformance, ReportData,
@@ -22,18 +23,35 @@ from harness.running.output import write_atomically
 
 # --- Markdown -----------------------------------------------------------------
 
+DETAIL_CHARS = 160  # of a failing cell's detail in summary.md (the HTML and JSON have it whole)
+
+
+def clipped(text: str, limit: int) -> str:
+    """The first line of ``text``, cut at ``limit`` characters with an ellipsis; an ellipsis
+    also says where more lines follow. Nothing is cut without a mark."""
+    lines = text.strip().splitlines()
+    if not lines:
+        return ""
+    if len(lines[0]) > limit:
+        return lines[0][:limit - 1] + "…"
+    return lines[0] + (" …" if len(lines) > 1 else "")
+
+
 def summary_markdown(data: ReportData, max_failures: int = 15) -> str:
-    """A pull-request-comment sized summary: counts, ISA conformance, changes, failures."""
+    """A pull-request-comment sized summary: counts, corpus pass/fail per ISA group, changes, failures."""
     lines = ["## eBPF JIT conformance", ""]
     if data.incomplete_notice:
         lines += [f"> **{data.incomplete_notice}**", ""]
+    if data.run:
+        lines += [run_line(data.run), ""]
     statuses = shown_statuses(data.summary)
     lines.append("| target | " + " | ".join(statuses) + " |")
     lines.append("|---|" + "---:|" * len(statuses))
     for target in data.targets:
         counts = data.summary[target]
         lines.append(f"| {target} | " + " | ".join(str(counts.get(status, 0)) for status in statuses) + " |")
-    lines += ["", "ISA conformance groups (RFC 9669), per target: ✅ every case using the group passes.", ""]
+    lines += ["", "Corpus pass/fail per ISA group and version (RFC 9669), per target: ✅ every corpus case "
+                  "using the group passes.", ""]
     lines.append("| target | " + " | ".join(ISA_GROUPS) + " | " + " | ".join(f"v{v}" for v in ISA_VERSIONS) + " |")
     lines.append("|---|" + ":---:|" * (len(ISA_GROUPS) + len(ISA_VERSIONS)))
     for target in data.targets:
@@ -48,18 +66,25 @@ def summary_markdown(data: ReportData, max_failures: int = 15) -> str:
     if bad:
         lines += ["", f"**{len(bad)} failing cell(s)**" + (f", first {max_failures}:" if len(bad) > max_failures else ":")]
         for item in bad[:max_failures]:
-            detail = (item.get("detail") or "").splitlines()[0][:160] if item.get("detail") else ""
-            lines.append(f"- `{item['case']}` on {item['target']}: {item['status']}: {detail}")
+            detail = clipped(item.get("detail") or "", DETAIL_CHARS)
+            lines.append(f"- `{item['case']}` on {item['target']}: {item['status']}: {detail}".rstrip())
     known = [item for item in data.results if item["status"] == KNOWN]
     if known:
         lines += ["", f"**{len(known)} known failure(s)** (recorded in the target's known-failure file; "
                       "they do not fail the run):"]
         for item in known[:max_failures]:
-            reason = (item.get("detail") or "").splitlines()[0][:200]
+            reason = clipped(item.get("detail") or "", 200)
             lines.append(f"- `{item['case']}` on {item['target']}: {reason}")
     if data.wall_seconds is not None:
         lines += ["", f"{len(data.cases)} cases x {len(data.targets)} targets in {data.wall_seconds:.1f} s."]
     return "\n".join(lines) + "\n"
+
+
+def run_line(run: dict[str, Any]) -> str:
+    """``Run of 2026-11-26T12:00:00Z, commit abc123, harness 0.1.0, Unicorn 2.1.4, ...``."""
+    versions = ", ".join(f"{name} {version}" for name, version in (run.get("versions") or {}).items())
+    return (f"Run of {run.get('date') or '?'}, commit {run.get('commit') or '(not a git checkout)'}"
+            + (f", {versions}" if versions else "") + ".")
 
 
 def _mark(entry: Conformance) -> str:
@@ -102,7 +127,7 @@ def junit_xml(data: ReportData) -> str:
                 suite, "testcase", classname=f"{target}.{case_group(item['case']).replace('/', '.')}",
                 name=Path(item["case"]).stem, file=item["case"],
                 time=f"{sum((item.get('timings') or {}).values()):.6f}")
-            message = (item.get("detail") or item["status"]).splitlines()[0][:300] if item.get("detail") else item["status"]
+            message = clipped(item["detail"], 300) if item.get("detail") else item["status"]
             body = f"expected: {item.get('expected', '')}\nactual:   {item.get('actual', '')}\n{item.get('detail', '')}"
             if item["status"] in (FAIL, UNSUPPORTED, STALE):
                 ElementTree.SubElement(case, "failure", message=message, type=item["status"]).text = body

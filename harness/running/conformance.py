@@ -22,7 +22,7 @@ from harness.running.coverage import program_forms
 from harness.running.limits import GRACE_SECONDS, PHASE_SECONDS, RUN_SECONDS, PhaseTimeout, scaled, time_bound
 from harness.running.memo import weighted_cache
 from harness.oracle.interpreter import Interpreter
-from harness.oracle.outcome import ERROR_KINDS, FAULT, LIMIT, RETURNED, Outcome, first_difference
+from harness.oracle.outcome import ERROR_KINDS, FAULT, LIMIT, RETURNED, Outcome, differing_words, first_difference
 from harness.isa import Program
 from harness.oracle.maps import MapError, MapSet, describe_snapshot, resolve_map_loads
 from harness.oracle.validator import ValidationError, ValidatorConfig, validate
@@ -465,16 +465,30 @@ def _needs_result_be(case: Case, big: tuple[Outcome, ...]) -> str:
             "big-endian interpreter disagrees with it")
 
 
+WORDS_RECORDED = 16  # differing 8-byte words of memory and of stack kept in a result (the count is kept too)
+
+
 def compare_outcomes(expected: tuple[Outcome, ...], actual: tuple[Outcome, ...],
                      order: str) -> tuple[dict[str, Any] | None, list[str]]:
     """The first difference between the interpreter's and a target's outcomes, and its description.
 
-    When r0 differs, the first difference in memory, stack or maps is named too.
+    When r0 differs, the first difference in memory, stack or maps is named too. The
+    returned record also lists, under ``words``, the first aligned 8-byte words of
+    memory and stack that differ (so a value stored in a slot can be named whole).
     """
     for number, (want, got) in enumerate(zip(expected, actual), start=1):
         difference = first_difference(want, got, base_mem=layout.MEM_BASE, base_stack=layout.STACK_BASE)
         if difference is None:
             continue
+        record = asdict(difference)
+        if want.kind == RETURNED == got.kind:  # memory and stack compare only after a normal return
+            record["words"], record["words_differing"] = [], {}
+            for what, mine, theirs, base in (("memory", want.memory, got.memory, layout.MEM_BASE),
+                                             ("stack", want.stack, got.stack, layout.STACK_BASE)):
+                words = differing_words(mine, theirs, base, from_top=what == "stack")
+                record["words"] += [{"what": what, "address": address, "expected": left, "actual": right}
+                                    for address, left, right in words[:WORDS_RECORDED]]
+                record["words_differing"][what] = len(words)
         event = f"event {number}: " if len(expected) > 1 else ""
         problems = [f"{event}differs from the {order}-endian interpreter in {difference.what}"
                     f"{_at(difference.offset)}: expected {difference.expected}, got {difference.actual}"]
@@ -484,7 +498,9 @@ def compare_outcomes(expected: tuple[Outcome, ...], actual: tuple[Outcome, ...],
             if further is not None:
                 problems.append(f"first difference in {further.what}{_at(further.offset)}: "
                                 f"expected {further.expected}, got {further.actual}")
-        return asdict(difference), problems
+        if len(expected) > 1:
+            record["event"] = number
+        return record, problems
     return None, []
 
 

@@ -130,13 +130,15 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
-    """The external JITs this session runs, and why a configured one does not run."""
+    """The harness's and its engines' versions, the external JITs this session runs, and why a
+    configured one does not run."""
     import arches
+    from harness.about import version_line
 
     chosen = set(selection(config).targets)
     lines = [f"external JIT {backend.name}: {backend.description.summary}, {' '.join(backend.command)}"
              for backend in (arches.get(name) for name in arches.external_names() if name in chosen)]
-    return lines + [f"not run: {note}" for note in selection(config).notes]
+    return [version_line()] + lines + [f"not run: {note}" for note in selection(config).notes]
 
 
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
@@ -376,6 +378,23 @@ def summarize(results: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
     return summary
 
 
+def run_metadata(config: pytest.Config, started: float) -> dict[str, Any]:
+    """What made these results: when, the harness's commit and versions, and the targets
+    (external JITs with the command that ran them), for the reports' header."""
+    import arches
+    from harness.about import commit, versions
+
+    targets = selection(config).targets
+    external = {}
+    for name in targets:
+        if name in arches.external_names():
+            backend = arches.get(name)
+            external[name] = f"{backend.description.summary}: {' '.join(backend.command)}"
+    return {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)), "commit": commit(),
+            "versions": versions(), "targets": targets, "external": external,
+            "workers": getattr(config.option, "numprocesses", None) or 0}
+
+
 CRASHED = "worker crashed while running this case"
 
 
@@ -432,6 +451,7 @@ class ResultCollector:
         self.cases: dict[str, str] = {}  # file node id -> the case's name, as the items name it
         self.reported: set[str] = set()  # node ids of the corpus items that reported
         self.started = time.perf_counter()
+        self.started_at = time.time()
 
     @property
     def results(self) -> list[dict[str, Any]]:
@@ -521,6 +541,8 @@ class ResultCollector:
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         config = self.config
+        if config.option.collectonly:  # --collect-only ran nothing: no result is missing
+            return
         stopped = ""
         if _watch.received is not None:
             stopped = f"interrupted by {signal.Signals(_watch.received).name}"
@@ -549,7 +571,8 @@ class ResultCollector:
                                      "missing": coverage.missing_names},
                         "wall_seconds": round(time.perf_counter() - self.started, 3),
                         "interrupted": _watch.received is not None,
-                        "stopped": stopped, "not_run": len(missing) if stopped else 0}
+                        "stopped": stopped, "not_run": len(missing) if stopped else 0,
+                        "run": run_metadata(config, self.started_at)}
             write_atomically(path, json.dumps(document, indent=1) + "\n")
         self.stopped, self.not_run = stopped, (len(missing) if stopped else 0)
         bad = sum(1 for item in results if item["status"] in (FAIL, ERROR))

@@ -27,6 +27,7 @@ class ProgressBar:
         self.bad = 0
         self.started = time.perf_counter()
         self.last_drawn = 0.0
+        self.drawn_done = -1  # the count the line on screen shows
 
     def results_of(self, nodeid: str) -> int:
         """How many (case, target) results the item ``nodeid`` gives (1 for any other test)."""
@@ -72,6 +73,7 @@ class ProgressBar:
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
         if reporter is None:
             return
+        self.drawn_done = self.done
         reporter.rewrite(self.line(now), erase=True)
 
     def line(self, now: float) -> str:
@@ -85,7 +87,8 @@ class ProgressBar:
 
     def pytest_sessionfinish(self) -> None:
         if self.show and self.done:
-            self.draw(force=True)
+            if self.drawn_done != self.done:  # the last line once: not again when it already shows the end
+                self.draw(force=True)
             reporter = self.config.pluginmanager.get_plugin("terminalreporter")
             if reporter is not None:
                 reporter.write_line("")

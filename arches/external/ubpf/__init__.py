@@ -36,6 +36,8 @@ REQUIRED_FILES = ("ubpf_vm.c", "ubpf_jit.c", "ubpf_jit_support.c", "ubpf_jit_x86
 # uBPF's own code is compiled as it is (its warnings are not ours); the driver with every warning.
 UBPF_FLAGS = ("-O1", "-g", "-w", "-std=gnu11")
 DRIVER_FLAGS = ("-O1", "-g", "-Wall", "-Wextra", "-std=gnu11")
+# The driver reads uBPF's per-instruction code offsets before uBPF frees them (driver.c, bpf_to_native).
+LINK_FLAGS = ("-Wl,--wrap=release_jit_state_result",)
 
 
 def cache_dir() -> Path:
@@ -69,7 +71,7 @@ def content_key(vm: Path, compiler: str) -> str:
                                   timeout=30).stdout
     except (OSError, subprocess.TimeoutExpired):
         identity = compiler
-    digest.update(f"{compiler}\0{identity}\0{UBPF_FLAGS}\0{DRIVER_FLAGS}".encode())
+    digest.update(f"{compiler}\0{identity}\0{UBPF_FLAGS}\0{DRIVER_FLAGS}\0{LINK_FLAGS}".encode())
     return digest.hexdigest()
 
 
@@ -115,7 +117,7 @@ def build_driver(source: Path, target: str = "ubpf") -> Path:
             _run([*compiler.split(), *flags, *includes, "-c", str(path), "-o", str(obj)], log, target)
             objects.append(str(obj))
         linked = scratch / "ubpf-driver"
-        _run([*compiler.split(), *objects, "-lm", "-o", str(linked)], log, target)
+        _run([*compiler.split(), *objects, *LINK_FLAGS, "-lm", "-o", str(linked)], log, target)
         os.replace(linked, driver)  # atomic: a parallel build of the same key writes the same program
     return driver
 

@@ -47,6 +47,14 @@
  *   the buffer until the code fits or max_code_size (the ceiling: the
  *   harness passes its code region's size; raise it when running the driver
  *   by hand) is reached; uBPF's own message then says why it refused.
+ * - bpf_to_native: both JITs record where each eBPF instruction's code starts in
+ *   jit_state.pc_locs (vm/ubpf_jit_support.h; set at the top of the translate
+ *   loop, after the prologue a local function gets, so that prologue counts to
+ *   the instruction before it) and where the body ends in jit_state.exit_loc (the
+ *   epilogue follows the body in both). uBPF frees the state inside
+ *   ubpf_translate_ex, so the build links with --wrap=release_jit_state_result
+ *   (a call between uBPF's own files) and __wrap_release_jit_state_result below
+ *   copies the offsets out before the real one frees them; uBPF is unmodified.
  */
 #include <ctype.h>
 #include <stdbool.h>
@@ -57,6 +65,7 @@
 
 #include "ubpf.h"
 #include "ubpf_int.h"
+#include "ubpf_jit_support.h"
 
 #define PROTOCOL_VERSION 1
 #define DEFAULT_MAX_CODE_SIZE (16u << 20)
@@ -68,6 +77,27 @@
 #define MAX_HELPERS UBPF_MAX_EXT_FUNCS
 
 static int frame_size = 512;
+
+/* Where each eBPF slot's code starts (copied from uBPF's jit_state before it is freed). */
+static uint32_t* slot_offsets;
+static size_t slot_count;
+static uint32_t body_end;
+static int have_offsets;
+
+void
+__real_release_jit_state_result(struct jit_state* state, struct ubpf_jit_result* compile_result);
+
+/* Linked in place of uBPF's release_jit_state_result (-Wl,--wrap): keep pc_locs, then free. */
+void
+__wrap_release_jit_state_result(struct jit_state* state, struct ubpf_jit_result* compile_result)
+{
+    if (state->pc_locs && slot_offsets && compile_result->compile_result == UBPF_JIT_COMPILE_SUCCESS) {
+        memcpy(slot_offsets, state->pc_locs, slot_count * sizeof(slot_offsets[0]));
+        body_end = state->exit_loc;
+        have_offsets = 1;
+    }
+    __real_release_jit_state_result(state, compile_result);
+}
 
 /* The stack-usage calculator: every function gets one frame of frame_size bytes. */
 static int
@@ -304,6 +334,8 @@ main(int argc, char** argv)
     if (ubpf_load(vm, program, (uint32_t)length, &errmsg) < 0) {
         return reject(errmsg);
     }
+    slot_count = length / sizeof(struct ebpf_inst);
+    slot_offsets = calloc(slot_count + 1, sizeof(slot_offsets[0]));
     /* A buffer sized from the program, doubled until the code fits or the ceiling is reached. */
     size_t capacity = FIXED_CODE_BYTES + FIRST_BYTES_PER_SLOT * (length / 8);
     uint8_t* buffer = NULL;
@@ -353,8 +385,21 @@ main(int argc, char** argv)
         printf("%s\"%ld\": %d", h ? ", " : "", helper_ids[h], slot_of[h]);
     }
     printf("},\n \"data\": [{\"offset\": %u, \"size\": 8, \"name\": \"external dispatcher slot\"}, "
-           "{\"offset\": %u, \"size\": %u, \"name\": \"helper table\"}]}\n",
+           "{\"offset\": %u, \"size\": %u, \"name\": \"helper table\"}]",
            dispatcher_slot, table, 8u * MAX_HELPERS);
+    if (have_offsets) {
+        /* one pair per instruction start (an lddw's second slot has none), then the body's end */
+        printf(",\n \"bpf_to_native\": [");
+        for (size_t i = 0; i < slot_count; i++) {
+            printf("%s[%zu, %u]", i ? ", " : "", i, slot_offsets[i]);
+            if (insts[i].opcode == EBPF_OP_LDDW) {
+                i++;
+            }
+        }
+        printf(", [%zu, %u]]", slot_count, body_end);
+    }
+    printf("}\n");
+    free(slot_offsets);
     free(buffer);
     ubpf_destroy(vm);
     free(program);
