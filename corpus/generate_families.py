@@ -334,6 +334,48 @@ def jump_families() -> list[Family]:
     return families
 
 
+# Immediates that need more than one instruction or a sign decision to materialise on some
+# target (arm64 movz/movn/movk, x86 imm8/imm32, s390x/riscv64 short forms), with 0 and +-1.
+JUMP_EDGE_IMMEDIATES = [-2, -1, 0, 1, 0x7FFF, 0x8000, 0xFFFF, 0x10000, 0x7FFFFFFF, -0x80000000, -0x8001,
+                        -0x10000]
+
+
+def jump_immediate_edge_families() -> list[Family]:
+    """Every condition against every JUMP_EDGE_IMMEDIATES value with the register at the
+    immediate minus one, equal, and plus one (and, for jset, single high bits): a compare
+    with an immediate off by one or materialised wrong flips a jump at the edge. A jump
+    not taken adds its own salt to r0, so each outcome shows in the sum."""
+    families = []
+    conds = ["jeq", "jne", "jset", "jgt", "jge", "jlt", "jle", "jsgt", "jsge", "jslt", "jsle"]
+    for bits in (64, 32):
+        suffix, lines, total, number = ("" if bits == 64 else "32"), ["mov %r0, 0"], 0, 0
+        for cond in conds:
+            for imm in JUMP_EDGE_IMMEDIATES:
+                values = [imm - 1, imm, imm + 1] + ([0x80000000, 0x8000, 1] if cond == "jset" else [])
+                for value in values:
+                    value &= M64
+                    if bits == 32:
+                        value = (value & M32) | UPPER_GARBAGE
+                    register = f"%r{1 + number % 9}"
+                    salt = _salt(number + 1) | 1
+                    lines += [f"lddw {register}, 0x{value:x}", f"{cond}{suffix} {register}, {imm}, +1",
+                              f"add %r0, 0x{salt:x}"]
+                    if not jump_reference(cond, value, imm & M64, bits):
+                        total = (total + salt) & M64
+                    number += 1
+        families.append(Family(
+            f"jmp{suffix}/every_condition{suffix}_at_immediate_edges.data",
+            f"Every {bits}-bit condition against immediates that need a sign decision or several "
+            "instructions to materialise (-2, +-0x8000, 0xffff, 0x10000, 0x7fffffff, -0x80000000, ...), "
+            "the register at the immediate minus one, equal and plus one (and single bits for jset); "
+            + ("upper halves full of garbage, which a 32-bit compare must ignore; " if bits == 32 else "")
+            + "registers r1-r9 in turn. r0 = the sum of the salts of the jumps not taken. Guards "
+            "against a compare immediate off by one (x86-64 `cmp r15, -3` for -2), a dropped movk "
+            "or a movn/movz mix-up (arm64 jset32 -2, jsge -0x80000000) and a strict/non-strict swap.",
+            "\n".join(lines + ["exit"]) + "\n", total))
+    return families
+
+
 def _bit_notes(notes: list[str]) -> tuple[str, ...]:
     """Pair comment lines of a bitmask family: the first pair sets r0's highest bit, the last bit 0."""
     assert len(notes) <= 64, "r0 has 64 bits"
@@ -410,6 +452,58 @@ def memory_families() -> list[Family]:
             f"mem/stx{letter}_offsets_then_read_back.data",
             f"stx{letter} of a register whose bytes all differ, at several offsets (unaligned included), "
             "then the buffer read back as three u64.", bytes(24)))
+    return families
+
+
+# Memory offsets on both sides of every displacement field's edge among the targets:
+# x86 disp8 (-128..127), arm32 ldrh/ldrd imm8 (+-255) and ldr imm12 (+-4095), riscv64
+# s12 (-2048..2047), sparc64 simm13 (-4096..4095), s390x unsigned 12 bits (0..4095),
+# arm64 scaled imm12 (4095 * size) and unscaled simm9 (-256..255), ppc64 DS-form
+# (multiples of 4), mips64/ppc64 s16 for the first and the last byte (..32767).
+# (Field widths from each architecture's reference manual, as the backends cite them.)
+EDGE_OFFSETS = [-32768, -4097, -4096, -2049, -2048, -257, -256, -129, -128, 127, 128, 255, 256, 2047, 2048,
+                4095, 4096, 8190, 8191, 8192, 16380, 16383, 16384, 32757, 32760, 32761, 32764, 32765, 32766, 32767]
+EDGE_AREA = 0x8000  # access i touches input bytes EDGE_AREA + 16*i ..; the input region is 64 KiB of zeros
+
+
+def offset_edge_families() -> list[Family]:
+    """Each size stored and loaded at every offset of EDGE_OFFSETS, through a base register
+    placed so that base + offset is a fresh 16-byte slot of the input region. Access i
+    stores at offset EDGE_OFFSETS[i] and reads the same bytes back at the mirror offset
+    EDGE_OFFSETS[-1 - i] (another base), so a wrong displacement on either side reads
+    other bytes (zeros or another slot). The round trip is the same in both byte orders."""
+    families = []
+    for size, letter in ((1, "b"), (2, "h"), (4, "w"), (8, "dw")):
+        mask = (1 << (8 * size)) - 1
+        for signed_load in ((False, True) if size < 8 else (False,)):
+            acc = Accumulator()
+            for i, offset in enumerate(EDGE_OFFSETS):
+                mirror, slot = EDGE_OFFSETS[-1 - i], EDGE_AREA + 16 * i
+                value = (0x0123456789ABCDEF * (2 * i + 1) + 0x8080808080808080 * (i % 2)) & M64
+                acc.lines += [f"mov %r6, %r1", f"add %r6, {slot - offset}", f"mov %r7, %r1",
+                              f"add %r7, {slot - mirror}"]
+                if i % 3 == 2:  # every third store takes an immediate (ST), sign-extended to 64 bits
+                    immediate = s32(value)
+                    acc.lines.append(f"st{letter} [%r6{offset:+d}], {immediate}")
+                    value = immediate & M64
+                else:
+                    acc.lines += [f"lddw %r2, 0x{value:x}", f"stx{letter} [%r6{offset:+d}], %r2"]
+                stored = value & mask
+                if signed_load:
+                    acc.lines.append(f"ldxs{letter} %r3, [%r7{mirror:+d}]")
+                    acc.record("%r3", _sign_extend(stored, 8 * size))
+                else:
+                    acc.lines.append(f"ldx{letter} %r3, [%r7{mirror:+d}]")
+                    acc.record("%r3", stored)
+            load = f"ldxs{letter}" if signed_load else f"ldx{letter}"
+            families.append(acc.family(
+                f"{'v4' if signed_load else 'mem'}/{load}_st{letter}_at_displacement_edges.data",
+                f"st{letter}/stx{letter} at offsets on both sides of every target's displacement-field edge "
+                f"(-32768 .. 32767: disp8, imm8, s12, simm13, imm12, scaled imm12, DS-form, s16 for the "
+                f"last byte), read back by {load} at the mirror offset through another base. Guards "
+                "against a long-offset encoding that is wrong for one size (arm64 strh far, sparc64's "
+                "simm13 edge, riscv64's s12 edge, mips64's last byte past 32767), a displacement off by "
+                "one, and a wrong register as the materialised base."))
     return families
 
 
@@ -1116,8 +1210,8 @@ def far_2mib_families() -> list[Family]:
 def all_families() -> list[Family]:
     return (alu_families() + unary_families() + jump_families() + endian_families() + memory_families()
             + far_jump_families() + half_shift_families() + carry_families() + high_word_jump_families()
-            + high_half_divide_families() + mebibyte_families() + helper_after_scratch_families()
-            + far_2mib_families())
+            + high_half_divide_families() + mebibyte_families() + offset_edge_families()
+            + jump_immediate_edge_families() + helper_after_scratch_families() + far_2mib_families())
 
 
 def write(out_dir: Path = OUT_DIR) -> list[Path]:

@@ -304,7 +304,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _fuzz(args: argparse.Namespace) -> int:
-    from harness.tools.fuzz import fuzz, write_finding
+    from harness.tools.fuzz import fuzz
 
     targets = _targets(args.arch, "fuzz")
     if targets is None:
@@ -327,8 +327,14 @@ def _fuzz(args: argparse.Namespace) -> int:
             print(f"\r{stats.programs} programs, {rate:,.0f}/s, {len(stats.mismatches)} mismatch(es), "
                   f"{stats.seconds:5.1f}s", end="", file=sys.stderr, flush=True)
 
+    weights = None
+    if args.steer:
+        from harness.tools.steer import steer
+
+        weights, note = steer(targets, args.seed)
+        print(note)
     stats = fuzz(targets, seed=args.seed, count=args.count, seconds=args.seconds, workers=workers,
-                 size=args.size, progress=progress, far=args.far)
+                 size=args.size, progress=progress, weights=weights, far=args.far)
     if interactive:
         print(file=sys.stderr)
     rate = stats.programs / stats.seconds if stats.seconds else 0.0
@@ -339,12 +345,14 @@ def _fuzz(args: argparse.Namespace) -> int:
         print(f"  {target}: {count} program(s) used an instruction the backend reports unsupported")
     for target, count in sorted(stats.rejected.items()):
         print(f"  {target}: {count} program(s) rejected by the JIT itself (not run)")
-    print(f"mismatches: {len(stats.mismatches)}")
+    print(f"mismatches: {stats.raw_mismatches} in {len(stats.mismatches)} signature(s)")
+    from harness.tools.fuzz import difference_text, write_finding
+
     for mismatch in stats.mismatches:
-        path = write_finding(mismatch, Path(args.out))
-        print(f"  {mismatch.target} seed {mismatch.seed}: {mismatch.original_size} -> "
-              f"{len(mismatch.program.insns)} slots: interpreter {mismatch.expected.summary()}, "
-              f"target {mismatch.actual.summary()}\n    written to {path}")
+        path, written = write_finding(mismatch, Path(args.out))
+        print(f"  {' | '.join(mismatch.signature)}: seed {mismatch.seed}, {mismatch.original_size} -> "
+              f"{len(mismatch.program.insns)} slots; {difference_text(mismatch.expected, mismatch.actual)[1]}\n"
+              f"    {'written to' if written else 'already on file:'} {path}")
     return 1 if stats.mismatches else 0
 
 
@@ -382,6 +390,10 @@ def _mutate(args: argparse.Namespace) -> int:
         if interactive:
             print(f"\r{done[0]} mutants run", end="", file=sys.stderr, flush=True)
 
+    if not args.ebpf:
+        from harness.tools.native_mutate import main as native_main
+
+        return native_main(arches_chosen, cases, args, _worker_count(args.workers), progress)
     results = run_catalogue(arches_chosen, cases, _worker_count(args.workers), progress)
     if interactive:
         print(file=sys.stderr)
@@ -390,6 +402,28 @@ def _mutate(args: argparse.Namespace) -> int:
         Path(args.json).write_text(json.dumps([asdict(r) for r in results], indent=1) + "\n")
         print(f"results written to {args.json}")
     return 0 if all(r.killed or (r.mutant, r.arch) in EXPLAINED for r in results) else 1
+
+
+def _coverage(args: argparse.Namespace) -> int:
+    from harness.cases.corpus import find_case_files
+    from harness.tools.backend_coverage import main as coverage_main
+
+    targets = _targets(args.arch, "coverage")
+    paths = args.paths or [DEFAULT_CORPUS]
+    missing = [path for path in paths if not Path(path).exists()]
+    if targets is None or missing:
+        if missing:
+            print(f"harness coverage: no such file or directory: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    external = set(_external_names())
+    named = {name.strip() for name in args.arch.split(",")} & external
+    if named:
+        print(f"harness coverage: {', '.join(sorted(named))}: an external JIT is not Python code under arches/ "
+              f"(coverage measures the backends built on arches/driver.py)", file=sys.stderr)
+        return 2
+    cases = [str(path) for path in find_case_files(paths)]
+    return coverage_main([t for t in targets if t != "interp" and t not in external], cases,
+                         _worker_count(args.workers), args)
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -559,8 +593,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     fuzz_parser = commands.add_parser(
         "fuzz", help="differential fuzzing: generated programs on the interpreter and the targets",
-        description="Run generated valid programs on the interpreter and each target, shrink every "
-                    "mismatch to a minimal .data case under --out. Exit 1 when a mismatch is found.")
+        description="Run generated valid programs on the interpreter and each target; group the mismatches "
+                    "by signature (target, first difference, instruction forms), shrink one per signature "
+                    "to a minimal .data case under --out. Exit 1 when a mismatch is found.")
     fuzz_parser.add_argument("--arch", default="all", metavar="NAME[,NAME]|all|default",
                              help="architectures to fuzz (default: all, the built-in targets; name "
                                   "external JITs such as ubpf-arm64 to fuzz them)")
@@ -579,14 +614,31 @@ def build_parser() -> argparse.ArgumentParser:
                                   "and exits past them (30000: more than 1 MiB of arm64 code, 60000: "
                                   "2 MiB; about 1 s per program and target; default 0)")
     fuzz_parser.add_argument("--out", default="findings", metavar="DIR",
-                             help="where shrunk mismatches are written (default findings/)")
+                             help="where shrunk mismatches are written, one per signature, numbered after "
+                                  "the files already there (default findings/)")
+    fuzz_parser.add_argument("--steer", action="store_true",
+                             help="first weigh the generator's pieces by the backend builder branches "
+                                  "their programs reach that the corpus does not (coverage.py)")
     fuzz_parser.set_defaults(handler=_fuzz)
 
     mutate = commands.add_parser(
-        "mutate", help="mutation score: does the corpus catch a catalogue of real JIT bugs?",
-        description="Inject each catalogued bug into a copy of each backend, run the corpus until a "
-                    "case fails (killed) or it ends (survived), and print the score per architecture. "
-                    "Exit 1 when a mutant survives without an explanation.")
+        "mutate", help="mutation score: does the corpus catch bugs injected into each backend's native code?",
+        description="Native-level mutation (default): sample --count mutants per architecture from the "
+                    "native code each backend emits for each instruction form (drop, swap, condition, "
+                    "immediate, register, width, extension), run the corpus cases that use the form until "
+                    "one fails (killed), and report killed / survived / equivalent / stillborn per "
+                    "architecture, with the native listing of every survivor and the evidence for every "
+                    "equivalent mutant. --ebpf runs the eBPF-level catalogue of real JIT bugs instead. "
+                    "Exit 1 when a mutant survives (native) or survives without an explanation (--ebpf).")
+    mutate.add_argument("--ebpf", action="store_true",
+                        help="the eBPF-level catalogue (bugs injected by rewriting the eBPF program)")
+    mutate.add_argument("--count", type=int, default=250, metavar="N",
+                        help="native mutants sampled per architecture (default 250)")
+    mutate.add_argument("--seed", type=int, default=0, metavar="S", help="sampling seed (default 0)")
+    mutate.add_argument("--no-probe", dest="probe", action="store_false",
+                        help="skip the equivalence probes of survivors (faster, survivors stay unjudged)")
+    mutate.add_argument("--fuzz", type=float, default=0.0, metavar="SECONDS",
+                        help="also fuzz each survivor's mutated backend for SECONDS: does the fuzzer kill it?")
     mutate.add_argument("paths", nargs="*", metavar="PATH", help="corpus files or folders (default: corpus/)")
     mutate.add_argument("--arch", default="all", metavar="NAME[,NAME]|all")
     mutate.add_argument("-n", dest="workers", default="auto", metavar="N|auto", type=worker_count_option,
@@ -595,6 +647,18 @@ def build_parser() -> argparse.ArgumentParser:
     mutate.add_argument("-v", dest="verbose", action="store_true",
                         help="list every mutant and architecture with the case that killed it")
     mutate.set_defaults(handler=_mutate)
+
+    coverage_parser = commands.add_parser(
+        "coverage", help="backend coverage: builder lines and branches of arches/ that no corpus case reaches",
+        description="Run the corpus on each architecture under coverage.py (measuring arches/) and report, "
+                    "per backend, the builder lines and branches no case reaches, each with its source. "
+                    "Exit 1 when a builder line is not reached.")
+    coverage_parser.add_argument("paths", nargs="*", metavar="PATH", help="corpus files or folders (default: corpus/)")
+    coverage_parser.add_argument("--arch", default="all", metavar="NAME[,NAME]|all")
+    coverage_parser.add_argument("-n", dest="workers", default="auto", metavar="N|auto", help="worker processes")
+    coverage_parser.add_argument("--json", metavar="FILE", help="write the per-backend figures as JSON")
+    coverage_parser.add_argument("-q", dest="quiet", action="store_true", help="the table only, no missed lines")
+    coverage_parser.set_defaults(handler=_coverage)
 
     bench = commands.add_parser(
         "bench", help="benchmark: phases, floor, scaling, memory; checks the speed targets",

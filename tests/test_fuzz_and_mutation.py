@@ -10,11 +10,12 @@ from harness.cases.asm import assemble, disassemble_text
 from harness.running.conformance import run_item
 from harness.cases.corpus import find_case_files, parse_case
 from harness.running.explain import explain_failure
-from harness.tools.fuzz import differs, finding_text, fuzz, remove_instruction, remove_slots, shrink, Mismatch
-from harness.tools.generate import generate, programs
+from harness.tools.fuzz import (differs, finding_text, fuzz, remove_instruction, remove_slots, shrink,
+                                write_finding, Mismatch)
+from harness.tools.generate import FAR_OFFSETS, generate, programs
 from harness.oracle.interpreter import interpret
 from harness.tools.mutate import CATALOGUE, EXPLAINED, apply, mutated_backend, run_mutant
-from harness.oracle.validator import validate
+from harness.oracle.validator import ValidatorConfig, validate
 
 CORPUS = Path(__file__).resolve().parent.parent / "corpus"
 ARCHES = arches.names()
@@ -24,17 +25,68 @@ MUTANTS = {mutant.name: mutant for mutant in CATALOGUE}
 def test_generated_programs_are_valid_and_deterministic():
     for seed in range(200):
         generated = generate(seed)
-        validate(generated.program)
+        validate(generated.program, ValidatorConfig(map_count=len(generated.maps)))
         assert generate(seed).program == generated.program
     forms = {isa.opcode_key(insn) for seed in range(200) for insn in generate(seed).program.insns}
-    assert len(forms & set(isa.OPCODES)) > 100  # every class, most forms
+    assert len(forms & set(isa.OPCODES)) > 120  # every class, most forms
+
+
+def test_the_generator_reaches_what_the_corpus_can_express():
+    """LD_ABS/LD_IND, helper and local calls, maps, atomics, far jumps, encoding-edge offsets, and
+    compared registers read again after the jump."""
+    seen = set()
+    for seed in range(300):
+        generated = generate(seed)
+        insns = generated.program.insns
+        for index in generated.program.instruction_starts():
+            insn = insns[index]
+            if insn.klass == isa.LD and insn.mode in (isa.ABS, isa.IND):
+                seen.add("abs" if insn.mode == isa.ABS else "ind")
+            if insn.opcode == isa.JMP | isa.CALL:
+                seen.add({0: "helper", 1: "local"}[insn.src] if insn.imm > 3 or insn.src else "map helper")
+            if insn.opcode == isa.LDDW and insn.src == isa.LDDW_MAP_FD:
+                seen.add("map")
+            if insn.klass == isa.STX and insn.mode == isa.ATOMIC:
+                seen.add("atomic")
+            if insn.klass in (isa.LDX, isa.ST, isa.STX) and insn.off in FAR_OFFSETS and insn.off in (4096, -4097):
+                seen.add("edge offset")
+            target = isa.jump_target(insn, index)
+            if target is not None and target - index > 1000:
+                seen.add("far jump")
+            if insn.klass in (isa.JMP, isa.JMP32) and insn.off == 0 and insn.op not in (isa.CALL, isa.EXIT) \
+                    and insns[index + 1].opcode == isa.ALU64 | isa.ADD | isa.X and insns[index + 1].src == insn.dst:
+                seen.add("reuse after compare")
+        if generated.maps:
+            assert len(generated.memory) == 64 or len(generated.memory) == 0x10000
+    assert seen >= {"abs", "ind", "helper", "local", "map helper", "map", "atomic", "edge offset", "far jump",
+                    "reuse after compare"}, seen
+
+
+def test_findings_are_numbered_never_overwritten_and_say_what_differs(tmp_path):
+    program = assemble("mov %r0, 1\nadd32 %r0, 2\nexit")
+    expected = interpret(program, b"", "little")
+    from harness.oracle.outcome import Outcome
+    same_r0 = Outcome("return", 3, expected.memory, expected.stack[:-1] + b"\x01")
+    mismatch = Mismatch("x86_64", 5, program, b"", expected, same_r0, 9)
+    (tmp_path / "0007-old.data").write_text("-- asm\nexit\n")
+    path, written = write_finding(mismatch, tmp_path)
+    assert written and path.name.startswith("0008-x86_64-stack")
+    again, written_again = write_finding(mismatch, tmp_path)
+    assert again == path and not written_again  # the same signature is on file already
+    text = path.read_text()
+    assert "# signature: x86_64 | stack | add32 (imm)" in text
+    assert "stack at 0x2000ffff differs: interpreter" in text
 
 
 @settings(max_examples=25, deadline=None)
 @given(programs(size=12))
 def test_the_hypothesis_strategy_draws_valid_programs(generated):
-    validate(generated.program)
-    assert interpret(generated.program, generated.memory, "little", 100_000).kind in ("return", "fault")
+    from harness.oracle.maps import MapSet, resolve_map_loads
+
+    validate(generated.program, ValidatorConfig(map_count=len(generated.maps)))
+    maps = MapSet(list(generated.maps), "little") if generated.maps else None
+    program = resolve_map_loads(generated.program, maps) if maps else generated.program
+    assert interpret(program, generated.memory, "little", 100_000, maps).kind in ("return", "fault")
 
 
 def test_removing_an_instruction_repairs_jumps():
@@ -157,4 +209,13 @@ def test_fuzzing_finds_and_shrinks_a_planted_bug(arch, monkeypatch):
 @pytest.mark.parametrize("arch", ARCHES)
 def test_a_short_fuzz_run_finds_nothing_on_the_real_backend(arch):
     stats = fuzz([arch], seed=12345, count=30)
-    assert stats.programs == 30 and not stats.mismatches, [m.detail for m in stats.mismatches]
+    assert stats.programs == 30 and not stats.mismatches, [finding_text(m) for m in stats.mismatches]
+
+
+def test_mismatches_are_grouped_by_signature(monkeypatch):
+    broken = mutated_backend(arches.get("riscv64"), MUTANTS["sub32-no-zext"])
+    monkeypatch.setattr(arches, "get", lambda name: broken)
+    stats = fuzz(["riscv64"], seed=1, count=40)
+    assert stats.raw_mismatches >= len(stats.mismatches) >= 1
+    assert len({m.signature for m in stats.mismatches}) == len(stats.mismatches)
+    assert sum(stats.groups.values()) <= 3 * len({(t, w) for t, w, _ in stats.groups})

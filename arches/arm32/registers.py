@@ -102,19 +102,13 @@ def fetch_high(register: int, into: str) -> tuple[list[str], str]:
     return [], home.high  # type: ignore[return-value]
 
 
-def _consecutive(pair: Pair) -> bool:
-    """An even ARM register and the next one: what ldrd/strd need."""
-    numbers = {"r0": 0, "r2": 2, "r4": 4, "r6": 6, "r8": 8}
-    return pair[0] in numbers and pair[1] == f"r{numbers[pair[0]] + 1}"
-
-
 def put64(register: int, value: Pair) -> list[str]:
     """The eBPF register = the (low, high) ARM registers ``value``."""
     home = HOMES[register]
     if home.stacked:
-        if _consecutive(value):
-            return [f"strd {value[0]}, {value[1]}, [fp, #{home.slot}]"]
-        return [f"str {value[0]}, [fp, #{home.slot}]", f"str {value[1]}, [fp, #{home.slot + 4}]"]
+        # every pair a builder hands over is an even register and the next (TMP1, TMP2 or the
+        # homes r0-r1, r2-r3, r4-r5): strd stores it in one go (keystone rejects any other pair)
+        return [f"strd {value[0]}, {value[1]}, [fp, #{home.slot}]"]
     lines = []
     if value[0] != home.low:
         lines.append(f"mov {home.low}, {value[0]}")

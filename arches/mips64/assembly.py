@@ -111,18 +111,14 @@ def layout_words(items: list[str], far: set[int]) -> tuple[list[int], dict[str, 
                 labels[f"Lfar{index}"] = position
             else:
                 position += 2
-        elif "\n" in item:
-            for line in item.split("\n"):
-                if is_label(line):
-                    labels[line[:-1]] = position
-                position += line_words(line)
         elif is_label(item):
             labels[item[:-1]] = position
-        else:
-            position += line_words(item)
+        else:  # builders give one line per item (a label inside a longer one would fail the label check)
+            position += instruction_words(item)
     return positions, labels
 
 
+_IS_DIRECTIVE = re.compile(r"\.(?!long\b|word\b)")  # assembler directives other than data words take no slot
 _CONTROL = re.compile(r"(b|bal|beq|bne|beqz|bnez|bltz|bgez|blez|bgtz|j|jal|jr|jalr)\b")
 
 
@@ -130,9 +126,8 @@ def check_delay_slots(lines: list[str]) -> None:
     """Every branch and jump is followed directly by its delay slot: an instruction that is
     not itself a branch or jump (the ISA leaves that UNPREDICTABLE), with no label between."""
     pending = ""
-    for line in (piece.strip() for item in lines for piece in item.split("\n")):
-        if not line or (line.startswith(".") and not line.startswith((".long", ".word"))):
-            continue
+    pieces = (piece.strip() for item in lines for piece in item.split("\n"))
+    for line in (piece for piece in pieces if piece and not _IS_DIRECTIVE.match(piece)):
         if pending and (is_label(line) or _CONTROL.match(line)):
             raise ValueError(f"the delay slot of `{pending}` holds `{line}`: it must be a plain instruction")
         pending = line if _CONTROL.match(line) else ""

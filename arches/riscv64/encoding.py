@@ -19,6 +19,7 @@ checks can re-encode every instruction capstone decodes and compare the bytes.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from arches.direct import Label
@@ -233,8 +234,10 @@ class Encoded:
         return self._bytes
 
 
-_SHARED: dict[tuple, Encoded] = {}
-_SHARED_LIMIT = 1 << 16  # distinct instructions kept (a fuzzing session makes many)
+@lru_cache(maxsize=1 << 16)  # distinct instructions kept (a fuzzing session makes many)
+def _shared(mnemonic: str, items: tuple[tuple[str, int], ...]) -> Encoded:
+    """The one record of an instruction: identical instructions share it (records are never changed)."""
+    return Encoded(mnemonic, dict(items))
 
 
 def _far_parts(displacement: int) -> tuple[int, int]:
@@ -315,14 +318,7 @@ class Chunk(list):
 
     def emit(self, mnemonic: str, **values: int) -> None:
         """Append ``mnemonic`` with its operands (register numbers, ``imm``, ``aq``/``rl``)."""
-        key = (mnemonic, *values.items())
-        record = _SHARED.get(key)
-        if record is None:
-            record = Encoded(mnemonic, values)
-            if len(_SHARED) >= _SHARED_LIMIT:
-                _SHARED.clear()
-            _SHARED[key] = record
-        self.append(record)
+        self.append(_shared(mnemonic, tuple(values.items())))
 
     def branch(self, mnemonic: str, rs1: int, rs2: int, target: str) -> None:
         self.append(Branch(mnemonic, rs1, rs2, target))

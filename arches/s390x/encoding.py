@@ -10,6 +10,7 @@ this table.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from arches.direct import Label
 
@@ -141,8 +142,10 @@ class Encoded:
         return self.opcode.format.encode(values)
 
 
-_SHARED: dict[tuple, Encoded] = {}
-_SHARED_LIMIT = 1 << 16  # distinct instructions kept (a fuzzing session makes many)
+@lru_cache(maxsize=1 << 16)  # distinct instructions kept (a fuzzing session makes many)
+def _shared(mnemonic: str, items: tuple[tuple[str, int], ...]) -> Encoded:
+    """The one record of an unlabelled instruction (records are never changed)."""
+    return Encoded(mnemonic, None, dict(items))
 
 
 class Chunk(list):
@@ -157,13 +160,7 @@ class Chunk(list):
         if label is not None:
             self.append(Encoded(mnemonic, label, values))
             return
-        key = (mnemonic, *values.items())
-        record = _SHARED.get(key)
-        if record is None:
-            if len(_SHARED) >= _SHARED_LIMIT:
-                _SHARED.clear()
-            record = _SHARED[key] = Encoded(mnemonic, None, values)
-        self.append(record)
+        self.append(_shared(mnemonic, tuple(values.items())))
 
     def label(self, name: str) -> None:
         self.append(Label(name))
