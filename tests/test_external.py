@@ -14,7 +14,6 @@ import shutil
 import subprocess
 import sys
 import textwrap
-import re
 from pathlib import Path
 
 import pytest
@@ -46,6 +45,18 @@ def describe(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str) -> Path
     path.write_text(textwrap.dedent(text))
     monkeypatch.setenv(external.EXTRA_TARGETS_ENV, str(path))
     return path
+
+
+def describe_script(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, command: str,
+                    more: str = "") -> Path:
+    """Describe one x86_64 target ``name`` whose command is the Python script ``command``
+    (``more``: further lines of its description)."""
+    return describe(tmp_path, monkeypatch, f"""
+        [[target]]
+        name = "{name}"
+        arch = "x86_64"
+        command = ["{sys.executable}", "{command}"]
+    """ + more)
 
 
 def script(tmp_path: Path, name: str, body: str) -> str:
@@ -105,12 +116,7 @@ def test_an_abs32_relocation_links_a_helper(tmp_path, monkeypatch):
     code = "4883ec08" + "bf10000000" + "b800000000" + "ffd0" + "4883c408" + "c3"
     command = script(tmp_path, "abs32.py", f'''print(json.dumps({{"code": "{code}",
         "relocations": [{{"offset": 10, "type": "abs32", "helper": 102}}]}}))''')
-    describe(tmp_path, monkeypatch, f"""
-        [[target]]
-        name = "abs32-x86_64"
-        arch = "x86_64"
-        command = ["{sys.executable}", "{command}"]
-    """)
+    describe_script(tmp_path, monkeypatch, "abs32-x86_64", command)
     result = run_item(case(tmp_path, "sqrt.data", "mov %r1, 16\ncall 102\nexit", "4"), "abs32-x86_64")
     assert result.status == "pass", result.detail
 
@@ -137,12 +143,7 @@ def test_abi_overrides_in_a_description_are_what_the_runner_uses(backend, overri
 
 def test_a_rejection_is_a_skip_with_the_jits_own_message(tmp_path, monkeypatch):
     command = script(tmp_path, "refuser.py", 'print(json.dumps({"rejected": "no atomics on Tuesdays"}))')
-    describe(tmp_path, monkeypatch, f"""
-        [[target]]
-        name = "refuser-x86_64"
-        arch = "x86_64"
-        command = ["{sys.executable}", "{command}"]
-    """)
+    describe_script(tmp_path, monkeypatch, "refuser-x86_64", command)
     result = run_item(case(tmp_path, "one.data", "mov %r0, 1\nexit", "1"), "refuser-x86_64")
     assert result.status == "skip"
     assert result.detail == "refuser-x86_64 rejects the program: no atomics on Tuesdays"
@@ -162,12 +163,7 @@ def test_a_rejection_is_a_skip_with_the_jits_own_message(tmp_path, monkeypatch):
 def test_a_plugin_that_breaks_the_protocol_is_an_error_naming_it(body, message, tmp_path, monkeypatch):
     name = f"broken{abs(hash(body)) % 10**8}-x86_64"
     command = script(tmp_path, "broken.py", body)
-    describe(tmp_path, monkeypatch, f"""
-        [[target]]
-        name = "{name}"
-        arch = "x86_64"
-        command = ["{sys.executable}", "{command}"]
-    """)
+    describe_script(tmp_path, monkeypatch, name, command)
     result = run_item(case(tmp_path, "one.data", "mov %r0, 1\nexit", "1"), name)
     assert result.status == "error"
     assert message in result.detail and "broken.py" in result.detail
@@ -262,13 +258,7 @@ def test_known_failures_are_known_while_they_fail_and_stale_once_they_pass(tmp_p
         target = "seven-x86_64"
         reason = "always returns 7"
     """))
-    describe(tmp_path, monkeypatch, f"""
-        [[target]]
-        name = "seven-x86_64"
-        arch = "x86_64"
-        command = ["{sys.executable}", "{command}"]
-        known_failures = "known.toml"
-    """)
+    describe_script(tmp_path, monkeypatch, "seven-x86_64", command, '        known_failures = "known.toml"\n')
     assert run_item(seven, "seven-x86_64").status == "stale"
     known = run_item(eight, "seven-x86_64")
     assert known.status == "known"
